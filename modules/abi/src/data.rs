@@ -1,0 +1,253 @@
+//! Data API operations a module sends through `data_call`, and their results.
+//!
+//! A module names tables and columns it declared in its migrations; the host validates
+//! every name and value against that schema, builds the SQL itself and runs it in the
+//! request's transaction, in the schema of the calling tenant. Values are JSON: `numeric`
+//! columns travel as decimal strings (`"12.50"`) so nothing is rounded through a float.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One data API call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataOp {
+    /// Insert one row; returns it.
+    Insert {
+        /// Table name.
+        table: String,
+        /// Column values; `id` and the timestamps are set by the host.
+        values: Map<String, Value>,
+    },
+    /// Fetch one row by id; `not_found` if absent or soft-deleted.
+    Get {
+        /// Table name.
+        table: String,
+        /// Row id (uuid).
+        id: String,
+        /// Also return a soft-deleted row.
+        #[serde(default)]
+        include_deleted: bool,
+    },
+    /// Fetch one live row by id and lock it until the request ends (`FOR UPDATE`).
+    GetForUpdate {
+        /// Table name.
+        table: String,
+        /// Row id (uuid).
+        id: String,
+    },
+    /// A page of rows; returns [`ListPage`].
+    List(ListQuery),
+    /// Change some columns of one live row; returns it.
+    Update {
+        /// Table name.
+        table: String,
+        /// Row id (uuid).
+        id: String,
+        /// Columns to change.
+        values: Map<String, Value>,
+    },
+    /// Soft delete: set `deleted_at` on a live row; returns it.
+    Delete {
+        /// Table name.
+        table: String,
+        /// Row id (uuid).
+        id: String,
+    },
+    /// Undo a soft delete; returns the row.
+    Restore {
+        /// Table name.
+        table: String,
+        /// Row id (uuid).
+        id: String,
+    },
+    /// Count, sum, min and max over live rows, optionally grouped; returns
+    /// [`AggregateResult`].
+    Aggregate(AggregateQuery),
+}
+
+/// Parameters of [`DataOp::List`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Table name.
+    pub table: String,
+    /// All must hold (AND).
+    #[serde(default)]
+    pub filter: Vec<Filter>,
+    /// Sort column; rows with equal values are ordered by `id`. Default: `created_at`.
+    #[serde(default)]
+    pub order: Option<Order>,
+    /// Page size, 1..=[`MAX_PAGE`]; default [`DEFAULT_PAGE`].
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Include soft-deleted rows.
+    #[serde(default)]
+    pub include_deleted: bool,
+}
+
+/// Default page size of a list.
+pub const DEFAULT_PAGE: u32 = 50;
+/// Largest page a list may ask for.
+pub const MAX_PAGE: u32 = 500;
+
+/// One condition of a list or aggregate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Column name.
+    pub column: String,
+    /// Comparison.
+    pub op: FilterOp,
+    /// A value of the column's type; an array for `in`; `true`/`false` for `is_null`.
+    pub value: Value,
+}
+
+/// Comparisons a filter may use.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum FilterOp {
+    Eq,
+    Ne,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    /// Case-insensitive substring match on text columns.
+    Contains,
+    /// Column equals one of the values of an array (at most 100).
+    In,
+    /// `value: true` for `IS NULL`, `false` for `IS NOT NULL`.
+    IsNull,
+}
+
+/// Sort order of a list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Order {
+    /// Column name.
+    pub column: String,
+    /// Descending instead of ascending. `NULL`s come last either way.
+    #[serde(default)]
+    pub desc: bool,
+}
+
+/// The result of [`DataOp::List`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ListPage {
+    /// Rows as JSON objects.
+    pub rows: Vec<Value>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+/// Parameters of [`DataOp::Aggregate`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateQuery {
+    /// Table name.
+    pub table: String,
+    /// All must hold (AND).
+    #[serde(default)]
+    pub filter: Vec<Filter>,
+    /// Columns to group by; empty for one group over all rows.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// What to compute.
+    pub aggregates: Vec<Aggregate>,
+}
+
+/// One aggregate, reported under the key `func` or `func_column` (`count`,
+/// `sum_credit_limit`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    /// The function.
+    pub func: AggregateFn,
+    /// The column; absent only for `count` (count of rows).
+    #[serde(default)]
+    pub column: Option<String>,
+}
+
+/// Aggregate functions.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum AggregateFn {
+    Count,
+    Sum,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    /// The key this aggregate's value has in each group.
+    pub fn key(&self) -> String {
+        let func = match self.func {
+            AggregateFn::Count => "count",
+            AggregateFn::Sum => "sum",
+            AggregateFn::Min => "min",
+            AggregateFn::Max => "max",
+        };
+        match &self.column {
+            Some(column) => format!("{func}_{column}"),
+            None => func.to_string(),
+        }
+    }
+}
+
+/// The result of [`DataOp::Aggregate`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AggregateResult {
+    /// One entry per group.
+    pub groups: Vec<AggregateGroup>,
+}
+
+/// One group of an aggregate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AggregateGroup {
+    /// The `group_by` columns' values.
+    pub key: Map<String, Value>,
+    /// Each aggregate's value; sums of numeric and integer columns are decimal strings.
+    pub values: Map<String, Value>,
+}
+
+/// What `data_call` returns: exactly one of `ok` and `error`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum DataReply {
+    /// The operation's result.
+    Ok(Value),
+    /// Why it failed.
+    Error(DataError),
+}
+
+/// A failed data API call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataError {
+    /// What kind of failure.
+    pub kind: DataErrorKind,
+    /// A sentence saying what was wrong.
+    pub message: String,
+}
+
+/// Kinds of data API failure.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DataErrorKind {
+    /// No live row with that id.
+    NotFound,
+    /// The operation does not fit the declared schema, or a value does not fit its column.
+    Invalid,
+    /// A unique constraint would be broken.
+    Conflict,
+    /// A per-request cap (calls, rows, bytes) was reached.
+    LimitExceeded,
+    /// The database failed; the request will be rolled back.
+    Unavailable,
+}

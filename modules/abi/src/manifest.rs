@@ -1,0 +1,45 @@
+//! The manifest a module returns from `eerp_manifest`: who it is and what it serves.
+
+use serde::{Deserialize, Serialize};
+
+/// A module's self-description. The host reads it once, when the module is loaded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Module name: lower-case ASCII letters, digits and `_`, starting with a letter, at
+    /// most 20 bytes (it becomes part of a PostgreSQL schema name).
+    pub name: String,
+    /// Module version (semver text, informational).
+    pub version: String,
+    /// ABI version the module was built against; must equal [`crate::ABI_VERSION`].
+    pub abi_version: u32,
+    /// Routes, in handler-id order: route `i` is called as `eerp_handle(i, ..)`.
+    pub routes: Vec<Route>,
+    /// Capabilities the module asks for. Imports of capabilities it did not ask for are
+    /// not linked, so such a module fails to load.
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+}
+
+/// One HTTP route served by a module, mounted under `/api/v1/<module>`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Path template relative to the module mount: literal segments and `{name}`
+    /// parameters, e.g. `/contacts/{id}/restore`.
+    pub path: String,
+    /// Permission the caller needs, e.g. `crm.contacts.read`.
+    pub permission: String,
+}
+
+/// A host capability, which decides which `eerp` imports are linked.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// The `log` import.
+    Log,
+    /// The `data_call` and `data_take` imports: the data API on the module's own tables.
+    Data,
+}

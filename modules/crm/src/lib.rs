@@ -1,0 +1,38 @@
+//! # eerp-crm: the CRM module
+//!
+//! Owns the tenant's contacts: people and companies the business deals with, each in a
+//! pipeline stage (`lead`, `prospect`, `customer`, `churned`) with an exact-decimal credit
+//! limit. Compiled to wasm it runs inside the EERP sandbox; natively its business rules
+//! (validation, normalisation) are plain functions with unit tests.
+//!
+//! It must never reach anything but its own tables through the SDK's data API: no SQL, no
+//! tenant names, no other module's data.
+//!
+//! Routes, under `/api/v1/crm`:
+//!
+//! | method | path | permission |
+//! |---|---|---|
+//! | GET | `/contacts` | `crm.contacts.read` |
+//! | POST | `/contacts` | `crm.contacts.create` |
+//! | POST | `/contacts/validate` | `crm.contacts.read` |
+//! | GET | `/contacts/stats` | `crm.contacts.read` |
+//! | GET | `/contacts/{id}` | `crm.contacts.read` |
+//! | PATCH | `/contacts/{id}` | `crm.contacts.update` |
+//! | DELETE | `/contacts/{id}` | `crm.contacts.delete` |
+//! | POST | `/contacts/{id}/restore` | `crm.contacts.delete` |
+
+pub mod contacts;
+pub mod schema;
+
+use eerp_sdk::Module;
+
+/// The CRM module's definition.
+pub fn module() -> Module {
+    let module = Module::new("crm", env!("CARGO_PKG_VERSION"));
+    let module = schema::migrations()
+        .into_iter()
+        .fold(module, |m, step| m.migration(step));
+    contacts::routes(module)
+}
+
+eerp_sdk::export!(module);

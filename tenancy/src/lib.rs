@@ -1,0 +1,25 @@
+//! # eerp-tenancy: who is calling, for which tenant, and what they may do
+//!
+//! This crate owns the parsed identities of EERP: tenant and module names and the schema
+//! names built from them ([`id`]), verification of bearer tokens into an [`Identity`]
+//! ([`identity`]), permissions with wildcards ([`permission`]) and per-tenant [`Limits`]
+//! ([`limits`]).
+//!
+//! It must never do HTTP or run wasm, and it never takes a tenant from anywhere but a
+//! verified token: [`identity::Verifier::verify`] is the only way to get an [`Identity`].
+//!
+//! ```
+//! use eerp_tenancy::id::{ModuleName, TenantSlug, schema_name};
+//! let tenant = TenantSlug::parse("acme").unwrap();
+//! let module = ModuleName::parse("crm").unwrap();
+//! assert_eq!(schema_name(&tenant, &module), "t_acme__crm");
+//! ```
+#![deny(missing_docs)]
+
+pub mod id;
+pub mod identity;
+pub mod limits;
+pub mod permission;
+
+pub use identity::{AuthError, Identity, IssuerConfig, Verifier};
+pub use limits::Limits;
