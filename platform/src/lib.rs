@@ -1,1 +1,36 @@
-//! placeholder
+//! # eerp-platform: the EERP host
+//!
+//! One service for many tenants. Each request is authenticated from its token, routed to
+//! a module's route, and run in a fresh wasm sandbox with the tenant's fuel, memory and
+//! time limits; the module reaches its tables only through the host's data API, inside
+//! one transaction in the tenant's own schema.
+//!
+//! Map of the crate, following a request:
+//! - [`http`]: routes, authentication, dispatch, problem+json errors, health.
+//! - [`tenants`]: the tenant record and whether a module is enabled for it.
+//! - [`runtime`]: engine, loaded modules, per-request Store, limits, outcome classes.
+//! - [`data_api`]: typed operations from modules -> SQL with bind parameters.
+//! - [`migrations`]: module migration JSON -> DDL, and the platform catalog.
+//! - [`registry`]: loaded modules behind an atomic swap.
+//! - [`db`]: the shared pool and the request transaction (`SET LOCAL` only).
+//! - [`startup`], [`config`], [`telemetry`]: building and running the app.
+//! - [`dev`]: `eerp dev` and the throwaway PostgreSQL it (and the tests) start.
+//!
+//! It must never let a module choose a tenant, a schema or SQL text, and never set
+//! session-level state on a pooled connection.
+
+pub mod config;
+pub mod data_api;
+pub mod db;
+pub mod dev;
+pub mod http;
+pub mod migrations;
+pub mod registry;
+pub mod runtime;
+pub mod sql;
+pub mod startup;
+pub mod telemetry;
+pub mod tenants;
+
+pub use config::Settings;
+pub use startup::{App, AppState};

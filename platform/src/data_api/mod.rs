@@ -1,0 +1,146 @@
+//! The data API: typed operations from a module, SQL built by the host.
+//!
+//! - [`query`]: a [`DataOp`] checked against the module's [`SchemaModel`] -> one SQL
+//!   statement with bind parameters, in the tenant's schema.
+//! - [`values`]: JSON values <-> column types (exact decimals, no floats).
+//! - [`cursor`]: opaque keyset cursors for lists.
+//!
+//! [`execute`] runs one operation in the request's transaction and enforces the
+//! per-request caps. Constraint and data errors go back to the module as [`DataError`]s
+//! (the transaction is then aborted and will roll back); infrastructure failures end the
+//! request as `db_error`.
+
+pub mod cursor;
+pub mod query;
+pub mod values;
+
+use std::time::Duration;
+
+use eerp_abi::data::{DataError, DataErrorKind, DataOp, DataReply};
+use serde_json::Value;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+
+use crate::runtime::host::RequestScope;
+use query::{Param, Statement};
+
+/// What one request has used of the data API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataUsage {
+    /// Calls made.
+    pub calls: u32,
+    /// Rows returned, all calls together.
+    pub rows: u64,
+    /// Bytes of row text returned, all calls together.
+    pub bytes: u64,
+    /// Wall time spent in data calls (database included).
+    pub host_time: Duration,
+}
+
+/// Runs one data API request from the module and returns the reply it will read.
+pub async fn execute(scope: &mut RequestScope, request: &[u8]) -> DataReply {
+    match run(scope, request).await {
+        Ok(value) => DataReply::Ok(value),
+        Err(err) => DataReply::Error(err),
+    }
+}
+
+async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataError> {
+    scope.usage.calls += 1;
+    if scope.usage.calls > scope.limits.max_data_calls {
+        return Err(error(
+            DataErrorKind::LimitExceeded,
+            format!(
+                "this request made more than {} data calls, the tenant's limit",
+                scope.limits.max_data_calls
+            ),
+        ));
+    }
+    let op: DataOp = serde_json::from_slice(request).map_err(|e| {
+        error(DataErrorKind::Invalid, format!("not a data API operation: {e}"))
+    })?;
+    if scope.db.is_aborted() {
+        return Err(error(
+            DataErrorKind::Unavailable,
+            "an earlier data call of this request failed, so its transaction can only roll back",
+        ));
+    }
+    let statement = query::build(&scope.schema, &scope.model, &op)?;
+    let rows = run_statement(scope, &statement).await?;
+    let rows_returned = rows.len() as u64;
+    let bytes_returned: u64 = rows
+        .iter()
+        .map(|row| (0..row.len()).map(|i| row.get::<_, Option<&str>>(i).map_or(0, str::len) as u64).sum::<u64>())
+        .sum();
+    scope.usage.rows += rows_returned;
+    scope.usage.bytes += bytes_returned;
+    if scope.usage.rows > scope.limits.max_rows_returned
+        || scope.usage.bytes > scope.limits.max_bytes_returned
+    {
+        return Err(error(
+            DataErrorKind::LimitExceeded,
+            format!(
+                "this request read more than the tenant's limit of {} rows or {} bytes",
+                scope.limits.max_rows_returned, scope.limits.max_bytes_returned
+            ),
+        ));
+    }
+    statement.shape.render(&rows)
+}
+
+async fn run_statement(
+    scope: &mut RequestScope,
+    statement: &Statement,
+) -> Result<Vec<tokio_postgres::Row>, DataError> {
+    let params: Vec<(&(dyn ToSql + Sync), Type)> = statement
+        .params
+        .iter()
+        .map(|param| match param {
+            Param::Text(text) => (text as &(dyn ToSql + Sync), Type::TEXT),
+            Param::TextArray(items) => (items as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
+        })
+        .collect();
+    let result = match scope.db.client().await {
+        Ok(client) => client.query_typed(&statement.sql, &params).await,
+        Err(reason) => {
+            return Err(error(DataErrorKind::Unavailable, reason));
+        }
+    };
+    result.map_err(|e| {
+        let (kind, message) = classify(&e);
+        if kind == DataErrorKind::Unavailable {
+            scope.db.fail(message.clone());
+        } else {
+            scope.db.mark_aborted();
+        }
+        error(kind, message)
+    })
+}
+
+/// Constraint and data errors are the module's to handle; everything else is the
+/// database failing.
+fn classify(e: &tokio_postgres::Error) -> (DataErrorKind, String) {
+    let Some(db) = e.as_db_error() else {
+        return (DataErrorKind::Unavailable, format!("database connection failed: {e}"));
+    };
+    let message = match db.detail() {
+        Some(detail) => format!("{} ({detail})", db.message()),
+        None => db.message().to_string(),
+    };
+    let code = db.code();
+    let kind = if code == &SqlState::UNIQUE_VIOLATION {
+        DataErrorKind::Conflict
+    } else if code.code().starts_with("23") || code.code().starts_with("22") {
+        DataErrorKind::Invalid
+    } else {
+        DataErrorKind::Unavailable
+    };
+    (kind, message)
+}
+
+fn error(kind: DataErrorKind, message: impl Into<String>) -> DataError {
+    DataError {
+        kind,
+        message: message.into(),
+    }
+}

@@ -1,0 +1,177 @@
+//! JSON values <-> column types.
+//!
+//! Every value travels to PostgreSQL as text and is cast there (`$1::text::numeric`), so
+//! one rule covers every type and nothing passes through a float. Values are checked here
+//! first, so most mistakes get a precise message instead of a database error.
+
+use eerp_abi::migration::SqlType;
+use serde_json::Value;
+
+use crate::migrations::ColumnModel;
+use crate::sql::is_decimal;
+
+/// The type a parameter is cast to. Lengths and scales are left to the column, because
+/// an explicit cast to `varchar(n)` or `numeric(p,s)` would silently truncate or round.
+pub fn cast_type(ty: SqlType) -> &'static str {
+    match ty {
+        SqlType::Text | SqlType::Varchar(_) => "text",
+        SqlType::Integer => "integer",
+        SqlType::BigInt => "bigint",
+        SqlType::Numeric(_) => "numeric",
+        SqlType::Boolean => "boolean",
+        SqlType::Date => "date",
+        SqlType::Timestamptz => "timestamptz",
+        SqlType::Uuid => "uuid",
+        SqlType::Jsonb => "jsonb",
+    }
+}
+
+/// The text to bind for `value` in `column`, or why it does not fit. `null` is allowed
+/// unless the column is `NOT NULL`.
+pub fn to_param(column: &ColumnModel, value: &Value) -> Result<Option<String>, String> {
+    if value.is_null() {
+        if column.not_null {
+            return Err(format!("`{}` may not be null", column.name));
+        }
+        return Ok(None);
+    }
+    to_text(column, value).map(Some)
+}
+
+/// The text of a non-null `value` for `column`, or why it does not fit.
+pub fn to_text(column: &ColumnModel, value: &Value) -> Result<String, String> {
+    let name = &column.name;
+    let wrong = |expected: &str| format!("`{name}` must be {expected}, not `{value}`");
+    match column.ty {
+        SqlType::Text => value.as_str().map(str::to_string).ok_or_else(|| wrong("a string")),
+        SqlType::Varchar(max) => {
+            let text = value.as_str().ok_or_else(|| wrong("a string"))?;
+            if text.chars().count() > max as usize {
+                return Err(format!("`{name}` is longer than {max} characters"));
+            }
+            Ok(text.to_string())
+        }
+        SqlType::Integer => value
+            .as_i64()
+            .filter(|n| i32::try_from(*n).is_ok())
+            .map(|n| n.to_string())
+            .ok_or_else(|| wrong("a 32-bit integer")),
+        SqlType::BigInt => value
+            .as_i64()
+            .map(|n| n.to_string())
+            .ok_or_else(|| wrong("a 64-bit integer")),
+        SqlType::Numeric(precision) => numeric_text(name, value, precision),
+        SqlType::Boolean => value
+            .as_bool()
+            .map(|b| b.to_string())
+            .ok_or_else(|| wrong("true or false")),
+        SqlType::Date => value.as_str().map(str::to_string).ok_or_else(|| wrong("a date string (YYYY-MM-DD)")),
+        SqlType::Timestamptz => value
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| wrong("an RFC 3339 timestamp string")),
+        SqlType::Uuid => value
+            .as_str()
+            .filter(|s| uuid::Uuid::parse_str(s).is_ok())
+            .map(str::to_string)
+            .ok_or_else(|| wrong("a UUID string")),
+        SqlType::Jsonb => Ok(value.to_string()),
+    }
+}
+
+/// Decimals arrive as strings (`"12.50"`) or integers; floats are refused because they
+/// may already have lost digits. More decimals than the column's scale are refused
+/// rather than rounded.
+fn numeric_text(name: &str, value: &Value, precision: Option<(u32, u32)>) -> Result<String, String> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        _ => {
+            return Err(format!(
+                "`{name}` must be a decimal string such as \"12.50\", not `{value}` (numbers with a fraction may already have lost precision)"
+            ));
+        }
+    };
+    if !is_decimal(&text) {
+        return Err(format!("`{name}` must be a decimal such as \"12.50\", not `{text}`"));
+    }
+    if let Some((_, scale)) = precision {
+        let decimals = text.split_once('.').map_or(0, |(_, frac)| frac.len());
+        if decimals > scale as usize {
+            return Err(format!(
+                "`{name}` allows {scale} decimals; `{text}` has {decimals} and would be rounded"
+            ));
+        }
+    }
+    Ok(text)
+}
+
+/// The JSON value of a column's text (as the host selects it).
+pub fn from_text(ty: SqlType, text: Option<&str>) -> Value {
+    let Some(text) = text else {
+        return Value::Null;
+    };
+    match ty {
+        SqlType::Integer | SqlType::BigInt => text
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(text.to_string())),
+        SqlType::Boolean => Value::Bool(text == "true" || text == "t"),
+        SqlType::Jsonb => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())),
+        _ => Value::String(text.to_string()),
+    }
+}
+
+/// The SQL that selects `expr` (of type `ty`) as text in the form [`from_text`] expects:
+/// timestamps as RFC 3339 through `to_json`, everything else with `::text`.
+pub fn select_text(expr: &str, ty: SqlType) -> String {
+    match ty {
+        SqlType::Timestamptz => format!("(to_json({expr}) #>> '{{}}')"),
+        _ => format!("({expr})::text"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn column(ty: SqlType, not_null: bool) -> ColumnModel {
+        ColumnModel {
+            name: "c".into(),
+            ty,
+            not_null,
+            has_default: false,
+            builtin: false,
+        }
+    }
+
+    #[test]
+    fn decimals_are_exact_and_never_rounded() {
+        let money = column(SqlType::Numeric(Some((14, 2))), false);
+        assert_eq!(to_param(&money, &json!("1500.50")), Ok(Some("1500.50".into())));
+        assert_eq!(to_param(&money, &json!(7)), Ok(Some("7".into())));
+        assert!(to_param(&money, &json!(0.1)).is_err());
+        assert!(to_param(&money, &json!("1.005")).unwrap_err().contains("rounded"));
+        assert!(to_param(&money, &json!("1e3")).is_err());
+    }
+
+    #[test]
+    fn types_are_checked_before_the_database_sees_them() {
+        assert!(to_param(&column(SqlType::Integer, false), &json!(3_000_000_000u64)).is_err());
+        assert!(to_param(&column(SqlType::Text, false), &json!(5)).is_err());
+        assert!(to_param(&column(SqlType::Uuid, false), &json!("nope")).is_err());
+        assert!(to_param(&column(SqlType::Varchar(3), false), &json!("abcd")).is_err());
+        assert!(to_param(&column(SqlType::Text, true), &Value::Null).is_err());
+        assert_eq!(to_param(&column(SqlType::Jsonb, false), &json!({"a":1})), Ok(Some(r#"{"a":1}"#.into())));
+    }
+
+    #[test]
+    fn text_comes_back_typed() {
+        assert_eq!(from_text(SqlType::BigInt, Some("42")), json!(42));
+        assert_eq!(from_text(SqlType::Boolean, Some("true")), json!(true));
+        assert_eq!(from_text(SqlType::Numeric(None), Some("0.10")), json!("0.10"));
+        assert_eq!(from_text(SqlType::Jsonb, Some(r#"{"a":[1]}"#)), json!({"a":[1]}));
+        assert_eq!(from_text(SqlType::Text, None), Value::Null);
+    }
+}

@@ -1,0 +1,278 @@
+//! Module routes: authenticate, find the tenant and route, check the permission, read the
+//! body within the tenant's limit, run the module in the sandbox, commit or roll back,
+//! answer, and log one line.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use eerp_abi::envelope::{Principal, Request, Response};
+use eerp_tenancy::Identity;
+use eerp_tenancy::id::schema_name;
+use eerp_tenancy::permission::roles_grant;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::auth::authenticate;
+use super::problem::ApiError;
+use crate::data_api::DataUsage;
+use crate::db::DbSession;
+use crate::runtime::host::RequestScope;
+use crate::runtime::{Invocation, InvokeError, LoadedModule, Outcome, RouteMatch, invoke};
+use crate::startup::AppState;
+use crate::tenants;
+
+/// The request id: the caller's `x-request-id` when it is short and plain, else a new one.
+pub fn request_id(req: &HttpRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// What the log line of a request reports.
+#[derive(Default)]
+struct Trace {
+    tenant: Option<String>,
+    route: Option<String>,
+    outcome: Option<Outcome>,
+    fuel: u64,
+    peak_memory: usize,
+    usage: DataUsage,
+}
+
+/// Handles every `/api/v1/{module}/...` request.
+pub async fn module_route(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let started = Instant::now();
+    let request_id = request_id(&req);
+    let mut trace = Trace::default();
+    let response = match serve(&req, payload, &state, &request_id, &mut trace).await {
+        Ok(response) => response,
+        Err(err) => {
+            let problem = err.problem();
+            if trace.outcome.is_none() {
+                trace.outcome = problem.outcome();
+            }
+            problem.respond(&request_id)
+        }
+    };
+    let module = req.match_info().get("module").unwrap_or_default();
+    tracing::info!(
+        target: "eerp::request",
+        request_id,
+        method = %req.method(),
+        module,
+        route = trace.route.as_deref().unwrap_or(""),
+        tenant = trace.tenant.as_deref().unwrap_or(""),
+        status = response.status().as_u16(),
+        outcome = trace.outcome.map(Outcome::as_str).unwrap_or(""),
+        fuel = trace.fuel,
+        peak_memory_bytes = trace.peak_memory,
+        data_calls = trace.usage.calls,
+        data_ms = trace.usage.host_time.as_secs_f64() * 1e3,
+        latency_ms = started.elapsed().as_secs_f64() * 1e3,
+        "request"
+    );
+    let mut response = response;
+    if let Ok(value) = header::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    response
+}
+
+async fn serve(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    request_id: &str,
+    trace: &mut Trace,
+) -> Result<HttpResponse, ApiError> {
+    let identity = authenticate(req, &state.verifier).map_err(ApiError::Auth)?;
+    trace.tenant = Some(identity.tenant.to_string());
+    let module_name = req.match_info().get("module").unwrap_or_default();
+    let module = state
+        .registry
+        .get(module_name)
+        .ok_or_else(|| ApiError::UnknownModule(module_name.to_string()))?;
+    check_tenant(state, &identity, module_name).await?;
+
+    let tail = req.match_info().get("tail").unwrap_or_default();
+    let method = req.method().as_str();
+    let (handler_id, route, params) = match module.match_route(method, tail) {
+        RouteMatch::Found { handler_id, route, params } => (handler_id, route, params),
+        RouteMatch::MethodNotAllowed { allowed } => return Err(ApiError::MethodNotAllowed(allowed)),
+        RouteMatch::NotFound => return Err(ApiError::NoRoute(req.path().to_string())),
+    };
+    trace.route = Some(route.path.clone());
+    if !roles_grant(&identity.roles, &route.permission) {
+        return Err(ApiError::Forbidden(route.permission.clone()));
+    }
+    let limits = state.limits.clone();
+    let body = read_body(req, payload, limits.max_request_bytes).await?;
+    let query = parse_query(req.query_string())?;
+    let envelope = Request {
+        method: method.to_string(),
+        route: route.path.clone(),
+        params,
+        query,
+        body,
+        principal: Principal {
+            subject: identity.subject.clone(),
+            roles: identity.roles.clone(),
+        },
+        request_id: request_id.to_string(),
+    };
+    let envelope = serde_json::to_vec(&envelope)
+        .map_err(|e| ApiError::BadRequest(format!("the request could not be encoded: {e}")))?;
+    if envelope.len() > eerp_abi::envelope::MAX_REQUEST_BYTES {
+        return Err(ApiError::TooLarge(limits.max_request_bytes));
+    }
+    let scope = RequestScope {
+        schema: schema_name(&identity.tenant, &module.name),
+        tenant: identity.tenant.clone(),
+        module: module.name.clone(),
+        request_id: request_id.to_string(),
+        model: module.model.clone(),
+        db: DbSession::new(state.pool.clone(), limits.wall_time),
+        limits,
+        usage: DataUsage::default(),
+    };
+    run_module(state, &module, Invocation { handler_id, envelope, scope }, trace).await
+}
+
+async fn check_tenant(state: &AppState, identity: &Identity, module: &str) -> Result<(), ApiError> {
+    let access = tenants::access(&state.pool, &identity.tenant, module)
+        .await
+        .map_err(|e| ApiError::Db(e.to_string()))?
+        .ok_or(ApiError::UnknownTenant)?;
+    match access.status.as_str() {
+        "active" => {}
+        "suspended" => return Err(ApiError::Suspended),
+        _ => return Err(ApiError::UnknownTenant),
+    }
+    if !access.module_enabled {
+        return Err(ApiError::UnknownModule(module.to_string()));
+    }
+    Ok(())
+}
+
+async fn run_module(
+    state: &AppState,
+    module: &LoadedModule,
+    invocation: Invocation,
+    trace: &mut Trace,
+) -> Result<HttpResponse, ApiError> {
+    let report = invoke(&state.engine, module, invocation).await;
+    trace.fuel = report.fuel_used;
+    trace.peak_memory = report.peak_memory_bytes;
+    trace.usage = report.usage;
+    let db_failure = report.db.failure().map(str::to_string);
+    let aborted = report.db.is_aborted();
+    let response = match report.result {
+        Ok(response) => response,
+        Err(err) => {
+            // Nothing of a failed call is kept.
+            if let Err(e) = report.db.finish(false).await {
+                tracing::warn!(error = %e, "rollback after a failed module call");
+            }
+            return Err(ApiError::Invoke(err));
+        }
+    };
+    let success = response.status < 400;
+    if let Some(failure) = db_failure {
+        let _ = report.db.finish(false).await;
+        return Err(ApiError::Invoke(InvokeError::Db(failure)));
+    }
+    if success && aborted {
+        let _ = report.db.finish(false).await;
+        return Err(ApiError::Invoke(InvokeError::BadAbi(
+            "the module answered success after a failed data call; nothing was saved".into(),
+        )));
+    }
+    report
+        .db
+        .finish(success)
+        .await
+        .map_err(|e| ApiError::Invoke(InvokeError::Db(e)))?;
+    if success {
+        trace.outcome = Some(Outcome::Ok);
+        Ok(success_response(&response))
+    } else {
+        Err(ApiError::Module(response))
+    }
+}
+
+fn success_response(response: &Response) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(response.status)
+        .unwrap_or(actix_web::http::StatusCode::OK);
+    if status == actix_web::http::StatusCode::NO_CONTENT || response.body.is_null() {
+        return HttpResponse::build(status).finish();
+    }
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(response.body.to_string())
+}
+
+/// Reads the body, refusing more than `limit` bytes without buffering them.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Value, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"));
+    if !json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+}
+
+fn parse_query(query: &str) -> Result<BTreeMap<String, String>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::BadRequest(format!("the query string is malformed: {e}")))?;
+    let mut map = BTreeMap::new();
+    for (key, value) in pairs {
+        if map.insert(key.clone(), value).is_some() {
+            return Err(ApiError::BadRequest(format!("query parameter `{key}` is given twice; give it once")));
+        }
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_query_parameters_are_refused() {
+        assert!(parse_query("a=1&a=2").is_err());
+        let map = parse_query("status=lead&q=ada%20l").unwrap();
+        assert_eq!(map.get("q").map(String::as_str), Some("ada l"));
+    }
+}

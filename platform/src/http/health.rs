@@ -1,0 +1,36 @@
+//! Liveness and readiness.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::startup::AppState;
+
+/// `/livez`: the process answers. No I/O, so a slow database never restarts the pod.
+pub async fn livez() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// `/readyz`: the database answers within 2 s and modules are loaded.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = tokio::time::timeout(Duration::from_secs(2), async {
+        let conn = state.pool.get().await.map_err(|e| e.to_string())?;
+        conn.simple_query("SELECT 1").await.map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    })
+    .await
+    .unwrap_or_else(|_| Err("timed out after 2 s".into()));
+    let modules = state.registry.names();
+    let ready = database.is_ok() && !modules.is_empty();
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": database.err().unwrap_or_else(|| "ok".into()),
+        "modules": modules,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

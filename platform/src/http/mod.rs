@@ -1,0 +1,29 @@
+//! The HTTP surface: the whole route table is here.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/api/v1/{module}/...` | module routes, dispatched into the sandbox ([`dispatch`]) |
+//! | `/livez`, `/readyz` | health ([`health`]) |
+//! | anything else | 404 problem |
+
+pub mod auth;
+pub mod dispatch;
+pub mod health;
+pub mod problem;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/livez", web::get().to(health::livez))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/api/v1/{module}", web::route().to(dispatch::module_route))
+        .route("/api/v1/{module}/{tail:.*}", web::route().to(dispatch::module_route))
+        .default_service(web::route().to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    problem::ApiError::NoRoute(req.path().to_string())
+        .problem()
+        .respond(&dispatch::request_id(&req))
+}

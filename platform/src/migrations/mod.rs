@@ -1,0 +1,76 @@
+//! Module migrations: from `migrate()` JSON to DDL in the (tenant, module) schema.
+//!
+//! - [`model`]: the tables and columns the migrations declare, used by the data API.
+//! - [`plan`]: JSON steps in both formats -> validated DDL statements.
+//! - [`apply`]: runs pending steps under an advisory lock, one transaction per
+//!   (tenant, module), and records them in the catalog's history.
+//! - [`catalog`]: the platform's own schema (`eerp`), versioned the same way.
+
+pub mod apply;
+pub mod catalog;
+pub mod model;
+pub mod plan;
+
+use thiserror::Error;
+
+pub use apply::apply_module;
+pub use model::{ColumnModel, SchemaModel, TableModel};
+
+/// Why migrations could not be planned or applied.
+#[derive(Debug, Error)]
+pub enum MigrationError {
+    /// `migrate()` did not return migration JSON.
+    #[error("migrate() did not return valid migration JSON: {0}")]
+    Json(String),
+    /// A step is not valid.
+    #[error("migration v{version}: {message}")]
+    Invalid {
+        /// The step's version.
+        version: u32,
+        /// What is wrong.
+        message: String,
+    },
+    /// Versions are not strictly increasing from 1.
+    #[error("migration versions must increase strictly and start at 1; found {0:?}")]
+    Versions(Vec<u32>),
+    /// A step already applied differs from the module's current one.
+    #[error(
+        "migration v{version} of `{module}` was changed after it was applied to tenant \
+         `{tenant}`; released migrations are forward-only: add a new version instead"
+    )]
+    Changed {
+        /// Module.
+        module: String,
+        /// Tenant.
+        tenant: String,
+        /// Version.
+        version: u32,
+    },
+    /// The database has versions the module does not know.
+    #[error(
+        "tenant `{tenant}` has `{module}` migrations up to v{applied}, but this module \
+         version only knows up to v{known}; deploy the newer module"
+    )]
+    Ahead {
+        /// Module.
+        module: String,
+        /// Tenant.
+        tenant: String,
+        /// Highest applied version.
+        applied: u32,
+        /// Highest known version.
+        known: u32,
+    },
+    /// PostgreSQL refused a statement.
+    #[error("database error while migrating: {0}")]
+    Db(String),
+}
+
+impl From<tokio_postgres::Error> for MigrationError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        MigrationError::Db(match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => e.to_string(),
+        })
+    }
+}

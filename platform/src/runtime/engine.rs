@@ -1,0 +1,59 @@
+//! The one wasmtime Engine of the process.
+
+use wasmtime::{Config, Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Engine tuning. Every knob's effect was measured; see `docs/performance.md`.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Instances that can run at once (pool slots for instances, memories, tables and
+    /// stacks). A request that finds the pool full ends as `pool_exhausted` (503).
+    /// Default 128.
+    pub pool_slots: u32,
+    /// Largest linear memory any tenant may be granted, in bytes; per-tenant caps are
+    /// enforced below this by the limiter. Default 64 MiB.
+    pub max_memory_bytes: usize,
+    /// Bytes of each linear memory kept resident and reset with `memset` instead of
+    /// `madvise` when a slot is reused. Default 1 MiB.
+    pub keep_resident_bytes: usize,
+    /// Initialise memories copy-on-write from the module image. Default off: for small
+    /// guest heaps, resetting resident pages is cheaper than remapping.
+    pub memory_init_cow: bool,
+    /// Wasm stack per call, in bytes; deeper recursion traps as `stack_overflow`.
+    /// Default 512 KiB.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            pool_slots: 128,
+            max_memory_bytes: 64 << 20,
+            keep_resident_bytes: 1 << 20,
+            memory_init_cow: false,
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}
+
+/// Builds the Engine: fuel metering on, pooling allocator sized by `settings`.
+///
+/// # Errors
+/// When wasmtime rejects the configuration, e.g. not enough address space for the pool.
+pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(settings.pool_slots)
+        .total_memories(settings.pool_slots)
+        .total_tables(settings.pool_slots)
+        .total_stacks(settings.pool_slots)
+        .max_memory_size(settings.max_memory_bytes)
+        .linear_memory_keep_resident(settings.keep_resident_bytes)
+        .table_keep_resident(settings.keep_resident_bytes / 4)
+        .pagemap_scan(Enabled::Auto);
+    let mut config = Config::new();
+    config
+        .consume_fuel(true)
+        .max_wasm_stack(settings.max_wasm_stack)
+        .memory_init_cow(settings.memory_init_cow)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}

@@ -1,0 +1,176 @@
+//! One module call in one fresh Store.
+//!
+//! ```text
+//! Store::new (limiter, fuel, yield interval)
+//!   -> instantiate from the cached InstancePre (pooling allocator)
+//!   -> eerp_alloc + write the request envelope
+//!   -> eerp_handle -> packed (ptr, len) -> bounds-checked read -> Response
+//! all inside tokio::time::timeout(wall_time); the Store is dropped afterwards
+//! ```
+//! The transaction is not finished here: the caller commits or rolls back with the
+//! [`DbSession`] handed back in the report, once it knows the outcome.
+
+use std::time::{Duration, Instant};
+
+use eerp_abi::envelope::Response;
+use eerp_abi::{exports, unpack};
+use wasmtime::{Engine, Store};
+
+use super::guest_memory;
+use super::host::{HostState, HostTrap, RequestScope};
+use super::loaded::LoadedModule;
+use super::outcome::InvokeError;
+use crate::data_api::DataUsage;
+use crate::db::DbSession;
+
+/// Fuel between voluntary yields to the async executor, so a busy module cannot hold a
+/// worker thread for long (about 0.1 ms of guest code).
+const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+
+/// One call to make.
+pub struct Invocation {
+    /// Route index in the manifest.
+    pub handler_id: i32,
+    /// The request envelope, as JSON.
+    pub envelope: Vec<u8>,
+    /// Tenant, schema, limits and database session.
+    pub scope: RequestScope,
+}
+
+/// What happened, with the measurements the caller logs.
+pub struct InvokeReport {
+    /// The module's response, or why there is none.
+    pub result: Result<Response, InvokeError>,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Peak linear memory, in bytes.
+    pub peak_memory_bytes: usize,
+    /// Time to instantiate.
+    pub instantiate_time: Duration,
+    /// Data API usage, including time spent in the host.
+    pub usage: DataUsage,
+    /// The database session, still open if the module used it.
+    pub db: DbSession,
+}
+
+/// Runs `invocation` against `module` in a fresh Store.
+pub async fn invoke(engine: &Engine, module: &LoadedModule, invocation: Invocation) -> InvokeReport {
+    let limits = invocation.scope.limits.clone();
+    let mut store = Store::new(engine, HostState::for_request(invocation.scope));
+    store.limiter(|state| &mut state.limiter);
+    let mut instantiate_time = Duration::ZERO;
+    let setup = store
+        .set_fuel(limits.fuel_per_request)
+        .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
+    let outcome = match setup {
+        Err(e) => Err(e),
+        Ok(()) => {
+            let call = call(
+                &mut store,
+                module,
+                invocation.handler_id,
+                &invocation.envelope,
+                limits.max_response_bytes,
+                &mut instantiate_time,
+            );
+            match tokio::time::timeout(limits.wall_time, call).await {
+                Ok(result) => result,
+                Err(_) => Ok(Err(InvokeError::Timeout(limits.wall_time))),
+            }
+        }
+    };
+    let fuel_used = limits
+        .fuel_per_request
+        .saturating_sub(store.get_fuel().unwrap_or(0));
+    let state = store.into_data();
+    let result = match outcome {
+        Ok(result) => result,
+        Err(err) => Err(InvokeError::classify(
+            &err,
+            state.limiter.cap_hit(),
+            state.limiter.cap_bytes(),
+            limits.fuel_per_request,
+        )),
+    };
+    let peak_memory_bytes = state.limiter.peak_bytes();
+    // A request Store always has its scope; the fallback only keeps this path panic-free.
+    let (usage, db) = match state.request {
+        Some(scope) => (scope.usage, scope.db),
+        None => (DataUsage::default(), DbSession::detached()),
+    };
+    InvokeReport {
+        result,
+        fuel_used,
+        peak_memory_bytes,
+        instantiate_time,
+        usage,
+        db,
+    }
+}
+
+/// The guest part. Wasmtime errors (traps, host traps) come back as the outer `Err`, ABI
+/// breaches found by the host after a successful call as the inner one.
+async fn call(
+    store: &mut Store<HostState>,
+    module: &LoadedModule,
+    handler_id: i32,
+    envelope: &[u8],
+    max_response_bytes: usize,
+    instantiate_time: &mut Duration,
+) -> wasmtime::Result<Result<Response, InvokeError>> {
+    let started = Instant::now();
+    let instance = module.instance_pre().instantiate_async(&mut *store).await?;
+    *instantiate_time = started.elapsed();
+    let memory = instance
+        .get_memory(&mut *store, exports::MEMORY)
+        .ok_or_else(|| HostTrap::BadAbi("the module exports no `memory`".into()))?;
+    let alloc = instance.get_typed_func::<i32, i32>(&mut *store, exports::ALLOC)?;
+    let handle = instance.get_typed_func::<(i32, i32, i32), i64>(&mut *store, exports::HANDLE)?;
+
+    let len = i32::try_from(envelope.len())
+        .map_err(|_| HostTrap::BadAbi("request envelope larger than 2 GiB".into()))?;
+    let req_ptr = alloc.call_async(&mut *store, len).await?;
+    if req_ptr == 0 {
+        return Ok(Err(InvokeError::BadAbi(format!(
+            "eerp_alloc({len}) returned 0"
+        ))));
+    }
+    guest_memory::write(&memory, &mut *store, req_ptr as u32, envelope)?;
+    let packed = handle
+        .call_async(&mut *store, (handler_id, req_ptr, len))
+        .await?;
+    let (ptr, len) = unpack(packed);
+    let bytes = match guest_memory::read(&memory, &*store, ptr, len, max_response_bytes) {
+        Ok(bytes) => bytes,
+        Err(HostTrap::BadAbi(detail)) => {
+            return Ok(Err(InvokeError::BadAbi(format!("response: {detail}"))));
+        }
+        Err(other) => return Err(other.into()),
+    };
+    Ok(parse_response(&bytes))
+}
+
+fn parse_response(bytes: &[u8]) -> Result<Response, InvokeError> {
+    let response: Response = serde_json::from_slice(bytes)
+        .map_err(|e| InvokeError::BadAbi(format!("response is not ABI v1 JSON: {e}")))?;
+    if !(200..=599).contains(&response.status) {
+        return Err(InvokeError::BadAbi(format!(
+            "response status {} is outside 200..=599",
+            response.status
+        )));
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_must_be_json_with_a_sane_status() {
+        assert!(parse_response(br#"{"status":201,"body":{"id":1}}"#).is_ok());
+        for bad in [&b"not json"[..], br#"{"status":99}"#, br#"{"status":600}"#, br#"{"status":200,"x":1}"#] {
+            assert!(matches!(parse_response(bad), Err(InvokeError::BadAbi(_))));
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! A module version compiled, checked and pre-linked once, then instantiated per request.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use eerp_abi::manifest::{Capability, Manifest, Route};
+use eerp_abi::migration::{Migration, parse_migrations};
+use eerp_abi::{ABI_VERSION, exports, unpack};
+use eerp_tenancy::id::ModuleName;
+use thiserror::Error;
+use wasmtime::{Engine, Instance, InstancePre, Linker, Module, Store};
+
+use super::guest_memory;
+use super::host::{self, HostState};
+use crate::migrations::{MigrationError, SchemaModel};
+
+/// Largest manifest or migration document a module may return, in bytes.
+const MAX_DESCRIPTOR_BYTES: usize = 1 << 20;
+/// Fuel for reading the manifest and migrations at load time.
+const LOAD_FUEL: u64 = 500_000_000;
+/// Memory a module may use while being loaded.
+const LOAD_MEMORY_BYTES: usize = 64 << 20;
+
+/// Why a module could not be loaded. Each says what to fix in the module.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    /// Not valid wasm, or wasmtime could not compile it.
+    #[error("the module does not compile: {0}")]
+    Compile(String),
+    /// An import that ABI v1 does not define.
+    #[error("the module imports `{module}.{name}`, which ABI v1 does not provide")]
+    UnknownImport {
+        /// Import module.
+        module: String,
+        /// Import name.
+        name: String,
+    },
+    /// An import of a capability the manifest did not ask for.
+    #[error("the module imports `eerp.{name}` but its manifest does not request the `{capability:?}` capability")]
+    UngrantedImport {
+        /// Import name.
+        name: String,
+        /// The capability it belongs to.
+        capability: Capability,
+    },
+    /// A required export is missing or has the wrong type, or calling it failed.
+    #[error("the module breaks ABI v1: {0}")]
+    Abi(String),
+    /// The manifest is not valid.
+    #[error("the module's manifest is invalid: {0}")]
+    Manifest(String),
+    /// The migrations are not valid.
+    #[error("the module's migrations are invalid: {0}")]
+    Migrations(#[from] MigrationError),
+}
+
+/// A module ready to serve requests.
+pub struct LoadedModule {
+    /// Its validated name.
+    pub name: ModuleName,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its migration steps, oldest first.
+    pub migrations: Vec<Migration>,
+    /// Its tables, as the migrations leave them.
+    pub model: Arc<SchemaModel>,
+    routes: Vec<RouteTemplate>,
+    pre: InstancePre<HostState>,
+}
+
+impl std::fmt::Debug for LoadedModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModule")
+            .field("name", &self.name)
+            .field("version", &self.manifest.version)
+            .finish()
+    }
+}
+
+/// The result of matching a request against a module's routes.
+#[derive(Debug, PartialEq)]
+pub enum RouteMatch<'a> {
+    /// A route matched.
+    Found {
+        /// `eerp_handle`'s first argument.
+        handler_id: i32,
+        /// The route.
+        route: &'a Route,
+        /// Values of its `{name}` segments.
+        params: BTreeMap<String, String>,
+    },
+    /// The path exists, but not with this method.
+    MethodNotAllowed {
+        /// Methods the path does accept.
+        allowed: Vec<String>,
+    },
+    /// No route has this path.
+    NotFound,
+}
+
+#[derive(Debug)]
+struct RouteTemplate {
+    route: Route,
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+impl LoadedModule {
+    /// Compiles `wasm`, reads its manifest and migrations, checks them and its imports,
+    /// and pre-links it with the imports of the capabilities it requested.
+    ///
+    /// # Errors
+    /// [`LoadError`] naming what is wrong with the module.
+    pub async fn load(engine: &Engine, wasm: &[u8]) -> Result<Self, LoadError> {
+        let module = Module::new(engine, wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let known = known_imports(&module)?;
+        let (manifest, migrations) = read_descriptors(engine, &module).await?;
+        let name = check_manifest(&manifest)?;
+        check_imports_granted(&known, &manifest.capabilities)?;
+        let routes = manifest
+            .routes
+            .iter()
+            .map(parse_route)
+            .collect::<Result<Vec<_>, _>>()?;
+        let model = SchemaModel::from_migrations(&migrations)?;
+        let mut linker = Linker::new(engine);
+        host::link(&mut linker, &manifest.capabilities).map_err(|e| LoadError::Abi(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::Abi(format!("{e:#}")))?;
+        Ok(Self {
+            name,
+            manifest,
+            migrations,
+            model: Arc::new(model),
+            routes,
+            pre,
+        })
+    }
+
+    /// The pre-linked module, for instantiation.
+    pub fn instance_pre(&self) -> &InstancePre<HostState> {
+        &self.pre
+    }
+
+    /// Finds the route for `method` and `path` (relative to the module mount). Literal
+    /// segments win over parameters, so `/contacts/stats` beats `/contacts/{id}`.
+    pub fn match_route(&self, method: &str, path: &str) -> RouteMatch<'_> {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let mut best: Option<(usize, usize, BTreeMap<String, String>)> = None;
+        let mut allowed = Vec::new();
+        for (id, template) in self.routes.iter().enumerate() {
+            let Some((literals, params)) = template.matches(&parts) else {
+                continue;
+            };
+            if template.route.method != method {
+                allowed.push(template.route.method.clone());
+                continue;
+            }
+            if best.as_ref().is_none_or(|(_, best_literals, _)| literals > *best_literals) {
+                best = Some((id, literals, params));
+            }
+        }
+        match best {
+            Some((id, _, params)) => RouteMatch::Found {
+                handler_id: id as i32,
+                route: &self.routes[id].route,
+                params,
+            },
+            None if !allowed.is_empty() => {
+                allowed.sort();
+                allowed.dedup();
+                RouteMatch::MethodNotAllowed { allowed }
+            }
+            None => RouteMatch::NotFound,
+        }
+    }
+}
+
+impl RouteTemplate {
+    /// On a match: the number of literal segments and the parameter values.
+    fn matches(&self, parts: &[&str]) -> Option<(usize, BTreeMap<String, String>)> {
+        if parts.len() != self.segments.len() {
+            return None;
+        }
+        let mut params = BTreeMap::new();
+        let mut literals = 0;
+        for (segment, part) in self.segments.iter().zip(parts) {
+            match segment {
+                Segment::Literal(text) if text == part => literals += 1,
+                Segment::Literal(_) => return None,
+                Segment::Param(name) => {
+                    params.insert(name.clone(), (*part).to_string());
+                }
+            }
+        }
+        Some((literals, params))
+    }
+}
+
+fn parse_route(route: &Route) -> Result<RouteTemplate, LoadError> {
+    let bad = |why: &str| LoadError::Manifest(format!("route `{} {}`: {why}", route.method, route.path));
+    const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    if !METHODS.contains(&route.method.as_str()) {
+        return Err(bad("method must be one of GET, POST, PUT, PATCH, DELETE"));
+    }
+    if !route.path.starts_with('/') {
+        return Err(bad("path must start with `/`"));
+    }
+    let mut seen = HashSet::new();
+    let mut segments = Vec::new();
+    for part in route.path.split('/').filter(|s| !s.is_empty()) {
+        let segment = match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(name) if is_identifier(name) && seen.insert(name.to_string()) => {
+                Segment::Param(name.to_string())
+            }
+            Some(_) => return Err(bad("parameters must be distinct `{name}`s of [a-z0-9_]")),
+            None if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) => {
+                Segment::Literal(part.to_string())
+            }
+            None => return Err(bad("literal segments may use letters, digits, `-`, `_`, `.`")),
+        };
+        segments.push(segment);
+    }
+    Ok(RouteTemplate {
+        route: route.clone(),
+        segments,
+    })
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The capabilities the module's imports need; fails on imports ABI v1 does not know.
+fn known_imports(module: &Module) -> Result<Vec<(String, Capability)>, LoadError> {
+    module
+        .imports()
+        .map(|import| {
+            host::capability_of(import.module(), import.name())
+                .map(|capability| (import.name().to_string(), capability))
+                .ok_or_else(|| LoadError::UnknownImport {
+                    module: import.module().to_string(),
+                    name: import.name().to_string(),
+                })
+        })
+        .collect()
+}
+
+fn check_imports_granted(
+    imports: &[(String, Capability)],
+    granted: &[Capability],
+) -> Result<(), LoadError> {
+    match imports.iter().find(|(_, cap)| !granted.contains(cap)) {
+        Some((name, capability)) => Err(LoadError::UngrantedImport {
+            name: name.clone(),
+            capability: *capability,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check_manifest(manifest: &Manifest) -> Result<ModuleName, LoadError> {
+    if manifest.abi_version != ABI_VERSION {
+        return Err(LoadError::Manifest(format!(
+            "abi_version is {}, this host speaks ABI {ABI_VERSION}",
+            manifest.abi_version
+        )));
+    }
+    let name = ModuleName::parse(&manifest.name).map_err(|e| LoadError::Manifest(e.to_string()))?;
+    let prefix = format!("{name}.");
+    if let Some(route) = manifest.routes.iter().find(|r| !r.permission.starts_with(&prefix)) {
+        return Err(LoadError::Manifest(format!(
+            "route `{} {}` has permission `{}`; a module's permissions start with `{prefix}`",
+            route.method, route.path, route.permission
+        )));
+    }
+    Ok(name)
+}
+
+/// Instantiates the module once, with every known import linked (they trap if called),
+/// to read its manifest and migrations.
+async fn read_descriptors(
+    engine: &Engine,
+    module: &Module,
+) -> Result<(Manifest, Vec<Migration>), LoadError> {
+    let abi = |e: wasmtime::Error| LoadError::Abi(format!("{e:#}"));
+    let mut linker = Linker::new(engine);
+    host::link(&mut linker, &[Capability::Log, Capability::Data]).map_err(abi)?;
+    let mut store = Store::new(engine, HostState::for_loading(LOAD_MEMORY_BYTES));
+    store.limiter(|state| &mut state.limiter);
+    store.set_fuel(LOAD_FUEL).map_err(abi)?;
+    let instance = linker.instantiate_async(&mut store, module).await.map_err(abi)?;
+
+    let manifest_fn = instance
+        .get_typed_func::<(), i64>(&mut store, exports::MANIFEST)
+        .map_err(abi)?;
+    let (ptr, len) = unpack(manifest_fn.call_async(&mut store, ()).await.map_err(abi)?);
+    let bytes = read_export_bytes(&instance, &mut store, ptr, len)?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| LoadError::Manifest(format!("not ABI v1 manifest JSON: {e}")))?;
+
+    let migrate = instance
+        .get_typed_func::<(), i32>(&mut store, exports::MIGRATE)
+        .map_err(abi)?;
+    let migrate_len = instance
+        .get_typed_func::<(), i32>(&mut store, exports::MIGRATE_LEN)
+        .map_err(abi)?;
+    let ptr = migrate.call_async(&mut store, ()).await.map_err(abi)? as u32;
+    let len = migrate_len.call_async(&mut store, ()).await.map_err(abi)? as u32;
+    let bytes = read_export_bytes(&instance, &mut store, ptr, len)?;
+    let migrations =
+        parse_migrations(&bytes).map_err(|e| MigrationError::Json(e.to_string()))?;
+
+    for (name, check) in [
+        (exports::ALLOC, instance.get_typed_func::<i32, i32>(&mut store, exports::ALLOC).err()),
+        (exports::DEALLOC, instance.get_typed_func::<(i32, i32), ()>(&mut store, exports::DEALLOC).err()),
+        (exports::HANDLE, instance.get_typed_func::<(i32, i32, i32), i64>(&mut store, exports::HANDLE).err()),
+    ] {
+        if let Some(e) = check {
+            return Err(LoadError::Abi(format!("export `{name}`: {e:#}")));
+        }
+    }
+    Ok((manifest, migrations))
+}
+
+fn read_export_bytes(
+    instance: &Instance,
+    store: &mut Store<HostState>,
+    ptr: u32,
+    len: u32,
+) -> Result<Vec<u8>, LoadError> {
+    let memory = instance
+        .get_memory(&mut *store, exports::MEMORY)
+        .ok_or_else(|| LoadError::Abi("the module exports no `memory`".into()))?;
+    guest_memory::read(&memory, &*store, ptr, len, MAX_DESCRIPTOR_BYTES)
+        .map_err(|e| LoadError::Abi(e.to_string()))
+}

@@ -1,0 +1,22 @@
+//! The wasm sandbox: one Engine, modules compiled once, a fresh Store per request.
+//!
+//! - [`engine`]: the process-wide Engine (pooling allocator, fuel) and its tuning knobs.
+//! - [`loaded`]: a module compiled, checked and pre-linked (`InstancePre`) once per version.
+//! - [`invoke`]: one request in one fresh Store, with fuel, memory cap and wall clock.
+//! - [`limits`]: the memory limiter that remembers whether the cap was hit.
+//! - [`outcome`]: how a call ended, classified from typed errors, never from messages.
+//! - [`guest_memory`]: bounds-checked reads and writes of guest memory.
+//! - [`host`]: the `eerp` imports and the per-request state they work on.
+
+pub mod engine;
+pub mod guest_memory;
+pub mod host;
+pub mod invoke;
+pub mod limits;
+pub mod loaded;
+pub mod outcome;
+
+pub use engine::{EngineSettings, build_engine};
+pub use invoke::{Invocation, InvokeReport, invoke};
+pub use loaded::{LoadError, LoadedModule, RouteMatch};
+pub use outcome::{InvokeError, Outcome};

@@ -1,0 +1,94 @@
+//! Build the application from settings, then run it. Tests start exactly this.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App as ActixApp, HttpServer, web};
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use eerp_tenancy::{Limits, Verifier};
+use wasmtime::Engine;
+
+use crate::config::Settings;
+use crate::db::create_pool;
+use crate::http;
+use crate::migrations::catalog::migrate_catalog;
+use crate::registry::Registry;
+use crate::runtime::build_engine;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The one pool for all tenants.
+    pub pool: Pool,
+    /// The one wasm engine.
+    pub engine: Engine,
+    /// Loaded modules.
+    pub registry: Arc<Registry>,
+    /// Token verification.
+    pub verifier: Verifier,
+    /// Limits for every tenant.
+    pub limits: Limits,
+}
+
+/// A built application, listening but not yet serving.
+pub struct App {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl App {
+    /// Connects to the database, migrates the catalog, loads the modules and binds the
+    /// listener.
+    ///
+    /// # Errors
+    /// When any of those steps fails; the message says which.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = create_pool(&settings.database_url, settings.db_pool_size)?;
+        migrate_catalog(&pool)
+            .await
+            .context("migrating the catalog schema `eerp`")?;
+        let engine = build_engine(&settings.engine)
+            .map_err(|e| anyhow::anyhow!("configuring the wasm engine: {e:#}"))?;
+        let registry = Registry::load(&engine, &settings.extra_modules).await?;
+        let state = web::Data::new(AppState {
+            pool,
+            engine,
+            registry: Arc::new(registry),
+            verifier: Verifier::new(settings.issuer.clone()),
+            limits: settings.limits.clone(),
+        });
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+        let port = listener.local_addr()?.port();
+        let shared = state.clone();
+        let server = HttpServer::new(move || {
+            ActixApp::new()
+                .app_data(shared.clone())
+                .configure(http::routes)
+        })
+        .workers(settings.workers.max(1))
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server, state })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (pool, registry, verifier).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until the server stops (Ctrl-C or SIGTERM, which drain in-flight requests).
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
