@@ -65,11 +65,16 @@ pub fn to_text(column: &ColumnModel, value: &Value) -> Result<String, String> {
             .as_bool()
             .map(|b| b.to_string())
             .ok_or_else(|| wrong("true or false")),
-        SqlType::Date => value.as_str().map(str::to_string).ok_or_else(|| wrong("a date string (YYYY-MM-DD)")),
+        SqlType::Date => value
+            .as_str()
+            .filter(|s| is_date(s))
+            .map(str::to_string)
+            .ok_or_else(|| wrong("a date such as \"2026-11-24\"")),
         SqlType::Timestamptz => value
             .as_str()
+            .filter(|s| is_timestamp(s))
             .map(str::to_string)
-            .ok_or_else(|| wrong("an RFC 3339 timestamp string")),
+            .ok_or_else(|| wrong("an RFC 3339 timestamp such as \"2026-11-24T09:30:00Z\"")),
         SqlType::Uuid => value
             .as_str()
             .filter(|s| uuid::Uuid::parse_str(s).is_ok())
@@ -77,6 +82,37 @@ pub fn to_text(column: &ColumnModel, value: &Value) -> Result<String, String> {
             .ok_or_else(|| wrong("a UUID string")),
         SqlType::Jsonb => Ok(value.to_string()),
     }
+}
+
+/// `YYYY-MM-DD` with plausible ranges; PostgreSQL rejects impossible days (`02-30`).
+/// Its shortcuts such as `today` or `infinity` are refused: the API speaks RFC 3339.
+fn is_date(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let number = |s: &str, len: usize, max: u32| {
+        s.len() == len && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n))
+    };
+    matches!(parts.as_slice(), [y, m, d] if number(y, 4, 9999) && number(m, 2, 12) && number(d, 2, 31))
+}
+
+/// RFC 3339: a date, `T` (or a space), `HH:MM:SS`, optional fraction, and `Z` or an
+/// offset. An offset is required so a timestamp never depends on a session time zone.
+fn is_timestamp(text: &str) -> bool {
+    let Some((date, rest)) = text.split_once(['T', 't', ' ']) else {
+        return false;
+    };
+    let (time, offset) = match rest.find(['Z', 'z', '+', '-']) {
+        Some(at) => rest.split_at(at),
+        None => return false,
+    };
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, "0"));
+    let two = |s: &str, max: u32| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u32>().is_ok_and(|n| n <= max);
+    let clock_ok = matches!(clock.split(':').collect::<Vec<_>>().as_slice(), [h, m, s] if two(h, 23) && two(m, 59) && two(s, 60));
+    let fraction_ok = !fraction.is_empty() && fraction.len() <= 9 && fraction.bytes().all(|b| b.is_ascii_digit());
+    let offset_ok = match offset {
+        "Z" | "z" => true,
+        _ => matches!(offset[1..].split(':').collect::<Vec<_>>().as_slice(), [h, m] if two(h, 23) && two(m, 59)),
+    };
+    is_date(date) && clock_ok && fraction_ok && offset_ok
 }
 
 /// Decimals arrive as strings (`"12.50"`) or integers; floats are refused because they
@@ -164,6 +200,20 @@ mod tests {
         assert!(to_param(&column(SqlType::Varchar(3), false), &json!("abcd")).is_err());
         assert!(to_param(&column(SqlType::Text, true), &Value::Null).is_err());
         assert_eq!(to_param(&column(SqlType::Jsonb, false), &json!({"a":1})), Ok(Some(r#"{"a":1}"#.into())));
+    }
+
+    #[test]
+    fn dates_and_timestamps_must_be_rfc_3339() {
+        for ok in ["2026-11-24T09:30:00Z", "2026-11-24 09:30:00.123456+01:00", "2026-11-24T23:59:60-05:30"] {
+            assert!(is_timestamp(ok), "{ok}");
+        }
+        for bad in ["yesterday", "now", "infinity", "2026-11-24", "2026-11-24T09:30:00", "2026-13-01T00:00:00Z", "2026-11-24T24:00:00Z", "2026-11-24T09:30Z"] {
+            assert!(!is_timestamp(bad), "{bad}");
+        }
+        assert!(is_date("2026-02-28"));
+        for bad in ["today", "2026-2-28", "2026-00-10", "26-02-28"] {
+            assert!(!is_date(bad), "{bad}");
+        }
     }
 
     #[test]

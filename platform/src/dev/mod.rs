@@ -72,6 +72,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     }
     let token = state.verifier.mint(&demo, "dev-admin", &["admin"], 24 * 3600)?;
     print_welcome(app.port(), &token);
+    drop(state);
     let served = app.run_until_stopped().await;
     if let Some(cluster) = cluster {
         eprintln!("stopping the private PostgreSQL ...");

@@ -1,0 +1,109 @@
+//! Hostile modules are stopped, classified, rolled back, and do not hurt the next request.
+
+use std::time::Duration;
+
+use eerp_e2e::{TestApp, TestOptions, spawn_app_with, status_and_json};
+use eerp_tenancy::Limits;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn hostile_app(limits: Limits) -> (TestApp, String) {
+    let app = spawn_app_with(TestOptions { limits, hostile: true }).await;
+    let tenant = app.create_tenant("acme").await;
+    let token = app.token(&tenant, &["admin"]);
+    (app, token)
+}
+
+async fn call(app: &TestApp, token: &str, method: Method, route: &str) -> (u16, Value) {
+    let path = format!("/api/v1/hostile{route}");
+    let body = json!({"note": route});
+    let body = (method == Method::POST).then_some(&body);
+    let (status, content_type, json) = status_and_json(app.send(method, &path, Some(token), body).await).await;
+    if status >= 400 {
+        assert_eq!(content_type, "application/problem+json", "{route}");
+    }
+    (status, json)
+}
+
+async fn rows(app: &TestApp) -> i64 {
+    app.scalar("SELECT count(*) FROM t_acme__hostile.probes").await
+}
+
+/// The tenant is still served normally, by the same module, right after.
+async fn next_request_succeeds(app: &TestApp, token: &str) {
+    let (status, body) = call(app, token, Method::GET, "/count").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn each_hostile_behaviour_is_stopped_and_classified() {
+    let (app, token) = hostile_app(Limits {
+        fuel_per_request: 20_000_000,
+        max_memory_bytes: 16 << 20,
+        ..Limits::default()
+    })
+    .await;
+    let cases = [
+        ("/loop", 500, "out-of-fuel"),
+        ("/hog", 500, "memory-limit"),
+        ("/recurse", 500, "stack-overflow"),
+        ("/bad-pointer", 500, "bad-abi"),
+        ("/oversized", 500, "bad-abi"),
+        ("/panic", 500, "trap"),
+    ];
+    for (route, status, kind) in cases {
+        let (got, problem) = call(&app, &token, Method::GET, route).await;
+        assert_eq!(got, status, "{route}: {problem}");
+        assert_eq!(problem["type"], format!("https://eerp.dev/problems/{kind}"), "{route}: {problem}");
+        next_request_succeeds(&app, &token).await;
+    }
+}
+
+#[tokio::test]
+async fn writes_before_a_trap_are_rolled_back() {
+    let (app, token) = hostile_app(Limits::default()).await;
+    let (status, problem) = call(&app, &token, Method::POST, "/write-then-trap").await;
+    assert_eq!(status, 500);
+    assert_eq!(problem["type"], "https://eerp.dev/problems/trap");
+    assert_eq!(rows(&app).await, 0, "the row written before the trap is gone");
+
+    let (status, _) = call(&app, &token, Method::POST, "/write").await;
+    assert_eq!(status, 201, "a well-behaved write right after commits");
+    assert_eq!(rows(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_module_that_ignores_a_failed_write_saves_nothing() {
+    let (app, token) = hostile_app(Limits::default()).await;
+    let (status, problem) = call(&app, &token, Method::POST, "/ignore-failure").await;
+    assert_eq!(status, 500, "{problem}");
+    assert_eq!(problem["type"], "https://eerp.dev/problems/bad-abi");
+    assert_eq!(rows(&app).await, 0, "the first insert is rolled back with the failed one");
+}
+
+#[tokio::test]
+async fn the_wall_clock_stops_a_module_that_fuel_would_not_stop_in_time() {
+    let (app, token) = hostile_app(Limits {
+        fuel_per_request: u64::MAX / 4,
+        wall_time: Duration::from_millis(200),
+        ..Limits::default()
+    })
+    .await;
+    let (status, problem) = call(&app, &token, Method::GET, "/loop").await;
+    assert_eq!(status, 504, "{problem}");
+    assert_eq!(problem["type"], "https://eerp.dev/problems/timeout");
+    next_request_succeeds(&app, &token).await;
+}
+
+#[tokio::test]
+async fn a_tenant_cap_on_data_calls_is_enforced() {
+    let (app, token) = hostile_app(Limits {
+        max_data_calls: 1,
+        ..Limits::default()
+    })
+    .await;
+    let (status, body) = call(&app, &token, Method::POST, "/ignore-failure").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["second"]["error"]["kind"], "limit_exceeded");
+    assert_eq!(rows(&app).await, 1, "the call within the cap committed");
+}
