@@ -55,7 +55,11 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let issuer = IssuerConfig {
         issuer: "https://issuer.test".into(),
         audience: "eerp-test".into(),
-        hs256_secret: uuid::Uuid::new_v4().simple().to_string().repeat(2).into_bytes(),
+        hs256_secret: uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .repeat(2)
+            .into_bytes(),
         tenant_claim: "tid".into(),
     };
     let mut settings = Settings::new(with_database(&server_url, &database), issuer.clone());
@@ -106,8 +110,16 @@ impl TestApp {
     }
 
     /// Sends a request with an optional bearer token and JSON body.
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Response {
-        let mut request = self.client.request(method, format!("{}{path}", self.address));
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -120,7 +132,10 @@ impl TestApp {
     /// Runs `sql` (a single-value query) against this app's database.
     pub async fn scalar(&self, sql: &str) -> i64 {
         let conn = self.state.pool.get().await.expect("a pooled connection");
-        conn.query_one(sql, &[]).await.expect("the query runs").get(0)
+        conn.query_one(sql, &[])
+            .await
+            .expect("the query runs")
+            .get(0)
     }
 }
 
@@ -168,6 +183,9 @@ async fn create_database(server_url: &str, database: &str) {
 pub fn with_database(url: &str, database: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
     let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let query = tail.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+    let query = tail
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
     format!("{scheme}://{authority}/{database}{query}")
 }

@@ -8,7 +8,11 @@ use eerp_platform::{App, Settings, telemetry};
 use eerp_tenancy::IssuerConfig;
 
 #[derive(Parser)]
-#[command(name = "eerp", version, about = "EERP: a multi-tenant ERP whose modules run in wasm sandboxes")]
+#[command(
+    name = "eerp",
+    version,
+    about = "EERP: a multi-tenant ERP whose modules run in wasm sandboxes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,9 +65,18 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Dev { port, state_dir, database_url } => {
+        Command::Dev {
+            port,
+            state_dir,
+            database_url,
+        } => {
             telemetry::init(false, "info,eerp::request=info");
-            dev::run(DevOptions { state_dir, port, database_url }).await
+            dev::run(DevOptions {
+                state_dir,
+                port,
+                database_url,
+            })
+            .await
         }
         Command::Serve {
             database_url,

@@ -13,7 +13,8 @@ use wasmtime::Engine;
 use crate::runtime::{LoadError, LoadedModule};
 
 /// The business modules built into this binary: (file name, wasm bytes).
-pub const BUILTIN_MODULES: &[(&str, &[u8])] = &[("crm.wasm", include_bytes!(env!("EERP_CRM_WASM")))];
+pub const BUILTIN_MODULES: &[(&str, &[u8])] =
+    &[("crm.wasm", include_bytes!(env!("EERP_CRM_WASM")))];
 
 type ModuleMap = BTreeMap<String, Arc<LoadedModule>>;
 

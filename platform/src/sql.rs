@@ -53,7 +53,10 @@ mod tests {
     fn identifiers_and_literals_cannot_break_out() {
         assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
         assert_eq!(quote_literal("it's"), "'it''s'");
-        assert_eq!(qualified("t_a__crm", "contacts"), r#""t_a__crm"."contacts""#);
+        assert_eq!(
+            qualified("t_a__crm", "contacts"),
+            r#""t_a__crm"."contacts""#
+        );
     }
 
     #[test]

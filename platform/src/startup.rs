@@ -71,7 +71,11 @@ impl App {
         .workers(settings.workers.max(1))
         .listen(listener)?
         .run();
-        Ok(Self { port, server, state })
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
     }
 
     /// The port actually bound.

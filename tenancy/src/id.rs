@@ -121,10 +121,21 @@ mod tests {
     #[test]
     fn names_that_could_break_sql_or_collide_are_rejected() {
         for bad in [
-            "", "Acme", "1acme", "acme-co", "acme co", "a\"b", "acme_", "a__b", "é",
+            "",
+            "Acme",
+            "1acme",
+            "acme-co",
+            "acme co",
+            "a\"b",
+            "acme_",
+            "a__b",
+            "é",
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         ] {
-            assert!(TenantSlug::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                TenantSlug::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
         assert!(ModuleName::parse("crm_extras_with_a_long_name").is_err());
     }

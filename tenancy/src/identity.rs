@@ -93,7 +93,9 @@ pub struct Verifier {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier").field("config", &self.config).finish()
+        f.debug_struct("Verifier")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -126,7 +128,10 @@ impl Verifier {
             .rest
             .remove(&self.config.tenant_claim)
             .ok_or_else(|| {
-                AuthError::BadClaims(format!("missing tenant claim `{}`", self.config.tenant_claim))
+                AuthError::BadClaims(format!(
+                    "missing tenant claim `{}`",
+                    self.config.tenant_claim
+                ))
             })?;
         let tenant = tenant
             .as_str()
@@ -257,6 +262,9 @@ mod tests {
             &EncodingKey::from_secret(secret),
         )
         .unwrap();
-        assert!(matches!(verifier(secret).verify(&token), Err(AuthError::BadClaims(_))));
+        assert!(matches!(
+            verifier(secret).verify(&token),
+            Err(AuthError::BadClaims(_))
+        ));
     }
 }

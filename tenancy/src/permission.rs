@@ -58,7 +58,11 @@ mod tests {
             ("hr.*", "crm.contacts.read", false),
         ];
         for (pattern, permission, expected) in cases {
-            assert_eq!(grants(pattern, permission), expected, "{pattern} vs {permission}");
+            assert_eq!(
+                grants(pattern, permission),
+                expected,
+                "{pattern} vs {permission}"
+            );
         }
     }
 

@@ -21,8 +21,14 @@ async fn missing_malformed_or_foreign_tokens_get_401_problems() {
     .mint(&tenant, "mallory", &["admin"], 600)
     .unwrap_or_default();
     let ghost = app.token(&TenantSlug::parse("ghost").expect("valid slug"), &["admin"]);
-    for token in [None, Some("not-a-jwt"), Some(foreign.as_str()), Some(ghost.as_str())] {
-        let (status, content_type, problem) = status_and_json(app.send(Method::GET, LIST, token, None).await).await;
+    for token in [
+        None,
+        Some("not-a-jwt"),
+        Some(foreign.as_str()),
+        Some(ghost.as_str()),
+    ] {
+        let (status, content_type, problem) =
+            status_and_json(app.send(Method::GET, LIST, token, None).await).await;
         assert_eq!(status, 401, "{token:?}: {problem}");
         assert_eq!(content_type, "application/problem+json");
         assert_eq!(problem["type"], "https://eerp.dev/problems/unauthenticated");
@@ -30,7 +36,10 @@ async fn missing_malformed_or_foreign_tokens_get_401_problems() {
     }
     // A valid signature over another payload: claim to be globex with acme's signature.
     let acme_token = app.token(&tenant, &["admin"]);
-    let globex_token = app.token(&TenantSlug::parse("globex").expect("valid slug"), &["admin"]);
+    let globex_token = app.token(
+        &TenantSlug::parse("globex").expect("valid slug"),
+        &["admin"],
+    );
     let acme_parts: Vec<&str> = acme_token.split('.').collect();
     let globex_parts: Vec<&str> = globex_token.split('.').collect();
     let tampered = format!("{}.{}.{}", acme_parts[0], globex_parts[1], acme_parts[2]);
@@ -54,8 +63,16 @@ async fn a_tenant_header_or_body_field_cannot_choose_the_tenant() {
         .await
         .expect("request sent");
     assert_eq!(response.status(), 201);
-    assert_eq!(app.scalar("SELECT count(*) FROM t_acme__crm.contacts").await, 1);
-    assert_eq!(app.scalar("SELECT count(*) FROM t_globex__crm.contacts").await, 0);
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM t_acme__crm.contacts")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM t_globex__crm.contacts")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -63,14 +80,36 @@ async fn viewers_read_but_cannot_write_and_the_problem_names_the_permission() {
     let app = spawn_app().await;
     let tenant = app.create_tenant("acme").await;
     let viewer = app.token(&tenant, &["viewer"]);
-    assert_eq!(app.send(Method::GET, LIST, Some(&viewer), None).await.status(), 200);
-    let (status, _, problem) =
-        status_and_json(app.send(Method::POST, LIST, Some(&viewer), Some(&json!({"name": "x"}))).await).await;
+    assert_eq!(
+        app.send(Method::GET, LIST, Some(&viewer), None)
+            .await
+            .status(),
+        200
+    );
+    let (status, _, problem) = status_and_json(
+        app.send(
+            Method::POST,
+            LIST,
+            Some(&viewer),
+            Some(&json!({"name": "x"})),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, 403);
     assert_eq!(problem["permission"], "crm.contacts.create");
     let nobody = app.token(&tenant, &[]);
-    assert_eq!(app.send(Method::GET, LIST, Some(&nobody), None).await.status(), 403);
-    assert_eq!(app.scalar("SELECT count(*) FROM t_acme__crm.contacts").await, 0);
+    assert_eq!(
+        app.send(Method::GET, LIST, Some(&nobody), None)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM t_acme__crm.contacts")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -85,7 +124,8 @@ async fn unknown_modules_routes_and_methods_are_problems() {
         (Method::GET, "/elsewhere", 404),
     ];
     for (method, path, expected) in cases {
-        let (status, content_type, problem) = status_and_json(app.send(method, path, Some(&token), None).await).await;
+        let (status, content_type, problem) =
+            status_and_json(app.send(method, path, Some(&token), None).await).await;
         assert_eq!(status, expected, "{path}: {problem}");
         assert_eq!(content_type, "application/problem+json");
     }
@@ -94,8 +134,12 @@ async fn unknown_modules_routes_and_methods_are_problems() {
 #[tokio::test]
 async fn health_endpoints_answer() {
     let app = spawn_app().await;
-    assert_eq!(app.send(Method::GET, "/livez", None, None).await.status(), 200);
-    let (status, _, ready) = status_and_json(app.send(Method::GET, "/readyz", None, None).await).await;
+    assert_eq!(
+        app.send(Method::GET, "/livez", None, None).await.status(),
+        200
+    );
+    let (status, _, ready) =
+        status_and_json(app.send(Method::GET, "/readyz", None, None).await).await;
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["modules"], json!(["crm"]));
 }

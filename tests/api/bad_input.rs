@@ -1,6 +1,6 @@
 //! Bad input gets a clear problem and changes nothing.
 
-use eerp_e2e::{spawn_app, spawn_app_with, status_and_json, TestOptions};
+use eerp_e2e::{TestOptions, spawn_app, spawn_app_with, status_and_json};
 use eerp_tenancy::Limits;
 use reqwest::Method;
 use serde_json::json;
@@ -14,13 +14,25 @@ async fn malformed_unknown_or_mistyped_bodies_are_400_and_write_nothing() {
     let token = app.token(&tenant, &["admin"]);
     let bodies = [
         ("{\"name\": ", "not valid JSON"),
-        ("{\"name\":\"Ada\",\"nickname\":\"A\"}", "unknown field `nickname`"),
+        (
+            "{\"name\":\"Ada\",\"nickname\":\"A\"}",
+            "unknown field `nickname`",
+        ),
         ("{\"name\": 42}", "invalid type"),
         ("{\"name\":\"Ada\",\"credit_limit\":12.5}", "invalid type"),
-        ("{\"name\":\"Ada\",\"credit_limit\":\"12.345\"}", "credit_limit"),
+        (
+            "{\"name\":\"Ada\",\"credit_limit\":\"12.345\"}",
+            "credit_limit",
+        ),
         ("{\"name\":\"Ada\",\"status\":\"vip\"}", "status"),
-        ("{\"name\":\"Ada\",\"last_contacted_at\":\"yesterday\"}", "RFC 3339"),
-        ("{\"name\":\"Ada\",\"last_contacted_at\":\"2026-02-30T10:00:00Z\"}", "out of range"),
+        (
+            "{\"name\":\"Ada\",\"last_contacted_at\":\"yesterday\"}",
+            "RFC 3339",
+        ),
+        (
+            "{\"name\":\"Ada\",\"last_contacted_at\":\"2026-02-30T10:00:00Z\"}",
+            "out of range",
+        ),
         ("[]", "the request body is invalid"),
         ("", "needs a JSON body"),
     ];
@@ -38,9 +50,16 @@ async fn malformed_unknown_or_mistyped_bodies_are_400_and_write_nothing() {
         assert_eq!(status, 400, "{body}: {problem}");
         assert_eq!(content_type, "application/problem+json");
         let detail = problem["detail"].as_str().unwrap_or_default();
-        assert!(detail.contains(expected), "{body}: detail `{detail}` lacks `{expected}`");
+        assert!(
+            detail.contains(expected),
+            "{body}: detail `{detail}` lacks `{expected}`"
+        );
     }
-    assert_eq!(app.scalar("SELECT count(*) FROM t_acme__crm.contacts").await, 0);
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM t_acme__crm.contacts")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -58,7 +77,11 @@ async fn non_json_content_type_is_415() {
         .await
         .expect("request sent");
     assert_eq!(response.status(), 415);
-    assert_eq!(app.scalar("SELECT count(*) FROM t_acme__crm.contacts").await, 0);
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM t_acme__crm.contacts")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -67,16 +90,32 @@ async fn oversized_bodies_are_413_and_write_nothing() {
         max_request_bytes: 1024,
         ..Limits::default()
     };
-    let app = spawn_app_with(TestOptions { limits, ..TestOptions::default() }).await;
+    let app = spawn_app_with(TestOptions {
+        limits,
+        ..TestOptions::default()
+    })
+    .await;
     let tenant = app.create_tenant("acme").await;
     let token = app.token(&tenant, &["admin"]);
     let body = json!({"name": "Ada", "notes": "x".repeat(2000)});
-    let (status, content_type, problem) =
-        status_and_json(app.send(Method::POST, CREATE, Some(&token), Some(&body)).await).await;
+    let (status, content_type, problem) = status_and_json(
+        app.send(Method::POST, CREATE, Some(&token), Some(&body))
+            .await,
+    )
+    .await;
     assert_eq!(status, 413, "{problem}");
     assert_eq!(content_type, "application/problem+json");
-    assert!(problem["detail"].as_str().unwrap_or_default().contains("1024 bytes"));
-    assert_eq!(app.scalar("SELECT count(*) FROM t_acme__crm.contacts").await, 0);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1024 bytes")
+    );
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM t_acme__crm.contacts")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -84,9 +123,16 @@ async fn bad_query_parameters_are_400() {
     let app = spawn_app().await;
     let tenant = app.create_tenant("acme").await;
     let token = app.token(&tenant, &["admin"]);
-    for query in ["?limit=0", "?limit=abc", "?colour=red", "?status=lead&status=customer", "?order=email"] {
+    for query in [
+        "?limit=0",
+        "?limit=abc",
+        "?colour=red",
+        "?status=lead&status=customer",
+        "?order=email",
+    ] {
         let path = format!("{CREATE}{query}");
-        let (status, _, problem) = status_and_json(app.send(Method::GET, &path, Some(&token), None).await).await;
+        let (status, _, problem) =
+            status_and_json(app.send(Method::GET, &path, Some(&token), None).await).await;
         assert_eq!(status, 400, "{query}: {problem}");
     }
 }

@@ -12,17 +12,25 @@ async fn contact_life_cycle_create_get_update_delete_restore() {
     let t = Some(token.as_str());
 
     let created = app
-        .send(Method::POST, "/api/v1/crm/contacts", t, Some(&json!({
-            "name": "  Ada Lovelace ", "email": "ADA@Example.com", "credit_limit": "1500.50",
-            "last_contacted_at": "2026-11-20T10:00:00Z"
-        })))
+        .send(
+            Method::POST,
+            "/api/v1/crm/contacts",
+            t,
+            Some(&json!({
+                "name": "  Ada Lovelace ", "email": "ADA@Example.com", "credit_limit": "1500.50",
+                "last_contacted_at": "2026-11-20T10:00:00Z"
+            })),
+        )
         .await;
     let (status, content_type, contact) = status_and_json(created).await;
     assert_eq!(status, 201, "{contact}");
     assert!(content_type.starts_with("application/json"));
     assert_eq!(contact["name"], "Ada Lovelace");
     assert_eq!(contact["email"], "ada@example.com");
-    assert_eq!(contact["credit_limit"], "1500.50", "decimals come back exact, as strings");
+    assert_eq!(
+        contact["credit_limit"], "1500.50",
+        "decimals come back exact, as strings"
+    );
     assert_eq!(contact["status"], "lead", "the column default applies");
     assert_eq!(contact["last_contacted_at"], "2026-11-20T10:00:00+00:00");
     let id = contact["id"].as_str().expect("an id").to_string();
@@ -32,7 +40,8 @@ async fn contact_life_cycle_create_get_update_delete_restore() {
     assert_eq!((status, &fetched["id"]), (200, &contact["id"]));
 
     let patch = json!({"status": "customer", "credit_limit": "99999999999.99"});
-    let (status, _, updated) = status_and_json(app.send(Method::PATCH, &path, t, Some(&patch)).await).await;
+    let (status, _, updated) =
+        status_and_json(app.send(Method::PATCH, &path, t, Some(&patch)).await).await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["status"], "customer");
     assert_eq!(updated["credit_limit"], "99999999999.99");
@@ -40,18 +49,28 @@ async fn contact_life_cycle_create_get_update_delete_restore() {
 
     let (status, _, _) = status_and_json(app.send(Method::DELETE, &path, t, None).await).await;
     assert_eq!(status, 204);
-    let (status, content_type, problem) = status_and_json(app.send(Method::GET, &path, t, None).await).await;
+    let (status, content_type, problem) =
+        status_and_json(app.send(Method::GET, &path, t, None).await).await;
     assert_eq!(status, 404, "a soft-deleted contact is gone from reads");
     assert_eq!(content_type, "application/problem+json");
     assert_eq!(problem["type"], "https://eerp.dev/problems/module-error");
-    assert_eq!(app.scalar("SELECT count(*) FROM t_acme__crm.contacts WHERE deleted_at IS NOT NULL").await, 1, "soft delete keeps the row");
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM t_acme__crm.contacts WHERE deleted_at IS NOT NULL")
+            .await,
+        1,
+        "soft delete keeps the row"
+    );
 
     let restore = format!("{path}/restore");
-    let (status, _, restored) = status_and_json(app.send(Method::POST, &restore, t, None).await).await;
+    let (status, _, restored) =
+        status_and_json(app.send(Method::POST, &restore, t, None).await).await;
     assert_eq!(status, 200, "{restored}");
     assert_eq!(restored["deleted_at"], Value::Null);
     let (status, _, _) = status_and_json(app.send(Method::POST, &restore, t, None).await).await;
-    assert_eq!(status, 404, "restoring a live contact finds nothing to restore");
+    assert_eq!(
+        status, 404,
+        "restoring a live contact finds nothing to restore"
+    );
 }
 
 #[tokio::test]
@@ -60,9 +79,20 @@ async fn list_filters_orders_and_pages_with_a_cursor() {
     let tenant = app.create_tenant("acme").await;
     let token = app.token(&tenant, &["admin"]);
     let t = Some(token.as_str());
-    for (name, status) in [("Ada", "lead"), ("Bob", "customer"), ("Cy", "lead"), ("Dee", "lead"), ("Eve", "lead")] {
+    for (name, status) in [
+        ("Ada", "lead"),
+        ("Bob", "customer"),
+        ("Cy", "lead"),
+        ("Dee", "lead"),
+        ("Eve", "lead"),
+    ] {
         let response = app
-            .send(Method::POST, "/api/v1/crm/contacts", t, Some(&json!({"name": name, "status": status})))
+            .send(
+                Method::POST,
+                "/api/v1/crm/contacts",
+                t,
+                Some(&json!({"name": name, "status": status})),
+            )
             .await;
         assert_eq!(response.status(), 201);
     }
@@ -74,19 +104,45 @@ async fn list_filters_orders_and_pages_with_a_cursor() {
         assert_eq!(status, 200, "{page}");
         let data = page["data"].as_array().expect("a data array");
         assert!(data.len() <= 2);
-        seen.extend(data.iter().map(|c| c["name"].as_str().unwrap_or_default().to_string()));
+        seen.extend(
+            data.iter()
+                .map(|c| c["name"].as_str().unwrap_or_default().to_string()),
+        );
         match page["next_cursor"].as_str() {
-            Some(cursor) => url = format!("/api/v1/crm/contacts?status=lead&order=-name&limit=2&cursor={cursor}"),
+            Some(cursor) => {
+                url =
+                    format!("/api/v1/crm/contacts?status=lead&order=-name&limit=2&cursor={cursor}")
+            }
             None => break,
         }
     }
-    assert_eq!(seen, ["Eve", "Dee", "Cy", "Ada"], "every lead once, in descending name order");
+    assert_eq!(
+        seen,
+        ["Eve", "Dee", "Cy", "Ada"],
+        "every lead once, in descending name order"
+    );
 
-    let (_, _, found) = status_and_json(app.send(Method::GET, "/api/v1/crm/contacts?q=DE", t, None).await).await;
-    assert_eq!(found["data"].as_array().map(Vec::len), Some(1), "q matches names case-insensitively");
+    let (_, _, found) = status_and_json(
+        app.send(Method::GET, "/api/v1/crm/contacts?q=DE", t, None)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        found["data"].as_array().map(Vec::len),
+        Some(1),
+        "q matches names case-insensitively"
+    );
 
-    let (status, _, problem) =
-        status_and_json(app.send(Method::GET, "/api/v1/crm/contacts?order=name&cursor=garbage", t, None).await).await;
+    let (status, _, problem) = status_and_json(
+        app.send(
+            Method::GET,
+            "/api/v1/crm/contacts?order=name&cursor=garbage",
+            t,
+            None,
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, 400, "{problem}");
 }
 
@@ -98,11 +154,23 @@ async fn stats_sum_exact_decimals_by_status() {
     let t = Some(token.as_str());
     for amount in ["0.10", "0.20", "1000000000.05"] {
         let body = json!({"name": "x", "credit_limit": amount});
-        assert_eq!(app.send(Method::POST, "/api/v1/crm/contacts", t, Some(&body)).await.status(), 201);
+        assert_eq!(
+            app.send(Method::POST, "/api/v1/crm/contacts", t, Some(&body))
+                .await
+                .status(),
+            201
+        );
     }
-    let (status, _, stats) = status_and_json(app.send(Method::GET, "/api/v1/crm/contacts/stats", t, None).await).await;
+    let (status, _, stats) = status_and_json(
+        app.send(Method::GET, "/api/v1/crm/contacts/stats", t, None)
+            .await,
+    )
+    .await;
     assert_eq!(status, 200);
-    assert_eq!(stats["by_status"][0]["values"]["sum_credit_limit"], "1000000000.35");
+    assert_eq!(
+        stats["by_status"][0]["values"]["sum_credit_limit"],
+        "1000000000.35"
+    );
     assert_eq!(stats["by_status"][0]["values"]["count"], 3);
 }
 
@@ -112,13 +180,32 @@ async fn duplicate_email_is_a_conflict_and_nothing_is_written() {
     let tenant = app.create_tenant("acme").await;
     let token = app.token(&tenant, &["admin"]);
     let body = json!({"name": "Ada", "email": "ada@example.com"});
-    let first = app.send(Method::POST, "/api/v1/crm/contacts", Some(&token), Some(&body)).await;
+    let first = app
+        .send(
+            Method::POST,
+            "/api/v1/crm/contacts",
+            Some(&token),
+            Some(&body),
+        )
+        .await;
     assert_eq!(first.status(), 201);
-    let (status, _, problem) =
-        status_and_json(app.send(Method::POST, "/api/v1/crm/contacts", Some(&token), Some(&body)).await).await;
+    let (status, _, problem) = status_and_json(
+        app.send(
+            Method::POST,
+            "/api/v1/crm/contacts",
+            Some(&token),
+            Some(&body),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["code"], "email_taken");
-    assert_eq!(app.scalar("SELECT count(*) FROM t_acme__crm.contacts").await, 1);
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM t_acme__crm.contacts")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -129,18 +216,44 @@ async fn each_tenant_sees_only_its_own_contacts() {
     let acme_token = app.token(&acme, &["admin"]);
     let globex_token = app.token(&globex, &["admin"]);
     let (_, _, contact) = status_and_json(
-        app.send(Method::POST, "/api/v1/crm/contacts", Some(&acme_token), Some(&json!({"name": "Acme's"}))).await,
+        app.send(
+            Method::POST,
+            "/api/v1/crm/contacts",
+            Some(&acme_token),
+            Some(&json!({"name": "Acme's"})),
+        )
+        .await,
     )
     .await;
-    let path = format!("/api/v1/crm/contacts/{}", contact["id"].as_str().unwrap_or_default());
+    let path = format!(
+        "/api/v1/crm/contacts/{}",
+        contact["id"].as_str().unwrap_or_default()
+    );
     for method in [Method::GET, Method::DELETE] {
         let response = app.send(method, &path, Some(&globex_token), None).await;
         assert_eq!(response.status(), 404);
     }
-    let patch = app.send(Method::PATCH, &path, Some(&globex_token), Some(&json!({"name": "stolen"}))).await;
+    let patch = app
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&globex_token),
+            Some(&json!({"name": "stolen"})),
+        )
+        .await;
     assert_eq!(patch.status(), 404);
-    let (_, _, list) = status_and_json(app.send(Method::GET, "/api/v1/crm/contacts", Some(&globex_token), None).await).await;
+    let (_, _, list) = status_and_json(
+        app.send(
+            Method::GET,
+            "/api/v1/crm/contacts",
+            Some(&globex_token),
+            None,
+        )
+        .await,
+    )
+    .await;
     assert_eq!(list["data"], json!([]));
-    let (_, _, mine) = status_and_json(app.send(Method::GET, &path, Some(&acme_token), None).await).await;
+    let (_, _, mine) =
+        status_and_json(app.send(Method::GET, &path, Some(&acme_token), None).await).await;
     assert_eq!(mine["name"], "Acme's", "nothing globex did touched it");
 }

@@ -17,13 +17,23 @@ async fn crm(app: &eerp_e2e::TestApp) -> LoadedModule {
 async fn applying_twice_applies_nothing_the_second_time() {
     let app = spawn_app().await;
     let slug = TenantSlug::parse("acme").expect("valid");
-    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme").await.expect("tenant");
+    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme")
+        .await
+        .expect("tenant");
     let module = crm(&app).await;
-    let first = apply_module(&app.state.pool, &tenant.id, &slug, &module).await.expect("applies");
+    let first = apply_module(&app.state.pool, &tenant.id, &slug, &module)
+        .await
+        .expect("applies");
     assert_eq!(first, vec![1, 2]);
-    let second = apply_module(&app.state.pool, &tenant.id, &slug, &module).await.expect("applies");
+    let second = apply_module(&app.state.pool, &tenant.id, &slug, &module)
+        .await
+        .expect("applies");
     assert!(second.is_empty());
-    assert_eq!(app.scalar("SELECT count(*) FROM eerp.migration_history").await, 2);
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM eerp.migration_history")
+            .await,
+        2
+    );
     // v2 came in the original EERP format: its column and index exist.
     assert_eq!(
         app.scalar("SELECT count(*) FROM information_schema.columns WHERE table_schema = 't_acme__crm' AND column_name = 'website'").await,
@@ -36,36 +46,65 @@ async fn applying_twice_applies_nothing_the_second_time() {
 async fn an_edited_released_step_is_refused() {
     let app = spawn_app().await;
     let slug = app.create_tenant("acme").await;
-    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme").await.expect("tenant");
+    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme")
+        .await
+        .expect("tenant");
     let mut module = crm(&app).await;
     module.migrations[0].entity = "edited".into();
-    let err = apply_module(&app.state.pool, &tenant.id, &slug, &module).await.unwrap_err();
-    assert!(matches!(err, MigrationError::Changed { version: 1, .. }), "{err}");
+    let err = apply_module(&app.state.pool, &tenant.id, &slug, &module)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MigrationError::Changed { version: 1, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn a_database_ahead_of_the_module_is_refused() {
     let app = spawn_app().await;
     let slug = app.create_tenant("acme").await;
-    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme").await.expect("tenant");
+    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme")
+        .await
+        .expect("tenant");
     let mut module = crm(&app).await;
     module.migrations.truncate(1);
-    let err = apply_module(&app.state.pool, &tenant.id, &slug, &module).await.unwrap_err();
-    assert!(matches!(err, MigrationError::Ahead { applied: 2, known: 1, .. }), "{err}");
+    let err = apply_module(&app.state.pool, &tenant.id, &slug, &module)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MigrationError::Ahead {
+                applied: 2,
+                known: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn a_failing_step_applies_nothing() {
     let app = spawn_app().await;
     let slug = TenantSlug::parse("acme").expect("valid");
-    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme").await.expect("tenant");
+    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme")
+        .await
+        .expect("tenant");
     let module = crm(&app).await;
     // Sabotage: a table in the way makes step 1's CREATE TABLE a no-op and step 2's index fail.
     let conn = app.state.pool.get().await.expect("connection");
     conn.batch_execute("CREATE SCHEMA t_acme__crm; CREATE TABLE t_acme__crm.contacts (id uuid)")
         .await
         .expect("sabotage");
-    let err = apply_module(&app.state.pool, &tenant.id, &slug, &module).await.unwrap_err();
+    let err = apply_module(&app.state.pool, &tenant.id, &slug, &module)
+        .await
+        .unwrap_err();
     assert!(matches!(err, MigrationError::Db(_)), "{err}");
-    assert_eq!(app.scalar("SELECT count(*) FROM eerp.migration_history").await, 0);
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM eerp.migration_history")
+            .await,
+        0
+    );
 }

@@ -8,7 +8,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn hostile_app(limits: Limits) -> (TestApp, String) {
-    let app = spawn_app_with(TestOptions { limits, hostile: true }).await;
+    let app = spawn_app_with(TestOptions {
+        limits,
+        hostile: true,
+    })
+    .await;
     let tenant = app.create_tenant("acme").await;
     let token = app.token(&tenant, &["admin"]);
     (app, token)
@@ -18,7 +22,8 @@ async fn call(app: &TestApp, token: &str, method: Method, route: &str) -> (u16, 
     let path = format!("/api/v1/hostile{route}");
     let body = json!({"note": route});
     let body = (method == Method::POST).then_some(&body);
-    let (status, content_type, json) = status_and_json(app.send(method, &path, Some(token), body).await).await;
+    let (status, content_type, json) =
+        status_and_json(app.send(method, &path, Some(token), body).await).await;
     if status >= 400 {
         assert_eq!(content_type, "application/problem+json", "{route}");
     }
@@ -26,7 +31,8 @@ async fn call(app: &TestApp, token: &str, method: Method, route: &str) -> (u16, 
 }
 
 async fn rows(app: &TestApp) -> i64 {
-    app.scalar("SELECT count(*) FROM t_acme__hostile.probes").await
+    app.scalar("SELECT count(*) FROM t_acme__hostile.probes")
+        .await
 }
 
 /// The tenant is still served normally, by the same module, right after.
@@ -54,7 +60,11 @@ async fn each_hostile_behaviour_is_stopped_and_classified() {
     for (route, status, kind) in cases {
         let (got, problem) = call(&app, &token, Method::GET, route).await;
         assert_eq!(got, status, "{route}: {problem}");
-        assert_eq!(problem["type"], format!("https://eerp.dev/problems/{kind}"), "{route}: {problem}");
+        assert_eq!(
+            problem["type"],
+            format!("https://eerp.dev/problems/{kind}"),
+            "{route}: {problem}"
+        );
         next_request_succeeds(&app, &token).await;
     }
 }
@@ -65,7 +75,11 @@ async fn writes_before_a_trap_are_rolled_back() {
     let (status, problem) = call(&app, &token, Method::POST, "/write-then-trap").await;
     assert_eq!(status, 500);
     assert_eq!(problem["type"], "https://eerp.dev/problems/trap");
-    assert_eq!(rows(&app).await, 0, "the row written before the trap is gone");
+    assert_eq!(
+        rows(&app).await,
+        0,
+        "the row written before the trap is gone"
+    );
 
     let (status, _) = call(&app, &token, Method::POST, "/write").await;
     assert_eq!(status, 201, "a well-behaved write right after commits");
@@ -78,7 +92,11 @@ async fn a_module_that_ignores_a_failed_write_saves_nothing() {
     let (status, problem) = call(&app, &token, Method::POST, "/ignore-failure").await;
     assert_eq!(status, 500, "{problem}");
     assert_eq!(problem["type"], "https://eerp.dev/problems/bad-abi");
-    assert_eq!(rows(&app).await, 0, "the first insert is rolled back with the failed one");
+    assert_eq!(
+        rows(&app).await,
+        0,
+        "the first insert is rolled back with the failed one"
+    );
 }
 
 #[tokio::test]

@@ -338,63 +338,6 @@ fn parse_sized(text: &str) -> Option<SqlType> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn original_eerp_poc_output_parses_unchanged() {
-        let json = br#"{"entity":"vente","version":1,"operations":[{"type":"add_column","table":"vente","column":"type_client","sql_type":"TEXT","nullable":true}],"data":{"x":1}}"#;
-        let steps = parse_migrations(json).unwrap();
-        assert_eq!(steps.len(), 1);
-        assert_eq!(steps[0].version, 1);
-        assert!(matches!(&steps[0].operations[0], Operation::AddColumn(c) if c.column == "type_client"));
-    }
-
-    #[test]
-    fn unknown_operation_type_is_an_error_naming_it() {
-        let json = br#"{"entity":"x","version":1,"operations":[{"type":"drop_table","table":"t"}]}"#;
-        let err = parse_migrations(json).unwrap_err().to_string();
-        assert!(err.contains("drop_table"), "{err}");
-    }
-
-    #[test]
-    fn unknown_field_in_an_operation_is_an_error() {
-        let json = br#"[{"entity":"x","version":1,"operations":[{"type":"create_index","table":"t","column":"c","colum":"d"}]}]"#;
-        assert!(parse_migrations(json).is_err());
-    }
-
-    #[test]
-    fn sql_types_parse_with_aliases_and_not_null() {
-        assert_eq!(SqlType::parse("TEXT"), Ok((SqlType::Text, false)));
-        assert_eq!(SqlType::parse("text NOT NULL"), Ok((SqlType::Text, true)));
-        assert_eq!(
-            SqlType::parse("DECIMAL(14, 2)"),
-            Ok((SqlType::Numeric(Some((14, 2))), false))
-        );
-        assert_eq!(
-            SqlType::parse("timestamp with time zone"),
-            Ok((SqlType::Timestamptz, false))
-        );
-        assert_eq!(SqlType::parse("varchar(80)"), Ok((SqlType::Varchar(80), false)));
-    }
-
-    #[test]
-    fn floats_injections_and_nonsense_are_rejected() {
-        for bad in [
-            "float8",
-            "double precision",
-            "text; drop table x",
-            "numeric(2,5)",
-            "varchar(0)",
-            "",
-            "not null",
-        ] {
-            assert!(SqlType::parse(bad).is_err(), "{bad} should be rejected");
-        }
-    }
-}
-
 /// Builders, so modules can declare schemas in Rust without struct literals.
 impl Column {
     /// A nullable column without default or constraints.
@@ -466,5 +409,68 @@ impl CreateTable {
         self.unique
             .push(columns.iter().map(|c| c.to_string()).collect());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_eerp_poc_output_parses_unchanged() {
+        let json = br#"{"entity":"vente","version":1,"operations":[{"type":"add_column","table":"vente","column":"type_client","sql_type":"TEXT","nullable":true}],"data":{"x":1}}"#;
+        let steps = parse_migrations(json).unwrap();
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].version, 1);
+        assert!(
+            matches!(&steps[0].operations[0], Operation::AddColumn(c) if c.column == "type_client")
+        );
+    }
+
+    #[test]
+    fn unknown_operation_type_is_an_error_naming_it() {
+        let json =
+            br#"{"entity":"x","version":1,"operations":[{"type":"drop_table","table":"t"}]}"#;
+        let err = parse_migrations(json).unwrap_err().to_string();
+        assert!(err.contains("drop_table"), "{err}");
+    }
+
+    #[test]
+    fn unknown_field_in_an_operation_is_an_error() {
+        let json = br#"[{"entity":"x","version":1,"operations":[{"type":"create_index","table":"t","column":"c","colum":"d"}]}]"#;
+        assert!(parse_migrations(json).is_err());
+    }
+
+    #[test]
+    fn sql_types_parse_with_aliases_and_not_null() {
+        assert_eq!(SqlType::parse("TEXT"), Ok((SqlType::Text, false)));
+        assert_eq!(SqlType::parse("text NOT NULL"), Ok((SqlType::Text, true)));
+        assert_eq!(
+            SqlType::parse("DECIMAL(14, 2)"),
+            Ok((SqlType::Numeric(Some((14, 2))), false))
+        );
+        assert_eq!(
+            SqlType::parse("timestamp with time zone"),
+            Ok((SqlType::Timestamptz, false))
+        );
+        assert_eq!(
+            SqlType::parse("varchar(80)"),
+            Ok((SqlType::Varchar(80), false))
+        );
+    }
+
+    #[test]
+    fn floats_injections_and_nonsense_are_rejected() {
+        for bad in [
+            "float8",
+            "double precision",
+            "text; drop table x",
+            "numeric(2,5)",
+            "varchar(0)",
+            "",
+            "not null",
+        ] {
+            assert!(SqlType::parse(bad).is_err(), "{bad} should be rejected");
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Contacts: routes, request shapes and the rules a contact must satisfy.
 
 use eerp_sdk::{
-    Aggregate, AggregateFn, AggregateQuery, Ctx, Error, Filter, FilterOp, ListQuery, Module,
-    Order, Reply, Request,
+    Aggregate, AggregateFn, AggregateQuery, Ctx, Error, Filter, FilterOp, ListQuery, Module, Order,
+    Reply, Request,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -91,7 +91,12 @@ pub fn normalize_new(mut contact: NewContact) -> Result<NewContact, Error> {
     contact.email = contact.email.map(|e| e.trim().to_ascii_lowercase());
     check_optional(&contact.email, "email", check_email, &mut problems);
     check_optional(&contact.status, "status", check_status, &mut problems);
-    check_optional(&contact.credit_limit, "credit_limit", check_money, &mut problems);
+    check_optional(
+        &contact.credit_limit,
+        "credit_limit",
+        check_money,
+        &mut problems,
+    );
     into_result(contact, problems)
 }
 
@@ -113,7 +118,12 @@ pub fn normalize_patch(mut patch: ContactPatch) -> Result<ContactPatch, Error> {
     patch.email = patch.email.map(|e| e.trim().to_ascii_lowercase());
     check_optional(&patch.email, "email", check_email, &mut problems);
     check_optional(&patch.status, "status", check_status, &mut problems);
-    check_optional(&patch.credit_limit, "credit_limit", check_money, &mut problems);
+    check_optional(
+        &patch.credit_limit,
+        "credit_limit",
+        check_money,
+        &mut problems,
+    );
     into_result(patch, problems)
 }
 
@@ -284,9 +294,16 @@ pub fn list_query(req: &Request) -> Result<ListQuery, Error> {
         });
     }
     let limit = match req.query("limit") {
-        Some(text) => Some(text.parse::<u32>().ok().filter(|n| (1..=200).contains(n)).ok_or_else(
-            || Error::bad_request(format!("limit `{text}` must be a whole number from 1 to 200")),
-        )?),
+        Some(text) => Some(
+            text.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=200).contains(n))
+                .ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "limit `{text}` must be a whole number from 1 to 200"
+                    ))
+                })?,
+        ),
         None => None,
     };
     let order = match req.query("order") {
@@ -338,7 +355,9 @@ fn eq(column: &str, value: &str) -> Filter {
 
 fn list(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let page = ctx.list(list_query(req)?)?;
-    Ok(Reply::ok(json!({ "data": page.rows, "next_cursor": page.next_cursor })))
+    Ok(Reply::ok(
+        json!({ "data": page.rows, "next_cursor": page.next_cursor }),
+    ))
 }
 
 fn stats(ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
@@ -411,7 +430,10 @@ mod tests {
 
     #[test]
     fn empty_patch_is_rejected() {
-        assert_eq!(normalize_patch(ContactPatch::default()).unwrap_err().status, 400);
+        assert_eq!(
+            normalize_patch(ContactPatch::default()).unwrap_err().status,
+            400
+        );
     }
 
     #[test]
@@ -430,6 +452,11 @@ mod tests {
         let manifest = crate::module().manifest();
         assert_eq!(manifest.name, "crm");
         assert_eq!(manifest.routes.len(), 8);
-        assert!(manifest.routes.iter().all(|r| r.permission.starts_with("crm.contacts.")));
+        assert!(
+            manifest
+                .routes
+                .iter()
+                .all(|r| r.permission.starts_with("crm.contacts."))
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! Version 1 uses the richer `create_table` format; version 2 is written in the original
 //! EERP format (`add_column`, `create_index`), which the platform accepts unchanged.
 
-use eerp_sdk::{AddColumn, CheckOp, Column, CreateIndex, CreateTable, Migration, Operation};
 use eerp_sdk::IndexType;
+use eerp_sdk::{AddColumn, CheckOp, Column, CreateIndex, CreateTable, Migration, Operation};
 
 /// Pipeline stages a contact can be in.
 pub const STATUSES: [&str; 4] = ["lead", "prospect", "customer", "churned"];
@@ -22,7 +22,9 @@ fn v1_contacts() -> Migration {
             Column::new("email", "text").unique(),
             Column::new("phone", "text"),
             Column::new("company", "text"),
-            Column::new("status", "text").not_null().default_value("lead"),
+            Column::new("status", "text")
+                .not_null()
+                .default_value("lead"),
             Column::new("notes", "text"),
             Column::new("credit_limit", "numeric(14,2)")
                 .not_null()

@@ -32,13 +32,28 @@ const PROFILE: &str = "wasm-guest";
 /// says what to do.
 pub fn build(package: &str, crate_dir: &str) -> PathBuf {
     let root = workspace_root();
-    for watched in ["modules/abi", "modules/sdk", crate_dir, "Cargo.toml", "Cargo.lock"] {
+    for watched in [
+        "modules/abi",
+        "modules/sdk",
+        crate_dir,
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     ensure_wasm_target();
     let target_dir = root.join("target").join("guests");
     let status = nested_cargo()
-        .args(["build", "--quiet", "--target", TARGET, "--profile", PROFILE, "-p", package])
+        .args([
+            "build",
+            "--quiet",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+            "-p",
+            package,
+        ])
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
         .arg("--target-dir")
@@ -54,7 +69,10 @@ pub fn build(package: &str, crate_dir: &str) -> PathBuf {
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR for build scripts"));
     let copy = out.join(&file);
     std::fs::copy(&built, &copy).unwrap_or_else(|e| {
-        panic!("guest `{package}` built but {} is missing: {e}", built.display())
+        panic!(
+            "guest `{package}` built but {} is missing: {e}",
+            built.display()
+        )
     });
     copy
 }

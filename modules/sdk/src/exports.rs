@@ -23,10 +23,10 @@ pub fn alloc(len: i32) -> i32 {
 
 /// `eerp_dealloc`: release bytes returned by [`alloc`] with the same `len`.
 pub fn dealloc(ptr: i32, len: i32) {
-    if let (Ok(len), true) = (usize::try_from(len), ptr != 0) {
-        if len > 0 {
-            raw::dealloc(ptr, len);
-        }
+    if let (Ok(len), true) = (usize::try_from(len), ptr != 0)
+        && len > 0
+    {
+        raw::dealloc(ptr, len);
     }
 }
 
@@ -71,7 +71,7 @@ fn take_request(ptr: i32, len: i32) -> Result<Request, Error> {
 /// which is one request.
 fn leak(bytes: Vec<u8>) -> i64 {
     let len = u32::try_from(bytes.len()).unwrap_or(0);
-    let ptr = raw::leak(bytes.into_boxed_slice());
+    let ptr = raw::leak(bytes);
     pack(ptr, len)
 }
 
@@ -104,8 +104,8 @@ mod raw {
         unsafe { Vec::from_raw_parts(ptr as u32 as usize as *mut u8, len, len) }
     }
 
-    pub fn leak(bytes: Box<[u8]>) -> u32 {
-        Box::leak(bytes).as_ptr() as usize as u32
+    pub fn leak(bytes: Vec<u8>) -> u32 {
+        Box::leak(bytes.into_boxed_slice()).as_ptr() as usize as u32
     }
 }
 
@@ -118,7 +118,7 @@ mod raw {
     pub fn take(_ptr: i32, _len: usize) -> Vec<u8> {
         Vec::new()
     }
-    pub fn leak(_bytes: Box<[u8]>) -> u32 {
+    pub fn leak(_bytes: Vec<u8>) -> u32 {
         0
     }
 }

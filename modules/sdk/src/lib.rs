@@ -47,13 +47,13 @@ pub use eerp_abi::data::{
     FilterOp, ListPage, ListQuery, Order,
 };
 pub use eerp_abi::envelope::{FieldError, Principal};
-pub use request::Request;
 pub use eerp_abi::migration::{
     AddColumn, Check, CheckOp, Column, ColumnDefault, CreateIndex, CreateTable, DefaultFunction,
     IndexType, Migration, Operation,
 };
 pub use module::{Handler, Module};
 pub use reply::{Error, Reply};
+pub use request::Request;
 
 /// Write a line to the host's log, tagged with the request id, tenant and module.
 pub mod log {
@@ -91,37 +91,55 @@ pub mod __private {
 #[macro_export]
 macro_rules! export {
     ($module:path) => {
-        #[allow(unsafe_code, reason = "exported symbol names are the ABI; the SDK owns them")]
+        #[allow(
+            unsafe_code,
+            reason = "exported symbol names are the ABI; the SDK owns them"
+        )]
         #[unsafe(no_mangle)]
         pub extern "C" fn eerp_alloc(len: i32) -> i32 {
             $crate::__private::alloc(len)
         }
 
-        #[allow(unsafe_code, reason = "exported symbol names are the ABI; the SDK owns them")]
+        #[allow(
+            unsafe_code,
+            reason = "exported symbol names are the ABI; the SDK owns them"
+        )]
         #[unsafe(no_mangle)]
         pub extern "C" fn eerp_dealloc(ptr: i32, len: i32) {
             $crate::__private::dealloc(ptr, len)
         }
 
-        #[allow(unsafe_code, reason = "exported symbol names are the ABI; the SDK owns them")]
+        #[allow(
+            unsafe_code,
+            reason = "exported symbol names are the ABI; the SDK owns them"
+        )]
         #[unsafe(no_mangle)]
         pub extern "C" fn eerp_manifest() -> i64 {
             $crate::__private::manifest(&$module())
         }
 
-        #[allow(unsafe_code, reason = "exported symbol names are the ABI; the SDK owns them")]
+        #[allow(
+            unsafe_code,
+            reason = "exported symbol names are the ABI; the SDK owns them"
+        )]
         #[unsafe(no_mangle)]
         pub extern "C" fn migrate() -> i32 {
             $crate::__private::migrate_ptr(&$module())
         }
 
-        #[allow(unsafe_code, reason = "exported symbol names are the ABI; the SDK owns them")]
+        #[allow(
+            unsafe_code,
+            reason = "exported symbol names are the ABI; the SDK owns them"
+        )]
         #[unsafe(no_mangle)]
         pub extern "C" fn migrate_len() -> i32 {
             $crate::__private::migrate_len(&$module())
         }
 
-        #[allow(unsafe_code, reason = "exported symbol names are the ABI; the SDK owns them")]
+        #[allow(
+            unsafe_code,
+            reason = "exported symbol names are the ABI; the SDK owns them"
+        )]
         #[unsafe(no_mangle)]
         pub extern "C" fn eerp_handle(handler_id: i32, req_ptr: i32, req_len: i32) -> i64 {
             $crate::__private::handle(&$module(), handler_id, req_ptr, req_len)

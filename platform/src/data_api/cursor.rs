@@ -39,7 +39,10 @@ impl Cursor {
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
         let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
         if cursor.column != column || cursor.desc != desc {
-            return Err("the cursor was made for a different order; use the same order for every page".into());
+            return Err(
+                "the cursor was made for a different order; use the same order for every page"
+                    .into(),
+            );
         }
         Ok(cursor)
     }

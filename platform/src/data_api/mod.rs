@@ -57,7 +57,10 @@ async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataErro
         ));
     }
     let op: DataOp = serde_json::from_slice(request).map_err(|e| {
-        error(DataErrorKind::Invalid, format!("not a data API operation: {e}"))
+        error(
+            DataErrorKind::Invalid,
+            format!("not a data API operation: {e}"),
+        )
     })?;
     if scope.db.is_aborted() {
         return Err(error(
@@ -70,7 +73,11 @@ async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataErro
     let rows_returned = rows.len() as u64;
     let bytes_returned: u64 = rows
         .iter()
-        .map(|row| (0..row.len()).map(|i| row.get::<_, Option<&str>>(i).map_or(0, str::len) as u64).sum::<u64>())
+        .map(|row| {
+            (0..row.len())
+                .map(|i| row.get::<_, Option<&str>>(i).map_or(0, str::len) as u64)
+                .sum::<u64>()
+        })
         .sum();
     scope.usage.rows += rows_returned;
     scope.usage.bytes += bytes_returned;
@@ -121,7 +128,10 @@ async fn run_statement(
 /// database failing.
 fn classify(e: &tokio_postgres::Error) -> (DataErrorKind, String) {
     let Some(db) = e.as_db_error() else {
-        return (DataErrorKind::Unavailable, format!("database connection failed: {e}"));
+        return (
+            DataErrorKind::Unavailable,
+            format!("database connection failed: {e}"),
+        );
     };
     let message = match db.detail() {
         Some(detail) => format!("{} ({detail})", db.message()),

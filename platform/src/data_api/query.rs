@@ -127,7 +127,11 @@ pub fn build(schema: &str, model: &SchemaModel, op: &DataOp) -> Result<Statement
     };
     let (sql, shape) = match op {
         DataOp::Insert { values, .. } => b.insert(values)?,
-        DataOp::Get { id, include_deleted, .. } => b.get(id, *include_deleted, false)?,
+        DataOp::Get {
+            id,
+            include_deleted,
+            ..
+        } => b.get(id, *include_deleted, false)?,
         DataOp::GetForUpdate { id, .. } => b.get(id, false, true)?,
         DataOp::Update { id, values, .. } => b.update(id, values)?,
         DataOp::Delete { id, .. } => b.set_deleted(id, true)?,
@@ -157,7 +161,9 @@ impl<'a> Builder<'a> {
     fn writable(&self, name: &str) -> Result<&'a ColumnModel, DataError> {
         let column = self.column(name)?;
         if column.builtin {
-            return Err(invalid(format!("`{name}` is managed by the host and cannot be written")));
+            return Err(invalid(format!(
+                "`{name}` is managed by the host and cannot be written"
+            )));
         }
         Ok(column)
     }
@@ -176,7 +182,11 @@ impl<'a> Builder<'a> {
     }
 
     fn columns(&self) -> Vec<(String, SqlType)> {
-        self.table.columns.iter().map(|c| (c.name.clone(), c.ty)).collect()
+        self.table
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty))
+            .collect()
     }
 
     fn select_list(&self) -> String {
@@ -212,7 +222,11 @@ impl<'a> Builder<'a> {
             placeholders.push(self.bind(text, column.ty));
         }
         let sql = if names.is_empty() {
-            format!("INSERT INTO {} DEFAULT VALUES RETURNING {}", self.target, self.select_list())
+            format!(
+                "INSERT INTO {} DEFAULT VALUES RETURNING {}",
+                self.target,
+                self.select_list()
+            )
         } else {
             format!(
                 "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
@@ -225,9 +239,18 @@ impl<'a> Builder<'a> {
         Ok((sql, self.one()))
     }
 
-    fn get(&mut self, id: &str, include_deleted: bool, lock: bool) -> Result<(String, Shape), DataError> {
+    fn get(
+        &mut self,
+        id: &str,
+        include_deleted: bool,
+        lock: bool,
+    ) -> Result<(String, Shape), DataError> {
         let id = self.bind_id(id)?;
-        let live = if include_deleted { "" } else { " AND \"deleted_at\" IS NULL" };
+        let live = if include_deleted {
+            ""
+        } else {
+            " AND \"deleted_at\" IS NULL"
+        };
         let lock = if lock { " FOR UPDATE" } else { "" };
         let sql = format!(
             "SELECT {} FROM {} WHERE \"id\" = {id}{live}{lock}",
@@ -237,7 +260,11 @@ impl<'a> Builder<'a> {
         Ok((sql, self.one()))
     }
 
-    fn update(&mut self, id: &str, values: &Map<String, Value>) -> Result<(String, Shape), DataError> {
+    fn update(
+        &mut self,
+        id: &str,
+        values: &Map<String, Value>,
+    ) -> Result<(String, Shape), DataError> {
         if values.is_empty() {
             return Err(invalid("an update needs at least one column to change"));
         }
@@ -273,7 +300,11 @@ impl<'a> Builder<'a> {
         Ok((sql, self.one()))
     }
 
-    fn conditions(&mut self, filters: &[Filter], include_deleted: bool) -> Result<Vec<String>, DataError> {
+    fn conditions(
+        &mut self,
+        filters: &[Filter],
+        include_deleted: bool,
+    ) -> Result<Vec<String>, DataError> {
         let mut conditions = Vec::new();
         if !include_deleted {
             conditions.push("\"deleted_at\" IS NULL".to_string());
@@ -287,26 +318,40 @@ impl<'a> Builder<'a> {
     fn condition(&mut self, filter: &Filter) -> Result<String, DataError> {
         let column = self.column(&filter.column)?;
         if column.name == "deleted_at" {
-            return Err(invalid("filter on soft deletion with `include_deleted`, not on `deleted_at`"));
+            return Err(invalid(
+                "filter on soft deletion with `include_deleted`, not on `deleted_at`",
+            ));
         }
         let quoted = quote_ident(&column.name);
         let bad = |why: &str| invalid(format!("filter on `{}`: {why}", column.name));
         let sql = match filter.op {
             FilterOp::IsNull => {
-                let is_null = filter.value.as_bool().ok_or_else(|| bad("`is_null` takes true or false"))?;
+                let is_null = filter
+                    .value
+                    .as_bool()
+                    .ok_or_else(|| bad("`is_null` takes true or false"))?;
                 format!("{quoted} IS {}NULL", if is_null { "" } else { "NOT " })
             }
             FilterOp::Contains => {
                 if !matches!(column.ty, SqlType::Text | SqlType::Varchar(_)) {
                     return Err(bad("`contains` works on text columns only"));
                 }
-                let text = filter.value.as_str().ok_or_else(|| bad("`contains` takes a string"))?;
-                let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                let text = filter
+                    .value
+                    .as_str()
+                    .ok_or_else(|| bad("`contains` takes a string"))?;
+                let escaped = text
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
                 let placeholder = self.bind(Some(format!("%{escaped}%")), SqlType::Text);
                 format!("{quoted} ILIKE {placeholder}")
             }
             FilterOp::In => {
-                let items = filter.value.as_array().ok_or_else(|| bad("`in` takes an array"))?;
+                let items = filter
+                    .value
+                    .as_array()
+                    .ok_or_else(|| bad("`in` takes an array"))?;
                 if items.is_empty() || items.len() > MAX_IN_VALUES {
                     return Err(bad("`in` takes 1 to 100 values"));
                 }
@@ -316,7 +361,11 @@ impl<'a> Builder<'a> {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(invalid)?;
                 self.params.push(Param::TextArray(texts));
-                format!("{quoted} = ANY(${}::text[]::{}[])", self.params.len(), cast_type(column.ty))
+                format!(
+                    "{quoted} = ANY(${}::text[]::{}[])",
+                    self.params.len(),
+                    cast_type(column.ty)
+                )
             }
             op => {
                 if filter.value.is_null() {
@@ -374,7 +423,12 @@ impl<'a> Builder<'a> {
     }
 
     /// Keyset condition for rows after `cursor`, with `NULLS LAST` in both directions.
-    fn after_cursor(&mut self, column: &ColumnModel, desc: bool, cursor: &Cursor) -> Result<String, DataError> {
+    fn after_cursor(
+        &mut self,
+        column: &ColumnModel,
+        desc: bool,
+        cursor: &Cursor,
+    ) -> Result<String, DataError> {
         if uuid::Uuid::parse_str(&cursor.id).is_err() {
             return Err(invalid("the cursor is damaged; start again without it"));
         }
@@ -385,14 +439,18 @@ impl<'a> Builder<'a> {
             None => format!("({quoted} IS NULL AND \"id\" {cmp} {id})"),
             Some(value) => {
                 let value = self.bind(Some(value.clone()), column.ty);
-                format!("({quoted} {cmp} {value} OR ({quoted} = {value} AND \"id\" {cmp} {id}) OR {quoted} IS NULL)")
+                format!(
+                    "({quoted} {cmp} {value} OR ({quoted} = {value} AND \"id\" {cmp} {id}) OR {quoted} IS NULL)"
+                )
             }
         })
     }
 
     fn aggregate(&mut self, query: &AggregateQuery) -> Result<(String, Shape), DataError> {
         if query.aggregates.is_empty() {
-            return Err(invalid("an aggregate needs at least one of count, sum, min, max"));
+            return Err(invalid(
+                "an aggregate needs at least one of count, sum, min, max",
+            ));
         }
         let mut keys = Vec::new();
         let mut select = Vec::new();
@@ -424,7 +482,11 @@ impl<'a> Builder<'a> {
         Ok((sql, Shape::Groups { keys, values }))
     }
 
-    fn aggregate_expr(&self, func: AggregateFn, column: Option<&str>) -> Result<(String, AggregateValue), DataError> {
+    fn aggregate_expr(
+        &self,
+        func: AggregateFn,
+        column: Option<&str>,
+    ) -> Result<(String, AggregateValue), DataError> {
         let Some(name) = column else {
             return match func {
                 AggregateFn::Count => Ok(("count(*)::text".into(), AggregateValue::Count)),
@@ -433,16 +495,31 @@ impl<'a> Builder<'a> {
         };
         let column = self.column(name)?;
         let quoted = quote_ident(name);
-        let numeric = matches!(column.ty, SqlType::Integer | SqlType::BigInt | SqlType::Numeric(_));
+        let numeric = matches!(
+            column.ty,
+            SqlType::Integer | SqlType::BigInt | SqlType::Numeric(_)
+        );
         match func {
             AggregateFn::Count => Ok((format!("count({quoted})::text"), AggregateValue::Count)),
-            AggregateFn::Sum if numeric => Ok((format!("sum({quoted})::text"), AggregateValue::Sum)),
-            AggregateFn::Sum => Err(invalid(format!("cannot sum `{name}`: it is not a number column"))),
-            AggregateFn::Min | AggregateFn::Max if matches!(column.ty, SqlType::Jsonb | SqlType::Boolean | SqlType::Uuid) => {
+            AggregateFn::Sum if numeric => {
+                Ok((format!("sum({quoted})::text"), AggregateValue::Sum))
+            }
+            AggregateFn::Sum => Err(invalid(format!(
+                "cannot sum `{name}`: it is not a number column"
+            ))),
+            AggregateFn::Min | AggregateFn::Max
+                if matches!(column.ty, SqlType::Jsonb | SqlType::Boolean | SqlType::Uuid) =>
+            {
                 Err(invalid(format!("cannot take min or max of `{name}`")))
             }
-            AggregateFn::Min => Ok((select_text(&format!("min({quoted})"), column.ty), AggregateValue::Like(column.ty))),
-            AggregateFn::Max => Ok((select_text(&format!("max({quoted})"), column.ty), AggregateValue::Like(column.ty))),
+            AggregateFn::Min => Ok((
+                select_text(&format!("min({quoted})"), column.ty),
+                AggregateValue::Like(column.ty),
+            )),
+            AggregateFn::Max => Ok((
+                select_text(&format!("max({quoted})"), column.ty),
+                AggregateValue::Like(column.ty),
+            )),
         }
     }
 }
@@ -454,21 +531,34 @@ impl Shape {
     /// [`DataErrorKind::NotFound`] when a single-row statement found nothing.
     pub fn render(&self, rows: &[Row]) -> Result<Value, DataError> {
         match self {
-            Shape::One { columns } => rows
-                .first()
-                .map(|row| row_object(columns, row))
-                .ok_or_else(|| DataError {
-                    kind: DataErrorKind::NotFound,
-                    message: "no live row with that id".into(),
-                }),
-            Shape::Page { columns, limit, order } => {
+            Shape::One { columns } => {
+                rows.first()
+                    .map(|row| row_object(columns, row))
+                    .ok_or_else(|| DataError {
+                        kind: DataErrorKind::NotFound,
+                        message: "no live row with that id".into(),
+                    })
+            }
+            Shape::Page {
+                columns,
+                limit,
+                order,
+            } => {
                 let more = rows.len() > *limit;
-                let page: Vec<Value> = rows.iter().take(*limit).map(|r| row_object(columns, r)).collect();
+                let page: Vec<Value> = rows
+                    .iter()
+                    .take(*limit)
+                    .map(|r| row_object(columns, r))
+                    .collect();
                 let next_cursor = match (more, rows.get(limit.saturating_sub(1))) {
                     (true, Some(last)) => Some(next_cursor(columns, last, order)),
                     _ => None,
                 };
-                Ok(serde_json::to_value(ListPage { rows: page, next_cursor }).unwrap_or_default())
+                Ok(serde_json::to_value(ListPage {
+                    rows: page,
+                    next_cursor,
+                })
+                .unwrap_or_default())
             }
             Shape::Groups { keys, values } => {
                 let groups = rows.iter().map(|row| group(keys, values, row)).collect();
@@ -493,8 +583,13 @@ fn row_object(columns: &[(String, SqlType)], row: &Row) -> Value {
 
 fn next_cursor(columns: &[(String, SqlType)], row: &Row, order: &(String, bool)) -> String {
     let index_of = |name: &str| columns.iter().position(|(n, _)| n == name);
-    let value = index_of(&order.0).and_then(|i| text_at(row, i)).map(str::to_string);
-    let id = index_of("id").and_then(|i| text_at(row, i)).unwrap_or_default().to_string();
+    let value = index_of(&order.0)
+        .and_then(|i| text_at(row, i))
+        .map(str::to_string);
+    let id = index_of("id")
+        .and_then(|i| text_at(row, i))
+        .unwrap_or_default()
+        .to_string();
     Cursor {
         column: order.0.clone(),
         desc: order.1,
@@ -504,7 +599,11 @@ fn next_cursor(columns: &[(String, SqlType)], row: &Row, order: &(String, bool))
     .encode()
 }
 
-fn group(keys: &[(String, SqlType)], values: &[(String, AggregateValue)], row: &Row) -> AggregateGroup {
+fn group(
+    keys: &[(String, SqlType)],
+    values: &[(String, AggregateValue)],
+    row: &Row,
+) -> AggregateGroup {
     let key = keys
         .iter()
         .enumerate()
@@ -548,7 +647,10 @@ mod tests {
         let st = build("t_acme__crm", &model(), &op(json!({"op":"insert","table":"contacts","values":{"name":"x'); drop table y;--","credit":"1.50"}}))).unwrap();
         assert!(st.sql.starts_with(r#"INSERT INTO "t_acme__crm"."contacts" ("credit", "name") VALUES ($1::text::numeric, $2::text::text)"#), "{}", st.sql);
         assert!(!st.sql.contains("drop table"));
-        assert_eq!(st.params[1], Param::Text(Some("x'); drop table y;--".into())));
+        assert_eq!(
+            st.params[1],
+            Param::Text(Some("x'); drop table y;--".into()))
+        );
     }
 
     #[test]
@@ -578,19 +680,32 @@ mod tests {
         };
         let query = ListQuery {
             table: "contacts".into(),
-            order: Some(Order { column: "name".into(), desc: false }),
+            order: Some(Order {
+                column: "name".into(),
+                desc: false,
+            }),
             cursor: Some(cursor.encode()),
             limit: Some(2),
             ..ListQuery::default()
         };
         let st = build("s", &model(), &DataOp::List(query)).unwrap();
         assert!(st.sql.contains(r#"("name" > $2::text::text OR ("name" = $2::text::text AND "id" > $1::text::uuid) OR "name" IS NULL)"#), "{}", st.sql);
-        assert!(st.sql.ends_with(r#"ORDER BY "name" ASC NULLS LAST, "id" ASC LIMIT 3"#), "{}", st.sql);
+        assert!(
+            st.sql
+                .ends_with(r#"ORDER BY "name" ASC NULLS LAST, "id" ASC LIMIT 3"#),
+            "{}",
+            st.sql
+        );
     }
 
     #[test]
     fn malformed_id_is_simply_not_found() {
-        let err = build("s", &model(), &op(json!({"op":"get","table":"contacts","id":"1 OR 1=1"}))).unwrap_err();
+        let err = build(
+            "s",
+            &model(),
+            &op(json!({"op":"get","table":"contacts","id":"1 OR 1=1"})),
+        )
+        .unwrap_err();
         assert_eq!(err.kind, DataErrorKind::NotFound);
     }
 }

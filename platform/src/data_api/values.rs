@@ -43,7 +43,10 @@ pub fn to_text(column: &ColumnModel, value: &Value) -> Result<String, String> {
     let name = &column.name;
     let wrong = |expected: &str| format!("`{name}` must be {expected}, not `{value}`");
     match column.ty {
-        SqlType::Text => value.as_str().map(str::to_string).ok_or_else(|| wrong("a string")),
+        SqlType::Text => value
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| wrong("a string")),
         SqlType::Varchar(max) => {
             let text = value.as_str().ok_or_else(|| wrong("a string"))?;
             if text.chars().count() > max as usize {
@@ -89,7 +92,9 @@ pub fn to_text(column: &ColumnModel, value: &Value) -> Result<String, String> {
 fn is_date(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
     let number = |s: &str, len: usize, max: u32| {
-        s.len() == len && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n))
+        s.len() == len
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && s.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n))
     };
     matches!(parts.as_slice(), [y, m, d] if number(y, 4, 9999) && number(m, 2, 12) && number(d, 2, 31))
 }
@@ -105,12 +110,19 @@ fn is_timestamp(text: &str) -> bool {
         None => return false,
     };
     let (clock, fraction) = time.split_once('.').unwrap_or((time, "0"));
-    let two = |s: &str, max: u32| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u32>().is_ok_and(|n| n <= max);
+    let two = |s: &str, max: u32| {
+        s.len() == 2
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && s.parse::<u32>().is_ok_and(|n| n <= max)
+    };
     let clock_ok = matches!(clock.split(':').collect::<Vec<_>>().as_slice(), [h, m, s] if two(h, 23) && two(m, 59) && two(s, 60));
-    let fraction_ok = !fraction.is_empty() && fraction.len() <= 9 && fraction.bytes().all(|b| b.is_ascii_digit());
+    let fraction_ok =
+        !fraction.is_empty() && fraction.len() <= 9 && fraction.bytes().all(|b| b.is_ascii_digit());
     let offset_ok = match offset {
         "Z" | "z" => true,
-        _ => matches!(offset[1..].split(':').collect::<Vec<_>>().as_slice(), [h, m] if two(h, 23) && two(m, 59)),
+        _ => {
+            matches!(offset[1..].split(':').collect::<Vec<_>>().as_slice(), [h, m] if two(h, 23) && two(m, 59))
+        }
     };
     is_date(date) && clock_ok && fraction_ok && offset_ok
 }
@@ -118,7 +130,11 @@ fn is_timestamp(text: &str) -> bool {
 /// Decimals arrive as strings (`"12.50"`) or integers; floats are refused because they
 /// may already have lost digits. More decimals than the column's scale are refused
 /// rather than rounded.
-fn numeric_text(name: &str, value: &Value, precision: Option<(u32, u32)>) -> Result<String, String> {
+fn numeric_text(
+    name: &str,
+    value: &Value,
+    precision: Option<(u32, u32)>,
+) -> Result<String, String> {
     let text = match value {
         Value::String(s) => s.clone(),
         Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
@@ -129,7 +145,9 @@ fn numeric_text(name: &str, value: &Value, precision: Option<(u32, u32)>) -> Res
         }
     };
     if !is_decimal(&text) {
-        return Err(format!("`{name}` must be a decimal such as \"12.50\", not `{text}`"));
+        return Err(format!(
+            "`{name}` must be a decimal such as \"12.50\", not `{text}`"
+        ));
     }
     if let Some((_, scale)) = precision {
         let decimals = text.split_once('.').map_or(0, |(_, frac)| frac.len());
@@ -153,7 +171,9 @@ pub fn from_text(ty: SqlType, text: Option<&str>) -> Value {
             .map(Value::from)
             .unwrap_or_else(|_| Value::String(text.to_string())),
         SqlType::Boolean => Value::Bool(text == "true" || text == "t"),
-        SqlType::Jsonb => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())),
+        SqlType::Jsonb => {
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+        }
         _ => Value::String(text.to_string()),
     }
 }
@@ -185,10 +205,17 @@ mod tests {
     #[test]
     fn decimals_are_exact_and_never_rounded() {
         let money = column(SqlType::Numeric(Some((14, 2))), false);
-        assert_eq!(to_param(&money, &json!("1500.50")), Ok(Some("1500.50".into())));
+        assert_eq!(
+            to_param(&money, &json!("1500.50")),
+            Ok(Some("1500.50".into()))
+        );
         assert_eq!(to_param(&money, &json!(7)), Ok(Some("7".into())));
         assert!(to_param(&money, &json!(0.1)).is_err());
-        assert!(to_param(&money, &json!("1.005")).unwrap_err().contains("rounded"));
+        assert!(
+            to_param(&money, &json!("1.005"))
+                .unwrap_err()
+                .contains("rounded")
+        );
         assert!(to_param(&money, &json!("1e3")).is_err());
     }
 
@@ -199,15 +226,31 @@ mod tests {
         assert!(to_param(&column(SqlType::Uuid, false), &json!("nope")).is_err());
         assert!(to_param(&column(SqlType::Varchar(3), false), &json!("abcd")).is_err());
         assert!(to_param(&column(SqlType::Text, true), &Value::Null).is_err());
-        assert_eq!(to_param(&column(SqlType::Jsonb, false), &json!({"a":1})), Ok(Some(r#"{"a":1}"#.into())));
+        assert_eq!(
+            to_param(&column(SqlType::Jsonb, false), &json!({"a":1})),
+            Ok(Some(r#"{"a":1}"#.into()))
+        );
     }
 
     #[test]
     fn dates_and_timestamps_must_be_rfc_3339() {
-        for ok in ["2026-11-24T09:30:00Z", "2026-11-24 09:30:00.123456+01:00", "2026-11-24T23:59:60-05:30"] {
+        for ok in [
+            "2026-11-24T09:30:00Z",
+            "2026-11-24 09:30:00.123456+01:00",
+            "2026-11-24T23:59:60-05:30",
+        ] {
             assert!(is_timestamp(ok), "{ok}");
         }
-        for bad in ["yesterday", "now", "infinity", "2026-11-24", "2026-11-24T09:30:00", "2026-13-01T00:00:00Z", "2026-11-24T24:00:00Z", "2026-11-24T09:30Z"] {
+        for bad in [
+            "yesterday",
+            "now",
+            "infinity",
+            "2026-11-24",
+            "2026-11-24T09:30:00",
+            "2026-13-01T00:00:00Z",
+            "2026-11-24T24:00:00Z",
+            "2026-11-24T09:30Z",
+        ] {
             assert!(!is_timestamp(bad), "{bad}");
         }
         assert!(is_date("2026-02-28"));
@@ -220,8 +263,14 @@ mod tests {
     fn text_comes_back_typed() {
         assert_eq!(from_text(SqlType::BigInt, Some("42")), json!(42));
         assert_eq!(from_text(SqlType::Boolean, Some("true")), json!(true));
-        assert_eq!(from_text(SqlType::Numeric(None), Some("0.10")), json!("0.10"));
-        assert_eq!(from_text(SqlType::Jsonb, Some(r#"{"a":[1]}"#)), json!({"a":[1]}));
+        assert_eq!(
+            from_text(SqlType::Numeric(None), Some("0.10")),
+            json!("0.10")
+        );
+        assert_eq!(
+            from_text(SqlType::Jsonb, Some(r#"{"a":[1]}"#)),
+            json!({"a":[1]})
+        );
         assert_eq!(from_text(SqlType::Text, None), Value::Null);
     }
 }

@@ -113,7 +113,8 @@ impl LocalCluster {
         if self.data_dir.join("PG_VERSION").exists() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.data_dir).map_err(|e| io_error("creating the data directory", e))?;
+        std::fs::create_dir_all(&self.data_dir)
+            .map_err(|e| io_error("creating the data directory", e))?;
         if let Some((uid, gid)) = self.owner {
             std::os::unix::fs::chown(&self.data_dir, Some(uid), Some(gid))
                 .map_err(|e| io_error("handing the data directory to the postgres user", e))?;
@@ -122,7 +123,16 @@ impl LocalCluster {
             .command("initdb")
             .arg("-D")
             .arg(&self.data_dir)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .output()
             .map_err(|e| io_error("running initdb", e))?;
         check(output, "initdb")
@@ -172,7 +182,11 @@ impl LocalCluster {
     /// Stops the server once this process is gone, even after SIGKILL.
     fn spawn_watchdog(&self) -> Result<(), ClusterError> {
         let pg_ctl = self.bin_dir.join("pg_ctl");
-        let remove = if self.ephemeral { "rm -rf \"$2\"" } else { "true" };
+        let remove = if self.ephemeral {
+            "rm -rf \"$2\""
+        } else {
+            "true"
+        };
         let script = format!(
             "while [ -d /proc/$1 ]; do sleep 1; done; \"$3\" -D \"$2\" stop -m immediate >/dev/null 2>&1; {remove}"
         );
@@ -221,21 +235,26 @@ fn find_bin_dir() -> Option<PathBuf> {
             .filter(|d| has_tools(d));
         return Some(resolved.unwrap_or(dir));
     }
-    let mut candidates: Vec<PathBuf> = ["/usr/lib/postgresql", "/usr/local/pgsql", "/opt/homebrew/opt", "/usr/local/opt"]
-        .iter()
-        .flat_map(|root| std::fs::read_dir(root).into_iter().flatten().flatten())
-        .map(|entry| entry.path().join("bin"))
-        .chain(
-            std::fs::read_dir("/usr")
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("pgsql-"))
-                .map(|e| e.path().join("bin")),
-        )
-        .chain([PathBuf::from("/usr/local/pgsql/bin")])
-        .filter(|dir| has_tools(dir))
-        .collect();
+    let mut candidates: Vec<PathBuf> = [
+        "/usr/lib/postgresql",
+        "/usr/local/pgsql",
+        "/opt/homebrew/opt",
+        "/usr/local/opt",
+    ]
+    .iter()
+    .flat_map(|root| std::fs::read_dir(root).into_iter().flatten().flatten())
+    .map(|entry| entry.path().join("bin"))
+    .chain(
+        std::fs::read_dir("/usr")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("pgsql-"))
+            .map(|e| e.path().join("bin")),
+    )
+    .chain([PathBuf::from("/usr/local/pgsql/bin")])
+    .filter(|dir| has_tools(dir))
+    .collect();
     candidates.sort_by_key(|dir| std::cmp::Reverse(version_of(dir)));
     candidates.into_iter().next()
 }

@@ -46,7 +46,10 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     let (database_url, cluster) = match options.database_url.clone() {
         Some(url) => (url, None),
         None => {
-            eprintln!("starting a private PostgreSQL in {}/pgdata ...", options.state_dir.display());
+            eprintln!(
+                "starting a private PostgreSQL in {}/pgdata ...",
+                options.state_dir.display()
+            );
             let data_dir = options.state_dir.join("pgdata");
             let cluster = tokio::task::spawn_blocking(move || {
                 LocalCluster::start(&data_dir, ClusterOptions::default())
@@ -70,7 +73,9 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     for module in state.registry.modules() {
         tenants::enable_module(&state.pool, &tenant, &module).await?;
     }
-    let token = state.verifier.mint(&demo, "dev-admin", &["admin"], 24 * 3600)?;
+    let token = state
+        .verifier
+        .mint(&demo, "dev-admin", &["admin"], 24 * 3600)?;
     print_welcome(app.port(), &token);
     drop(state);
     let served = app.run_until_stopped().await;
@@ -85,12 +90,16 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
 /// restart. Development only: production verifies tokens from a real issuer.
 fn dev_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let path = dir.join("dev-jwt-secret");
-    if let Ok(secret) = std::fs::read(&path) {
-        if secret.len() >= 32 {
-            return Ok(secret);
-        }
+    if let Ok(secret) = std::fs::read(&path)
+        && secret.len() >= 32
+    {
+        return Ok(secret);
     }
-    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     Ok(secret.into_bytes())
 }

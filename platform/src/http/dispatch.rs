@@ -31,7 +31,9 @@ pub fn request_id(req: &HttpRequest) -> String {
         .filter(|id| {
             !id.is_empty()
                 && id.len() <= 64
-                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
@@ -49,7 +51,11 @@ struct Trace {
 }
 
 /// Handles every `/api/v1/{module}/...` request.
-pub async fn module_route(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub async fn module_route(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let started = Instant::now();
     let request_id = request_id(&req);
     let mut trace = Trace::default();
@@ -82,7 +88,9 @@ pub async fn module_route(req: HttpRequest, payload: web::Payload, state: web::D
     );
     let mut response = response;
     if let Ok(value) = header::HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
     }
     response
 }
@@ -106,8 +114,14 @@ async fn serve(
     let tail = req.match_info().get("tail").unwrap_or_default();
     let method = req.method().as_str();
     let (handler_id, route, params) = match module.match_route(method, tail) {
-        RouteMatch::Found { handler_id, route, params } => (handler_id, route, params),
-        RouteMatch::MethodNotAllowed { allowed } => return Err(ApiError::MethodNotAllowed(allowed)),
+        RouteMatch::Found {
+            handler_id,
+            route,
+            params,
+        } => (handler_id, route, params),
+        RouteMatch::MethodNotAllowed { allowed } => {
+            return Err(ApiError::MethodNotAllowed(allowed));
+        }
         RouteMatch::NotFound => return Err(ApiError::NoRoute(req.path().to_string())),
     };
     trace.route = Some(route.path.clone());
@@ -144,7 +158,17 @@ async fn serve(
         limits,
         usage: DataUsage::default(),
     };
-    run_module(state, &module, Invocation { handler_id, envelope, scope }, trace).await
+    run_module(
+        state,
+        &module,
+        Invocation {
+            handler_id,
+            envelope,
+            scope,
+        },
+        trace,
+    )
+    .await
 }
 
 async fn check_tenant(state: &AppState, identity: &Identity, module: &str) -> Result<(), ApiError> {
@@ -221,7 +245,11 @@ fn success_response(response: &Response) -> HttpResponse {
 }
 
 /// Reads the body, refusing more than `limit` bytes without buffering them.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Value, ApiError> {
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Value, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -232,7 +260,8 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::TooLarge(limit));
         }
@@ -245,12 +274,19 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"));
     if !json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
 }
 
 fn parse_query(query: &str) -> Result<BTreeMap<String, String>, ApiError> {
@@ -259,7 +295,9 @@ fn parse_query(query: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let mut map = BTreeMap::new();
     for (key, value) in pairs {
         if map.insert(key.clone(), value).is_some() {
-            return Err(ApiError::BadRequest(format!("query parameter `{key}` is given twice; give it once")));
+            return Err(ApiError::BadRequest(format!(
+                "query parameter `{key}` is given twice; give it once"
+            )));
         }
     }
     Ok(map)

@@ -16,7 +16,9 @@ pub async fn livez() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = tokio::time::timeout(Duration::from_secs(2), async {
         let conn = state.pool.get().await.map_err(|e| e.to_string())?;
-        conn.simple_query("SELECT 1").await.map_err(|e| e.to_string())?;
+        conn.simple_query("SELECT 1")
+            .await
+            .map_err(|e| e.to_string())?;
         Ok::<(), String>(())
     })
     .await

@@ -18,7 +18,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/livez", web::get().to(health::livez))
         .route("/readyz", web::get().to(health::readyz))
         .route("/api/v1/{module}", web::route().to(dispatch::module_route))
-        .route("/api/v1/{module}/{tail:.*}", web::route().to(dispatch::module_route))
+        .route(
+            "/api/v1/{module}/{tail:.*}",
+            web::route().to(dispatch::module_route),
+        )
         .default_service(web::route().to(not_found));
 }
 

@@ -33,7 +33,12 @@ pub struct Problem {
 
 impl Problem {
     /// A problem with a status, a `type` slug, a title and a detail.
-    pub fn new(status: StatusCode, slug: &'static str, title: &str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             slug,
@@ -203,14 +208,58 @@ fn invoke_problem(e: &InvokeError) -> Problem {
     use StatusCode as S;
     let outcome = e.outcome();
     let problem = match e {
-        InvokeError::OutOfFuel { .. } => Problem::new(S::INTERNAL_SERVER_ERROR, "out-of-fuel", "Module ran out of fuel", format!("{e}; the request was rolled back. Ask the operator for a larger fuel limit or narrow the request")),
-        InvokeError::MemoryLimit { .. } => Problem::new(S::INTERNAL_SERVER_ERROR, "memory-limit", "Module exceeded its memory limit", format!("{e}; the request was rolled back")),
-        InvokeError::Timeout(_) => Problem::new(S::GATEWAY_TIMEOUT, "timeout", "Module timed out", format!("{e}; the request was rolled back")),
-        InvokeError::StackOverflow => Problem::new(S::INTERNAL_SERVER_ERROR, "stack-overflow", "Module stack overflow", format!("{e}; the request was rolled back")),
-        InvokeError::Trap(_) => Problem::new(S::INTERNAL_SERVER_ERROR, "trap", "Module crashed", "the module trapped (a panic or invalid operation); the request was rolled back"),
-        InvokeError::BadAbi(_) => Problem::new(S::INTERNAL_SERVER_ERROR, "bad-abi", "Module broke the ABI", "the module returned something ABI v1 does not allow; the request was rolled back"),
-        InvokeError::PoolExhausted => Problem::new(S::SERVICE_UNAVAILABLE, "pool-exhausted", "Server busy", "no sandbox is free right now; retry shortly").retry_after(1),
-        InvokeError::Db(_) => Problem::new(S::SERVICE_UNAVAILABLE, "db-error", "Database unavailable", "the database failed during the request, which was rolled back; retry shortly").retry_after(1),
+        InvokeError::OutOfFuel { .. } => Problem::new(
+            S::INTERNAL_SERVER_ERROR,
+            "out-of-fuel",
+            "Module ran out of fuel",
+            format!(
+                "{e}; the request was rolled back. Ask the operator for a larger fuel limit or narrow the request"
+            ),
+        ),
+        InvokeError::MemoryLimit { .. } => Problem::new(
+            S::INTERNAL_SERVER_ERROR,
+            "memory-limit",
+            "Module exceeded its memory limit",
+            format!("{e}; the request was rolled back"),
+        ),
+        InvokeError::Timeout(_) => Problem::new(
+            S::GATEWAY_TIMEOUT,
+            "timeout",
+            "Module timed out",
+            format!("{e}; the request was rolled back"),
+        ),
+        InvokeError::StackOverflow => Problem::new(
+            S::INTERNAL_SERVER_ERROR,
+            "stack-overflow",
+            "Module stack overflow",
+            format!("{e}; the request was rolled back"),
+        ),
+        InvokeError::Trap(_) => Problem::new(
+            S::INTERNAL_SERVER_ERROR,
+            "trap",
+            "Module crashed",
+            "the module trapped (a panic or invalid operation); the request was rolled back",
+        ),
+        InvokeError::BadAbi(_) => Problem::new(
+            S::INTERNAL_SERVER_ERROR,
+            "bad-abi",
+            "Module broke the ABI",
+            "the module returned something ABI v1 does not allow; the request was rolled back",
+        ),
+        InvokeError::PoolExhausted => Problem::new(
+            S::SERVICE_UNAVAILABLE,
+            "pool-exhausted",
+            "Server busy",
+            "no sandbox is free right now; retry shortly",
+        )
+        .retry_after(1),
+        InvokeError::Db(_) => Problem::new(
+            S::SERVICE_UNAVAILABLE,
+            "db-error",
+            "Database unavailable",
+            "the database failed during the request, which was rolled back; retry shortly",
+        )
+        .retry_after(1),
     };
     problem.outcome_of(outcome)
 }
@@ -218,10 +267,18 @@ fn invoke_problem(e: &InvokeError) -> Problem {
 /// The problem for a module's own 4xx/5xx response.
 fn module_problem(response: &Response) -> Problem {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let text = |key: &str| response.body.get(key).and_then(Value::as_str).map(str::to_string);
-    let title = text("title").unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_string());
+    let text = |key: &str| {
+        response
+            .body
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let title =
+        text("title").unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_string());
     let detail = text("detail").unwrap_or_else(|| "the module refused the request".to_string());
-    let mut problem = Problem::new(status, "module-error", &title, detail).outcome_of(Outcome::ModuleError);
+    let mut problem =
+        Problem::new(status, "module-error", &title, detail).outcome_of(Outcome::ModuleError);
     for key in ["code", "errors"] {
         if let Some(value) = response.body.get(key) {
             problem = problem.with(key, value.clone());

@@ -37,8 +37,11 @@ pub async fn apply_module(
         &[&format!("eerp.migrate:{schema}")],
     )
     .await?;
-    tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&schema)))
-        .await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        quote_ident(&schema)
+    ))
+    .await?;
     let history = tx
         .query(
             "SELECT version, step::text FROM eerp.migration_history
@@ -64,7 +67,11 @@ pub async fn apply_module(
                 return Err(MigrationError::Ahead {
                     module: module.name.to_string(),
                     tenant: tenant.to_string(),
-                    applied: history.iter().map(|r| r.get::<_, i32>(0) as u32).max().unwrap_or(version),
+                    applied: history
+                        .iter()
+                        .map(|r| r.get::<_, i32>(0) as u32)
+                        .max()
+                        .unwrap_or(version),
                     known: steps.last().map_or(0, |s| s.version),
                 });
             }

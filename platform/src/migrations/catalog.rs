@@ -55,7 +55,10 @@ pub async fn migrate_catalog(pool: &Pool) -> Result<(), MigrationError> {
     )
     .await?;
     let row = tx
-        .query_one("SELECT coalesce(max(version), 0) FROM eerp.catalog_migrations", &[])
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM eerp.catalog_migrations",
+            &[],
+        )
         .await?;
     let applied: i32 = row.get(0);
     for (index, sql) in VERSIONS.iter().enumerate().skip(applied.max(0) as usize) {

@@ -129,7 +129,9 @@ impl Planner<'_> {
             self.table_ref(table),
             builtin_column_ddl()
         ));
-        self.model.tables.insert(table.to_string(), TableModel::new(table));
+        self.model
+            .tables
+            .insert(table.to_string(), TableModel::new(table));
         Ok(())
     }
 
@@ -146,7 +148,7 @@ impl Planner<'_> {
             let (ddl, column_model) = self.column_ddl(&model, column)?;
             parts.push(ddl);
             if column.unique {
-                after.push(self.unique_index(table, &[column.name.clone()], &column.name));
+                after.push(self.unique_index(table, std::slice::from_ref(&column.name), &column.name));
             }
             model.columns.push(column_model);
         }
@@ -184,8 +186,15 @@ impl Planner<'_> {
         let name = column.name.as_str();
         self.name("column", name)?;
         if table.column(name).is_some() {
-            let reserved = if BUILTIN_COLUMNS.contains(&name) { " (reserved: the host manages it)" } else { "" };
-            return Err(self.invalid(format!("column `{}.{name}` is declared twice{reserved}", table.name)));
+            let reserved = if BUILTIN_COLUMNS.contains(&name) {
+                " (reserved: the host manages it)"
+            } else {
+                ""
+            };
+            return Err(self.invalid(format!(
+                "column `{}.{name}` is declared twice{reserved}",
+                table.name
+            )));
         }
         let (ty, type_not_null) = SqlType::parse(&column.sql_type)
             .map_err(|e| self.invalid(format!("column `{}.{name}`: {e}", table.name)))?;
@@ -251,9 +260,13 @@ impl Planner<'_> {
 
     fn check_expr(&self, table: &TableModel, check: &Check) -> Result<String, MigrationError> {
         let column = table.column(&check.column).ok_or_else(|| {
-            self.invalid(format!("check on unknown column `{}.{}`", table.name, check.column))
+            self.invalid(format!(
+                "check on unknown column `{}.{}`",
+                table.name, check.column
+            ))
         })?;
-        let bad = |why: String| self.invalid(format!("check on `{}.{}`: {why}", table.name, column.name));
+        let bad =
+            |why: String| self.invalid(format!("check on `{}.{}`: {why}", table.name, column.name));
         let quoted = quote_ident(&column.name);
         if check.op == CheckOp::In {
             let values = check
@@ -273,7 +286,11 @@ impl Planner<'_> {
     }
 
     fn unique_index(&self, table: &str, columns: &[String], suffix: &str) -> String {
-        let list = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+        let list = columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(
             "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({list}) WHERE \"deleted_at\" IS NULL",
             quote_ident(&format!("uq_{table}_{suffix}")),
@@ -317,7 +334,11 @@ impl Planner<'_> {
             if not_null { " NOT NULL" } else { "" }
         ));
         if add.index {
-            self.index(&add.table, &add.column, add.index_type.unwrap_or(IndexType::Btree));
+            self.index(
+                &add.table,
+                &add.column,
+                add.index_type.unwrap_or(IndexType::Btree),
+            );
         }
         Ok(())
     }
@@ -334,7 +355,11 @@ impl Planner<'_> {
                 index.table, index.column
             )));
         }
-        self.index(&index.table, &index.column, index.index_type.unwrap_or(IndexType::Btree));
+        self.index(
+            &index.table,
+            &index.column,
+            index.index_type.unwrap_or(IndexType::Btree),
+        );
         Ok(())
     }
 
@@ -363,19 +388,29 @@ fn literal(ty: SqlType, value: &Value) -> Result<String, String> {
         Value::String(s) => s.clone(),
         Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
         Value::Bool(b) => b.to_string(),
-        other => return Err(format!("`{other}` is not a literal of type {}", ty.as_sql())),
+        other => {
+            return Err(format!(
+                "`{other}` is not a literal of type {}",
+                ty.as_sql()
+            ));
+        }
     };
     let fits = match ty {
         SqlType::Integer | SqlType::BigInt => text.parse::<i64>().is_ok(),
         SqlType::Numeric(_) => is_decimal(&text),
         SqlType::Boolean => matches!(value, Value::Bool(_)),
-        SqlType::Text | SqlType::Varchar(_) | SqlType::Date | SqlType::Timestamptz | SqlType::Uuid => {
-            value.is_string()
-        }
+        SqlType::Text
+        | SqlType::Varchar(_)
+        | SqlType::Date
+        | SqlType::Timestamptz
+        | SqlType::Uuid => value.is_string(),
         SqlType::Jsonb => false,
     };
     if !fits {
-        return Err(format!("`{value}` is not a literal of type {}", ty.as_sql()));
+        return Err(format!(
+            "`{value}` is not a literal of type {}",
+            ty.as_sql()
+        ));
     }
     Ok(match ty {
         SqlType::Integer | SqlType::BigInt | SqlType::Numeric(_) | SqlType::Boolean => text,
@@ -400,10 +435,23 @@ mod tests {
         )
         .unwrap();
         let sql = &steps[0].statements;
-        assert!(sql[0].starts_with(r#"CREATE TABLE IF NOT EXISTS "t_acme__crm"."vente" ("id" uuid PRIMARY KEY"#));
-        assert_eq!(sql[1], r#"ALTER TABLE "t_acme__crm"."vente" ADD COLUMN IF NOT EXISTS "type_client" text"#);
+        assert!(sql[0].starts_with(
+            r#"CREATE TABLE IF NOT EXISTS "t_acme__crm"."vente" ("id" uuid PRIMARY KEY"#
+        ));
+        assert_eq!(
+            sql[1],
+            r#"ALTER TABLE "t_acme__crm"."vente" ADD COLUMN IF NOT EXISTS "type_client" text"#
+        );
         assert!(sql[2].contains(r#"USING gin ("type_client")"#));
-        assert_eq!(model.table("vente").unwrap().column("type_client").unwrap().ty, SqlType::Text);
+        assert_eq!(
+            model
+                .table("vente")
+                .unwrap()
+                .column("type_client")
+                .unwrap()
+                .ty,
+            SqlType::Text
+        );
     }
 
     #[test]
@@ -417,10 +465,19 @@ mod tests {
         )
         .unwrap();
         let create = &steps[0].statements[0];
-        assert!(create.contains(r#""qty" numeric(12,3) NOT NULL DEFAULT 0"#), "{create}");
-        assert!(create.contains(r#""kind" text DEFAULT 'it''s'::text"#), "{create}");
+        assert!(
+            create.contains(r#""qty" numeric(12,3) NOT NULL DEFAULT 0"#),
+            "{create}"
+        );
+        assert!(
+            create.contains(r#""kind" text DEFAULT 'it''s'::text"#),
+            "{create}"
+        );
         assert!(create.contains(r#"CHECK ("qty" >= 0)"#), "{create}");
-        assert!(create.contains(r#"CHECK ("kind" IN ('a'::text, 'it''s'::text))"#), "{create}");
+        assert!(
+            create.contains(r#"CHECK ("kind" IN ('a'::text, 'it''s'::text))"#),
+            "{create}"
+        );
         assert!(steps[0].statements[1].contains(r#"WHERE "deleted_at" IS NULL"#));
     }
 
@@ -448,6 +505,11 @@ mod tests {
                 {"type":"create_table","table":"lines","columns":[{"name":"order_id","type":"uuid","not_null":true,"references":"orders"}]}]}"#,
         )
         .unwrap();
-        assert!(steps[0].statements.iter().any(|s| s.contains(r#"REFERENCES "t_acme__crm"."orders" ("id")"#)));
+        assert!(
+            steps[0]
+                .statements
+                .iter()
+                .any(|s| s.contains(r#"REFERENCES "t_acme__crm"."orders" ("id")"#))
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The one wasmtime Engine of the process.
 
-use wasmtime::{Config, Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Engine tuning. Every knob's effect was measured; see `docs/performance.md`.
 #[derive(Debug, Clone)]

@@ -140,9 +140,15 @@ fn link_log(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 None => ("", "", ""),
             };
             match level {
-                log_level::ERROR => tracing::error!(target: "eerp::module", tenant, module, request_id, "{line}"),
-                log_level::WARN => tracing::warn!(target: "eerp::module", tenant, module, request_id, "{line}"),
-                log_level::INFO => tracing::info!(target: "eerp::module", tenant, module, request_id, "{line}"),
+                log_level::ERROR => {
+                    tracing::error!(target: "eerp::module", tenant, module, request_id, "{line}")
+                }
+                log_level::WARN => {
+                    tracing::warn!(target: "eerp::module", tenant, module, request_id, "{line}")
+                }
+                log_level::INFO => {
+                    tracing::info!(target: "eerp::module", tenant, module, request_id, "{line}")
+                }
                 _ => tracing::debug!(target: "eerp::module", tenant, module, request_id, "{line}"),
             }
             Ok(())
@@ -158,8 +164,13 @@ fn link_data(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |mut caller: Caller<'_, HostState>, (ptr, len): (i32, i32)| {
             Box::new(async move {
                 let memory = guest_memory(&mut caller)?;
-                let request =
-                    guest_memory::read(&memory, &caller, ptr as u32, len as u32, MAX_DATA_REQUEST_BYTES)?;
+                let request = guest_memory::read(
+                    &memory,
+                    &caller,
+                    ptr as u32,
+                    len as u32,
+                    MAX_DATA_REQUEST_BYTES,
+                )?;
                 let state = caller.data_mut();
                 if state.pending_reply.is_some() {
                     return Err(HostTrap::BadAbi(

@@ -54,7 +54,11 @@ pub struct InvokeReport {
 }
 
 /// Runs `invocation` against `module` in a fresh Store.
-pub async fn invoke(engine: &Engine, module: &LoadedModule, invocation: Invocation) -> InvokeReport {
+pub async fn invoke(
+    engine: &Engine,
+    module: &LoadedModule,
+    invocation: Invocation,
+) -> InvokeReport {
     let limits = invocation.scope.limits.clone();
     let mut store = Store::new(engine, HostState::for_request(invocation.scope));
     store.limiter(|state| &mut state.limiter);
@@ -169,7 +173,12 @@ mod tests {
     #[test]
     fn response_must_be_json_with_a_sane_status() {
         assert!(parse_response(br#"{"status":201,"body":{"id":1}}"#).is_ok());
-        for bad in [&b"not json"[..], br#"{"status":99}"#, br#"{"status":600}"#, br#"{"status":200,"x":1}"#] {
+        for bad in [
+            &b"not json"[..],
+            br#"{"status":99}"#,
+            br#"{"status":600}"#,
+            br#"{"status":200,"x":1}"#,
+        ] {
             assert!(matches!(parse_response(bad), Err(InvokeError::BadAbi(_))));
         }
     }

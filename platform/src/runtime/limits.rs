@@ -93,7 +93,11 @@ mod tests {
         assert!(limiter.memory_growing(0, 65_536, None).unwrap());
         assert!(limiter.memory_growing(65_536, 1 << 20, None).unwrap());
         assert!(!limiter.cap_hit());
-        assert!(!limiter.memory_growing(1 << 20, (1 << 20) + 65_536, None).unwrap());
+        assert!(
+            !limiter
+                .memory_growing(1 << 20, (1 << 20) + 65_536, None)
+                .unwrap()
+        );
         assert!(limiter.cap_hit());
         assert_eq!(limiter.peak_bytes(), 1 << 20);
     }

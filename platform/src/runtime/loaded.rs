@@ -36,7 +36,9 @@ pub enum LoadError {
         name: String,
     },
     /// An import of a capability the manifest did not ask for.
-    #[error("the module imports `eerp.{name}` but its manifest does not request the `{capability:?}` capability")]
+    #[error(
+        "the module imports `eerp.{name}` but its manifest does not request the `{capability:?}` capability"
+    )]
     UngrantedImport {
         /// Import name.
         name: String,
@@ -129,7 +131,8 @@ impl LoadedModule {
             .collect::<Result<Vec<_>, _>>()?;
         let model = SchemaModel::from_migrations(&migrations)?;
         let mut linker = Linker::new(engine);
-        host::link(&mut linker, &manifest.capabilities).map_err(|e| LoadError::Abi(format!("{e:#}")))?;
+        host::link(&mut linker, &manifest.capabilities)
+            .map_err(|e| LoadError::Abi(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| LoadError::Abi(format!("{e:#}")))?;
@@ -151,7 +154,11 @@ impl LoadedModule {
     /// Finds the route for `method` and `path` (relative to the module mount). Literal
     /// segments win over parameters, so `/contacts/stats` beats `/contacts/{id}`.
     pub fn match_route(&self, method: &str, path: &str) -> RouteMatch<'_> {
-        let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let parts: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         let mut best: Option<(usize, usize, BTreeMap<String, String>)> = None;
         let mut allowed = Vec::new();
         for (id, template) in self.routes.iter().enumerate() {
@@ -162,7 +169,10 @@ impl LoadedModule {
                 allowed.push(template.route.method.clone());
                 continue;
             }
-            if best.as_ref().is_none_or(|(_, best_literals, _)| literals > *best_literals) {
+            if best
+                .as_ref()
+                .is_none_or(|(_, best_literals, _)| literals > *best_literals)
+            {
                 best = Some((id, literals, params));
             }
         }
@@ -204,7 +214,8 @@ impl RouteTemplate {
 }
 
 fn parse_route(route: &Route) -> Result<RouteTemplate, LoadError> {
-    let bad = |why: &str| LoadError::Manifest(format!("route `{} {}`: {why}", route.method, route.path));
+    let bad =
+        |why: &str| LoadError::Manifest(format!("route `{} {}`: {why}", route.method, route.path));
     const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
     if !METHODS.contains(&route.method.as_str()) {
         return Err(bad("method must be one of GET, POST, PUT, PATCH, DELETE"));
@@ -220,10 +231,17 @@ fn parse_route(route: &Route) -> Result<RouteTemplate, LoadError> {
                 Segment::Param(name.to_string())
             }
             Some(_) => return Err(bad("parameters must be distinct `{name}`s of [a-z0-9_]")),
-            None if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) => {
+            None if part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+            {
                 Segment::Literal(part.to_string())
             }
-            None => return Err(bad("literal segments may use letters, digits, `-`, `_`, `.`")),
+            None => {
+                return Err(bad(
+                    "literal segments may use letters, digits, `-`, `_`, `.`",
+                ));
+            }
         };
         segments.push(segment);
     }
@@ -234,7 +252,10 @@ fn parse_route(route: &Route) -> Result<RouteTemplate, LoadError> {
 }
 
 fn is_identifier(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// The capabilities the module's imports need; fails on imports ABI v1 does not know.
@@ -274,7 +295,11 @@ fn check_manifest(manifest: &Manifest) -> Result<ModuleName, LoadError> {
     }
     let name = ModuleName::parse(&manifest.name).map_err(|e| LoadError::Manifest(e.to_string()))?;
     let prefix = format!("{name}.");
-    if let Some(route) = manifest.routes.iter().find(|r| !r.permission.starts_with(&prefix)) {
+    if let Some(route) = manifest
+        .routes
+        .iter()
+        .find(|r| !r.permission.starts_with(&prefix))
+    {
         return Err(LoadError::Manifest(format!(
             "route `{} {}` has permission `{}`; a module's permissions start with `{prefix}`",
             route.method, route.path, route.permission
@@ -295,7 +320,10 @@ async fn read_descriptors(
     let mut store = Store::new(engine, HostState::for_loading(LOAD_MEMORY_BYTES));
     store.limiter(|state| &mut state.limiter);
     store.set_fuel(LOAD_FUEL).map_err(abi)?;
-    let instance = linker.instantiate_async(&mut store, module).await.map_err(abi)?;
+    let instance = linker
+        .instantiate_async(&mut store, module)
+        .await
+        .map_err(abi)?;
 
     let manifest_fn = instance
         .get_typed_func::<(), i64>(&mut store, exports::MANIFEST)
@@ -314,13 +342,27 @@ async fn read_descriptors(
     let ptr = migrate.call_async(&mut store, ()).await.map_err(abi)? as u32;
     let len = migrate_len.call_async(&mut store, ()).await.map_err(abi)? as u32;
     let bytes = read_export_bytes(&instance, &mut store, ptr, len)?;
-    let migrations =
-        parse_migrations(&bytes).map_err(|e| MigrationError::Json(e.to_string()))?;
+    let migrations = parse_migrations(&bytes).map_err(|e| MigrationError::Json(e.to_string()))?;
 
     for (name, check) in [
-        (exports::ALLOC, instance.get_typed_func::<i32, i32>(&mut store, exports::ALLOC).err()),
-        (exports::DEALLOC, instance.get_typed_func::<(i32, i32), ()>(&mut store, exports::DEALLOC).err()),
-        (exports::HANDLE, instance.get_typed_func::<(i32, i32, i32), i64>(&mut store, exports::HANDLE).err()),
+        (
+            exports::ALLOC,
+            instance
+                .get_typed_func::<i32, i32>(&mut store, exports::ALLOC)
+                .err(),
+        ),
+        (
+            exports::DEALLOC,
+            instance
+                .get_typed_func::<(i32, i32), ()>(&mut store, exports::DEALLOC)
+                .err(),
+        ),
+        (
+            exports::HANDLE,
+            instance
+                .get_typed_func::<(i32, i32, i32), i64>(&mut store, exports::HANDLE)
+                .err(),
+        ),
     ] {
         if let Some(e) = check {
             return Err(LoadError::Abi(format!("export `{name}`: {e:#}")));

@@ -111,7 +111,11 @@ fn data(op: Value) -> Value {
 }
 
 fn respond(status: u16, body: Value) -> i64 {
-    leak(json!({"status": status, "body": body}).to_string().into_bytes())
+    leak(
+        json!({"status": status, "body": body})
+            .to_string()
+            .into_bytes(),
+    )
 }
 
 fn request_body(ptr: i32, len: i32) -> Value {
@@ -167,9 +171,14 @@ pub extern "C" fn eerp_handle(handler: i32, ptr: i32, len: i32) -> i64 {
             respond(200, json!({ "first": first, "second": second }))
         }
         9 => {
-            let counted = data(json!({"op": "aggregate", "table": "probes", "aggregates": [{"func": "count"}]}));
+            let counted = data(
+                json!({"op": "aggregate", "table": "probes", "aggregates": [{"func": "count"}]}),
+            );
             respond(200, counted)
         }
-        _ => respond(404, json!({"title": "Not found", "detail": "no such handler"})),
+        _ => respond(
+            404,
+            json!({"title": "Not found", "detail": "no such handler"}),
+        ),
     }
 }
