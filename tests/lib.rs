@@ -40,6 +40,8 @@ pub struct TestOptions {
     pub limits: Limits,
     /// Load the hostile module too.
     pub hostile: bool,
+    /// Sandbox slots (default 16).
+    pub pool_slots: Option<u32>,
 }
 
 /// The app with default options.
@@ -68,7 +70,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     settings.db_pool_size = 8;
     settings.limits = options.limits;
     settings.engine = EngineSettings {
-        pool_slots: 16,
+        pool_slots: options.pool_slots.unwrap_or(16),
         ..EngineSettings::default()
     };
     if options.hostile {

@@ -1,1 +1,148 @@
-fn main() {}
+//! Sandbox overhead per request: fresh Store + instantiate + `eerp_handle` of the CRM
+//! module's `POST /contacts/validate` route (no database), against the same handler
+//! called natively. Engine variants show what the pooling knobs are worth.
+//!
+//! Run: `cargo bench -p eerp-platform --bench sandbox`. Figures: docs/performance.md.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use eerp_abi::envelope::{Principal, Request};
+use eerp_platform::data_api::DataUsage;
+use eerp_platform::db::DbSession;
+use eerp_platform::registry::BUILTIN_MODULES;
+use eerp_platform::runtime::host::RequestScope;
+use eerp_platform::runtime::{
+    EngineSettings, Invocation, LoadedModule, RouteMatch, build_engine, invoke,
+};
+use eerp_tenancy::Limits;
+use eerp_tenancy::id::{ModuleName, TenantSlug};
+use serde_json::json;
+
+fn envelope() -> Request {
+    Request {
+        method: "POST".into(),
+        route: "/contacts/validate".into(),
+        params: BTreeMap::new(),
+        query: BTreeMap::new(),
+        body: json!({"name": "  Ada Lovelace ", "email": "ADA@example.com", "status": "lead", "credit_limit": "1500.00"}),
+        principal: Principal {
+            subject: "bench".into(),
+            roles: vec!["admin".into()],
+        },
+        request_id: "bench".into(),
+    }
+}
+
+fn scope(module: &LoadedModule) -> RequestScope {
+    RequestScope {
+        tenant: TenantSlug::parse("bench").expect("valid slug"),
+        module: ModuleName::parse("crm").expect("valid name"),
+        schema: "t_bench__crm".into(),
+        request_id: "bench".into(),
+        model: Arc::clone(&module.model),
+        limits: Limits::default(),
+        db: DbSession::detached(),
+        usage: DataUsage::default(),
+    }
+}
+
+fn variants() -> Vec<(&'static str, EngineSettings)> {
+    let tuned = EngineSettings::default();
+    vec![
+        (
+            "tuned (cow off, 1 MiB resident, 128 KiB stack resident)",
+            tuned.clone(),
+        ),
+        (
+            "no stack kept resident",
+            EngineSettings {
+                stack_keep_resident_bytes: 0,
+                ..tuned.clone()
+            },
+        ),
+        (
+            "512 KiB stack resident",
+            EngineSettings {
+                stack_keep_resident_bytes: 512 << 10,
+                ..tuned.clone()
+            },
+        ),
+        (
+            "cow on, 1 MiB resident",
+            EngineSettings {
+                memory_init_cow: true,
+                ..tuned.clone()
+            },
+        ),
+        (
+            "cow off, nothing resident",
+            EngineSettings {
+                keep_resident_bytes: 0,
+                ..tuned.clone()
+            },
+        ),
+        (
+            "cow on, nothing resident (wasmtime defaults)",
+            EngineSettings {
+                memory_init_cow: true,
+                keep_resident_bytes: 0,
+                ..tuned
+            },
+        ),
+    ]
+}
+
+fn sandbox(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let request = envelope();
+    let bytes = serde_json::to_vec(&request).expect("encodes");
+    let mut group = c.benchmark_group("per_request");
+
+    let native = eerp_crm::module();
+    let native_id = (0..8)
+        .find(|i| native.manifest().routes[*i].path == "/contacts/validate")
+        .expect("route") as i32;
+    group.bench_function("native handler (decode + handle + encode)", |b| {
+        b.iter(|| {
+            let request: Request = serde_json::from_slice(&bytes).expect("decodes");
+            let reply = native.dispatch(native_id, request).expect("valid contact");
+            serde_json::to_vec(reply.body()).expect("encodes")
+        })
+    });
+
+    for (name, settings) in variants() {
+        let engine = build_engine(&settings).expect("engine");
+        let module = rt
+            .block_on(LoadedModule::load(&engine, BUILTIN_MODULES[0].1))
+            .expect("crm loads");
+        let RouteMatch::Found { handler_id, .. } = module.match_route("POST", "/contacts/validate")
+        else {
+            panic!("the validate route exists");
+        };
+        group.bench_function(format!("sandbox: {name}"), |b| {
+            b.iter(|| {
+                let report = rt.block_on(invoke(
+                    &engine,
+                    &module,
+                    Invocation {
+                        handler_id,
+                        envelope: bytes.clone(),
+                        scope: scope(&module),
+                    },
+                ));
+                let response = report.result.expect("the module answers");
+                assert_eq!(response.status, 200);
+                response
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, sandbox);
+criterion_main!(benches);

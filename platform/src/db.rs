@@ -1,14 +1,18 @@
 //! The shared connection pool and the per-request transaction.
 //!
 //! One pool serves every tenant. A request's transaction starts on its first data call,
-//! with `SET LOCAL` settings only, and ends with exactly one `COMMIT` or `ROLLBACK`; a
-//! connection whose rollback fails is discarded instead of returned to the pool, so no
-//! transaction or setting can leak to the next tenant.
+//! with `SET LOCAL` settings only, and ends with exactly one `COMMIT` or `ROLLBACK`. A
+//! connection goes back to the pool only after that statement succeeded: if the request
+//! is cancelled, panics, or the statement fails, the connection is closed instead, so no
+//! transaction, lock or setting can reach the next tenant.
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+
+/// How long `COMMIT` or `ROLLBACK` may take before the connection is given up.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the pool. Connections are made lazily.
 ///
@@ -72,31 +76,42 @@ impl DbSession {
     /// A description of why no connection or transaction could be had; the session is
     /// then marked failed.
     pub async fn client(&mut self) -> Result<&Object, String> {
+        if let Some(failure) = &self.failure {
+            return Err(failure.clone());
+        }
         if self.conn.is_none() {
-            let conn = self.begin().await.inspect_err(|e| self.fail(e.clone()))?;
-            self.conn = Some(conn);
+            let pool = self
+                .pool
+                .as_ref()
+                .ok_or_else(|| "no database in this context".to_string())?;
+            let conn = match pool.get().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let reason = format!("no database connection available: {e}");
+                    self.fail(reason.clone());
+                    return Err(reason);
+                }
+            };
+            // Held by the session before BEGIN is sent: if anything goes wrong from here
+            // on, `Drop` closes it rather than pooling it.
+            let conn = self.conn.insert(conn);
+            let timeout_ms = self
+                .statement_timeout
+                .as_millis()
+                .clamp(1, i32::MAX as u128);
+            let begin = format!(
+                "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; \
+                 SET LOCAL TIME ZONE 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'"
+            );
+            if let Err(e) = conn.batch_execute(&begin).await {
+                let reason = format!("could not begin a transaction: {e}");
+                self.fail(reason.clone());
+                return Err(reason);
+            }
         }
         self.conn
             .as_ref()
             .ok_or_else(|| "no database connection".to_string())
-    }
-
-    async fn begin(&self) -> Result<Object, String> {
-        let pool = self
-            .pool
-            .as_ref()
-            .ok_or_else(|| "no database in this context".to_string())?;
-        let conn = pool
-            .get()
-            .await
-            .map_err(|e| format!("no database connection available: {e}"))?;
-        let timeout_ms = self.statement_timeout.as_millis().max(1);
-        conn.batch_execute(&format!(
-            "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL TIME ZONE 'UTC'"
-        ))
-        .await
-        .map_err(|e| format!("could not begin a transaction: {e}"))?;
-        Ok(conn)
     }
 
     /// Records that a statement failed, which aborts the transaction: later statements
@@ -122,31 +137,53 @@ impl DbSession {
         self.failure.as_deref()
     }
 
+    /// Asks PostgreSQL to cancel a statement still running for this session (after a
+    /// wall-clock timeout dropped the call that was waiting for it).
+    pub async fn cancel_running(&self) {
+        if let Some(conn) = &self.conn
+            && let Err(e) = conn.cancel_token().cancel_query(NoTls).await
+        {
+            tracing::warn!(error = %e, "could not cancel a timed-out statement");
+        }
+    }
+
     /// Commits (when `commit` and nothing aborted the transaction) or rolls back.
     ///
     /// # Errors
     /// When the commit fails; nothing was saved then.
     pub async fn finish(mut self, commit: bool) -> Result<(), String> {
-        let Some(conn) = self.conn.take() else {
+        let Some(conn) = self.conn.as_ref() else {
             return Ok(());
         };
-        let statement = if commit && !self.aborted {
-            "COMMIT"
-        } else {
-            "ROLLBACK"
-        };
-        match conn.batch_execute(statement).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // The connection's state is unknown: close it rather than pool it.
-                drop(Object::take(conn));
-                if statement == "COMMIT" {
-                    Err(format!("commit failed: {e}"))
-                } else {
-                    tracing::warn!(error = %e, "rollback failed; connection discarded");
-                    Ok(())
-                }
+        let commit = commit && !self.aborted;
+        let statement = if commit { "COMMIT" } else { "ROLLBACK" };
+        let result = tokio::time::timeout(FINISH_TIMEOUT, conn.batch_execute(statement)).await;
+        match result {
+            Ok(Ok(())) => {
+                // Transaction closed: the connection may serve the next request.
+                drop(self.conn.take());
+                Ok(())
             }
+            // Dropping `self` closes the connection instead of pooling it.
+            Ok(Err(e)) if commit => Err(format!("commit failed: {e}")),
+            Err(_) if commit => Err("commit did not finish in time".into()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "rollback failed; connection closed");
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!("rollback did not finish in time; connection closed");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for DbSession {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Still held means the transaction was not closed cleanly.
+            drop(Object::take(conn));
         }
     }
 }

@@ -29,13 +29,13 @@ enum Command {
         #[arg(long, default_value = ".eerp")]
         state_dir: PathBuf,
         /// Use this database instead of a private PostgreSQL.
-        #[arg(long, env = "DATABASE_URL")]
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
     /// Serve in production: configuration from flags or EERP_* environment variables.
     Serve {
-        /// PostgreSQL URL.
-        #[arg(long, env = "DATABASE_URL")]
+        /// PostgreSQL URL (may hold a password; never printed).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
         /// Address to listen on.
         #[arg(long, env = "EERP_HOST", default_value = "0.0.0.0")]

@@ -75,6 +75,12 @@ impl Registry {
             let bytes = std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("cannot read module {}: {e}", path.display()))?;
             let module = load_one(engine, &path.display().to_string(), &bytes).await?;
+            anyhow::ensure!(
+                registry.get(module.name.as_str()).is_none(),
+                "module {} is named `{}`, like a module already loaded; module names must be unique",
+                path.display(),
+                module.name
+            );
             registry.install(module);
         }
         Ok(registry)

@@ -49,7 +49,11 @@ fn start(state_dir: &Path) -> DevServer {
             break;
         }
     }
-    DevServer { child, token, curls }
+    DevServer {
+        child,
+        token,
+        curls,
+    }
 }
 
 impl DevServer {
@@ -59,7 +63,9 @@ impl DevServer {
             .curls
             .iter()
             .find(|line| line.contains(marker))
-            .unwrap_or_else(|| panic!("no printed curl line contains `{marker}`: {:?}", self.curls));
+            .unwrap_or_else(|| {
+                panic!("no printed curl line contains `{marker}`: {:?}", self.curls)
+            });
         let line = line.replace("/contacts/ID", &format!("/contacts/{id}"));
         let output = Command::new("sh")
             .args(["-c", &line])
@@ -72,7 +78,10 @@ impl DevServer {
 
     fn interrupt(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-INT", &pid]).status().expect("kill runs");
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill runs");
         for _ in 0..600 {
             if let Some(status) = self.child.try_wait().expect("child status") {
                 return status;
@@ -91,18 +100,33 @@ fn printed_curl_lines_work_and_ctrl_c_stops_everything() {
     let mut server = start(&state_dir);
 
     let created = server.run("-X POST", "");
-    let id = created["id"].as_str().expect("create answers the contact").to_string();
+    let id = created["id"]
+        .as_str()
+        .expect("create answers the contact")
+        .to_string();
     assert_eq!(created["credit_limit"], "1500.00");
 
     let listed = server.run("contacts?limit=10", "");
-    assert!(listed["data"].as_array().is_some_and(|d| d.iter().any(|c| c["id"] == id.as_str())));
+    assert!(
+        listed["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|c| c["id"] == id.as_str()))
+    );
 
     let updated = server.run("-X PATCH", &id);
     assert_eq!(updated["status"], "customer");
 
-    assert_eq!(server.run("-X DELETE", &id), Value::Null, "delete answers 204");
+    assert_eq!(
+        server.run("-X DELETE", &id),
+        Value::Null,
+        "delete answers 204"
+    );
     let listed = server.run("contacts?limit=10", "");
-    assert!(listed["data"].as_array().is_some_and(|d| d.iter().all(|c| c["id"] != id.as_str())));
+    assert!(
+        listed["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|c| c["id"] != id.as_str()))
+    );
 
     let restored = server.run("/restore", &id);
     assert_eq!(restored["id"], id.as_str());
@@ -112,7 +136,10 @@ fn printed_curl_lines_work_and_ctrl_c_stops_everything() {
     assert_eq!(stats["by_status"][0]["values"]["count"], 1);
 
     let status = server.interrupt();
-    assert!(status.success(), "eerp dev exits cleanly on Ctrl-C: {status}");
+    assert!(
+        status.success(),
+        "eerp dev exits cleanly on Ctrl-C: {status}"
+    );
     assert!(
         !state_dir.join("pgdata/postmaster.pid").exists(),
         "the private PostgreSQL was stopped"

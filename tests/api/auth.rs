@@ -19,7 +19,7 @@ async fn missing_malformed_or_foreign_tokens_get_401_problems() {
         tenant_claim: "tid".into(),
     })
     .mint(&tenant, "mallory", &["admin"], 600)
-    .unwrap_or_default();
+    .expect("a token can be minted");
     let ghost = app.token(&TenantSlug::parse("ghost").expect("valid slug"), &["admin"]);
     for token in [
         None,
@@ -63,6 +63,15 @@ async fn a_tenant_header_or_body_field_cannot_choose_the_tenant() {
         .await
         .expect("request sent");
     assert_eq!(response.status(), 201);
+    let smuggled = json!({"name": "smuggled", "tid": "globex"});
+    let response = app
+        .send(Method::POST, LIST, Some(&token), Some(&smuggled))
+        .await;
+    assert_eq!(
+        response.status(),
+        400,
+        "a tenant field in the body is an unknown field"
+    );
     assert_eq!(
         app.scalar("SELECT count(*) FROM t_acme__crm.contacts")
             .await,

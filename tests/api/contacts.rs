@@ -60,6 +60,19 @@ async fn contact_life_cycle_create_get_update_delete_restore() {
         1,
         "soft delete keeps the row"
     );
+    let (status, _, with_deleted) = status_and_json(
+        app.send(
+            Method::GET,
+            "/api/v1/crm/contacts?include_deleted=true",
+            t,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{with_deleted}");
+    assert_eq!(with_deleted["data"][0]["id"], contact["id"]);
+    assert!(with_deleted["data"][0]["deleted_at"].is_string());
 
     let restore = format!("{path}/restore");
     let (status, _, restored) =

@@ -1,33 +1,42 @@
 //! Module migrations against real PostgreSQL: versioned, idempotent, forward-only.
 
-use eerp_e2e::spawn_app;
+use eerp_e2e::{TestApp, spawn_app};
 use eerp_platform::migrations::{MigrationError, apply_module};
 use eerp_platform::registry::BUILTIN_MODULES;
 use eerp_platform::runtime::LoadedModule;
-use eerp_platform::tenants;
+use eerp_platform::tenants::{self, TenantRecord};
 use eerp_tenancy::id::TenantSlug;
 
-async fn crm(app: &eerp_e2e::TestApp) -> LoadedModule {
+async fn crm(app: &TestApp) -> LoadedModule {
     LoadedModule::load(&app.state.engine, BUILTIN_MODULES[0].1)
         .await
         .expect("the CRM module loads")
 }
 
+/// Tenant `acme` in the catalog, with no module migrated yet.
+async fn acme(app: &TestApp) -> TenantRecord {
+    let slug = TenantSlug::parse("acme").expect("valid");
+    tenants::ensure_tenant(&app.state.pool, &slug, "Acme")
+        .await
+        .expect("tenant")
+}
+
+async fn apply(
+    app: &TestApp,
+    tenant: &TenantRecord,
+    module: &LoadedModule,
+) -> Result<Vec<u32>, MigrationError> {
+    apply_module(&app.state.pool, &tenant.id, &tenant.slug, module).await
+}
+
 #[tokio::test]
 async fn applying_twice_applies_nothing_the_second_time() {
     let app = spawn_app().await;
-    let slug = TenantSlug::parse("acme").expect("valid");
-    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme")
-        .await
-        .expect("tenant");
+    let tenant = acme(&app).await;
     let module = crm(&app).await;
-    let first = apply_module(&app.state.pool, &tenant.id, &slug, &module)
-        .await
-        .expect("applies");
+    let first = apply(&app, &tenant, &module).await.expect("applies");
     assert_eq!(first, vec![1, 2]);
-    let second = apply_module(&app.state.pool, &tenant.id, &slug, &module)
-        .await
-        .expect("applies");
+    let second = apply(&app, &tenant, &module).await.expect("applies");
     assert!(second.is_empty());
     assert_eq!(
         app.scalar("SELECT count(*) FROM eerp.migration_history")
@@ -39,21 +48,17 @@ async fn applying_twice_applies_nothing_the_second_time() {
         app.scalar("SELECT count(*) FROM information_schema.columns WHERE table_schema = 't_acme__crm' AND column_name = 'website'").await,
         1
     );
-    assert_eq!(app.scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = 't_acme__crm' AND indexname = 'ix_contacts_company'").await, 1);
+    assert_eq!(app.scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = 't_acme__crm' AND indexname = 'ix_contacts__company'").await, 1);
 }
 
 #[tokio::test]
 async fn an_edited_released_step_is_refused() {
     let app = spawn_app().await;
-    let slug = app.create_tenant("acme").await;
-    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme")
-        .await
-        .expect("tenant");
+    app.create_tenant("acme").await;
+    let tenant = acme(&app).await;
     let mut module = crm(&app).await;
     module.migrations[0].entity = "edited".into();
-    let err = apply_module(&app.state.pool, &tenant.id, &slug, &module)
-        .await
-        .unwrap_err();
+    let err = apply(&app, &tenant, &module).await.unwrap_err();
     assert!(
         matches!(err, MigrationError::Changed { version: 1, .. }),
         "{err}"
@@ -63,15 +68,11 @@ async fn an_edited_released_step_is_refused() {
 #[tokio::test]
 async fn a_database_ahead_of_the_module_is_refused() {
     let app = spawn_app().await;
-    let slug = app.create_tenant("acme").await;
-    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme")
-        .await
-        .expect("tenant");
+    app.create_tenant("acme").await;
+    let tenant = acme(&app).await;
     let mut module = crm(&app).await;
     module.migrations.truncate(1);
-    let err = apply_module(&app.state.pool, &tenant.id, &slug, &module)
-        .await
-        .unwrap_err();
+    let err = apply(&app, &tenant, &module).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -88,19 +89,14 @@ async fn a_database_ahead_of_the_module_is_refused() {
 #[tokio::test]
 async fn a_failing_step_applies_nothing() {
     let app = spawn_app().await;
-    let slug = TenantSlug::parse("acme").expect("valid");
-    let tenant = tenants::ensure_tenant(&app.state.pool, &slug, "Acme")
-        .await
-        .expect("tenant");
+    let tenant = acme(&app).await;
     let module = crm(&app).await;
     // Sabotage: a table in the way makes step 1's CREATE TABLE a no-op and step 2's index fail.
     let conn = app.state.pool.get().await.expect("connection");
     conn.batch_execute("CREATE SCHEMA t_acme__crm; CREATE TABLE t_acme__crm.contacts (id uuid)")
         .await
         .expect("sabotage");
-    let err = apply_module(&app.state.pool, &tenant.id, &slug, &module)
-        .await
-        .unwrap_err();
+    let err = apply(&app, &tenant, &module).await.unwrap_err();
     assert!(matches!(err, MigrationError::Db(_)), "{err}");
     assert_eq!(
         app.scalar("SELECT count(*) FROM eerp.migration_history")

@@ -8,11 +8,16 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn hostile_app(limits: Limits) -> (TestApp, String) {
-    let app = spawn_app_with(TestOptions {
+    hostile_app_with(TestOptions {
         limits,
         hostile: true,
+        pool_slots: None,
     })
-    .await;
+    .await
+}
+
+async fn hostile_app_with(options: TestOptions) -> (TestApp, String) {
+    let app = spawn_app_with(options).await;
     let tenant = app.create_tenant("acme").await;
     let token = app.token(&tenant, &["admin"]);
     (app, token)
@@ -124,4 +129,38 @@ async fn a_tenant_cap_on_data_calls_is_enforced() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["second"]["error"]["kind"], "limit_exceeded");
     assert_eq!(rows(&app).await, 1, "the call within the cap committed");
+}
+
+#[tokio::test]
+async fn a_full_sandbox_pool_answers_503_with_retry_after() {
+    let limits = Limits {
+        fuel_per_request: u64::MAX / 4,
+        wall_time: Duration::from_secs(3),
+        ..Limits::default()
+    };
+    let (app, token) = hostile_app_with(TestOptions {
+        limits,
+        hostile: true,
+        pool_slots: Some(1),
+    })
+    .await;
+    let busy = call(&app, &token, Method::GET, "/loop");
+    let blocked = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        app.send(Method::GET, "/api/v1/hostile/count", Some(&token), None)
+            .await
+    };
+    let ((busy_status, _), blocked) = tokio::join!(busy, blocked);
+    assert_eq!(busy_status, 504, "the slot holder runs into its wall time");
+    assert_eq!(blocked.status(), 503);
+    assert_eq!(
+        blocked
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let (_, _, problem) = status_and_json(blocked).await;
+    assert_eq!(problem["type"], "https://eerp.dev/problems/pool-exhausted");
+    next_request_succeeds(&app, &token).await;
 }

@@ -84,6 +84,8 @@ async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataErro
     if scope.usage.rows > scope.limits.max_rows_returned
         || scope.usage.bytes > scope.limits.max_bytes_returned
     {
+        // The statement already ran (a write may have happened): only rollback is safe.
+        scope.db.mark_aborted();
         return Err(error(
             DataErrorKind::LimitExceeded,
             format!(

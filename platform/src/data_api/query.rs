@@ -15,7 +15,7 @@ use tokio_postgres::Row;
 use super::cursor::Cursor;
 use super::values::{cast_type, from_text, select_text, to_param, to_text};
 use crate::migrations::{ColumnModel, SchemaModel, TableModel};
-use crate::sql::{qualified, quote_ident};
+use crate::sql::{is_uuid, qualified, quote_ident};
 
 /// Most values an `in` filter may list.
 const MAX_IN_VALUES: usize = 100;
@@ -175,7 +175,7 @@ impl<'a> Builder<'a> {
     }
 
     fn bind_id(&mut self, id: &str) -> Result<String, DataError> {
-        if uuid::Uuid::parse_str(id).is_err() {
+        if !is_uuid(id) {
             return Err(not_found(&self.table.name, id));
         }
         Ok(self.bind(Some(id.to_string()), SqlType::Uuid))
@@ -305,7 +305,8 @@ impl<'a> Builder<'a> {
         filters: &[Filter],
         include_deleted: bool,
     ) -> Result<Vec<String>, DataError> {
-        let mut conditions = Vec::new();
+        // Never empty, so `WHERE` always has something to join.
+        let mut conditions = vec!["TRUE".to_string()];
         if !include_deleted {
             conditions.push("\"deleted_at\" IS NULL".to_string());
         }
@@ -429,7 +430,7 @@ impl<'a> Builder<'a> {
         desc: bool,
         cursor: &Cursor,
     ) -> Result<String, DataError> {
-        if uuid::Uuid::parse_str(&cursor.id).is_err() {
+        if !is_uuid(&cursor.id) {
             return Err(invalid("the cursor is damaged; start again without it"));
         }
         let quoted = quote_ident(&column.name);

@@ -8,7 +8,7 @@ use eerp_abi::migration::SqlType;
 use serde_json::Value;
 
 use crate::migrations::ColumnModel;
-use crate::sql::is_decimal;
+use crate::sql::{is_decimal, is_uuid};
 
 /// The type a parameter is cast to. Lengths and scales are left to the column, because
 /// an explicit cast to `varchar(n)` or `numeric(p,s)` would silently truncate or round.
@@ -80,7 +80,7 @@ pub fn to_text(column: &ColumnModel, value: &Value) -> Result<String, String> {
             .ok_or_else(|| wrong("an RFC 3339 timestamp such as \"2026-11-24T09:30:00Z\"")),
         SqlType::Uuid => value
             .as_str()
-            .filter(|s| uuid::Uuid::parse_str(s).is_ok())
+            .filter(|s| is_uuid(s))
             .map(str::to_string)
             .ok_or_else(|| wrong("a UUID string")),
         SqlType::Jsonb => Ok(value.to_string()),

@@ -7,7 +7,8 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 
 use thiserror::Error;
 
@@ -47,6 +48,9 @@ pub struct LocalCluster {
     port: u16,
     owner: Option<(u32, u32)>,
     ephemeral: bool,
+    /// The watchdog waits for its stdin to close, which happens when this process exits
+    /// or [`LocalCluster::stop`] drops it.
+    watchdog: Mutex<Option<Child>>,
 }
 
 impl LocalCluster {
@@ -58,15 +62,18 @@ impl LocalCluster {
         let bin_dir = find_bin_dir().ok_or(ClusterError::NoBinaries)?;
         let owner = unprivileged_owner()?;
         let data_dir = absolute(data_dir)?;
+        let fresh = !data_dir.join("PG_VERSION").exists();
         let cluster = Self {
             data_dir,
             bin_dir,
             port: free_port()?,
             owner,
-            ephemeral: options.ephemeral,
+            // Only a directory this call initialises may be deleted later.
+            ephemeral: options.ephemeral && fresh,
+            watchdog: Mutex::new(None),
         };
         cluster.init()?;
-        cluster.stop_stale();
+        cluster.refuse_if_running()?;
         cluster.launch(options.ephemeral)?;
         cluster.spawn_watchdog()?;
         Ok(cluster)
@@ -93,6 +100,12 @@ impl LocalCluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        // The server is down: release the watchdog and wait until it has finished too, so
+        // it cannot touch a cluster started later on the same directory.
+        if let Some(mut watchdog) = self.watchdog.lock().ok().and_then(|mut w| w.take()) {
+            drop(watchdog.stdin.take());
+            let _ = watchdog.wait();
+        }
         if self.ephemeral {
             let _ = std::fs::remove_dir_all(&self.data_dir);
         }
@@ -138,20 +151,22 @@ impl LocalCluster {
         check(output, "initdb")
     }
 
-    /// A server left running by a killed earlier run would hold the data directory.
-    fn stop_stale(&self) {
-        if self.data_dir.join("postmaster.pid").exists() {
-            self.stop_quietly();
-        }
-    }
-
-    fn stop_quietly(&self) {
-        let _ = self
+    /// A live server on this directory belongs to another `eerp dev`: leave it alone.
+    fn refuse_if_running(&self) -> Result<(), ClusterError> {
+        let running = self
             .command("pg_ctl")
             .arg("-D")
             .arg(&self.data_dir)
-            .args(["stop", "-m", "immediate", "-w"])
-            .output();
+            .arg("status")
+            .output()
+            .is_ok_and(|output| output.status.success());
+        if running {
+            return Err(ClusterError::Command {
+                what: format!("starting PostgreSQL in {}", self.data_dir.display()),
+                detail: "a server is already running on this directory (another `eerp dev`?); stop it or use another --state-dir".into(),
+            });
+        }
+        Ok(())
     }
 
     fn launch(&self, fast_and_loose: bool) -> Result<(), ClusterError> {
@@ -179,25 +194,24 @@ impl LocalCluster {
         check(output, "pg_ctl start")
     }
 
-    /// Stops the server once this process is gone, even after SIGKILL.
+    /// Stops the server once this process is gone, even after SIGKILL: the watchdog
+    /// blocks reading a pipe whose only writer is this process.
     fn spawn_watchdog(&self) -> Result<(), ClusterError> {
         let pg_ctl = self.bin_dir.join("pg_ctl");
         let remove = if self.ephemeral {
-            "rm -rf \"$2\""
+            "rm -rf \"$1\""
         } else {
             "true"
         };
-        let script = format!(
-            "while [ -d /proc/$1 ]; do sleep 1; done; \"$3\" -D \"$2\" stop -m immediate >/dev/null 2>&1; {remove}"
-        );
+        let script =
+            format!("cat >/dev/null; \"$2\" -D \"$1\" stop -m immediate >/dev/null 2>&1; {remove}");
         let mut command = Command::new("sh");
         command
             .args(["-c", &script, "eerp-pg-watchdog"])
-            .arg(std::process::id().to_string())
             .arg(&self.data_dir)
             .arg(&pg_ctl)
             .current_dir(std::env::temp_dir())
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         {
@@ -207,10 +221,13 @@ impl LocalCluster {
                 command.uid(uid).gid(gid);
             }
         }
-        command
+        let child = command
             .spawn()
-            .map(drop)
-            .map_err(|e| io_error("starting the cluster watchdog", e))
+            .map_err(|e| io_error("starting the cluster watchdog", e))?;
+        if let Ok(mut slot) = self.watchdog.lock() {
+            *slot = Some(child);
+        }
+        Ok(())
     }
 }
 

@@ -48,6 +48,8 @@ struct Trace {
     fuel: u64,
     peak_memory: usize,
     usage: DataUsage,
+    /// What went wrong inside the module call, for operators (never sent to clients).
+    error: Option<String>,
 }
 
 /// Handles every `/api/v1/{module}/...` request.
@@ -84,6 +86,7 @@ pub async fn module_route(
         data_calls = trace.usage.calls,
         data_ms = trace.usage.host_time.as_secs_f64() * 1e3,
         latency_ms = started.elapsed().as_secs_f64() * 1e3,
+        error = trace.error.as_deref().unwrap_or(""),
         "request"
     );
     let mut response = response;
@@ -146,7 +149,7 @@ async fn serve(
     let envelope = serde_json::to_vec(&envelope)
         .map_err(|e| ApiError::BadRequest(format!("the request could not be encoded: {e}")))?;
     if envelope.len() > eerp_abi::envelope::MAX_REQUEST_BYTES {
-        return Err(ApiError::TooLarge(limits.max_request_bytes));
+        return Err(ApiError::TooLarge(eerp_abi::envelope::MAX_REQUEST_BYTES));
     }
     let scope = RequestScope {
         schema: schema_name(&identity.tenant, &module.name),
@@ -202,35 +205,40 @@ async fn run_module(
     let response = match report.result {
         Ok(response) => response,
         Err(err) => {
-            // Nothing of a failed call is kept.
-            if let Err(e) = report.db.finish(false).await {
-                tracing::warn!(error = %e, "rollback after a failed module call");
+            if matches!(err, InvokeError::Timeout(_)) {
+                report.db.cancel_running().await;
             }
-            return Err(ApiError::Invoke(err));
+            return Err(fail(report.db, err, trace).await);
         }
     };
     let success = response.status < 400;
     if let Some(failure) = db_failure {
-        let _ = report.db.finish(false).await;
-        return Err(ApiError::Invoke(InvokeError::Db(failure)));
+        return Err(fail(report.db, InvokeError::Db(failure), trace).await);
     }
     if success && aborted {
-        let _ = report.db.finish(false).await;
-        return Err(ApiError::Invoke(InvokeError::BadAbi(
+        let err = InvokeError::BadAbi(
             "the module answered success after a failed data call; nothing was saved".into(),
-        )));
+        );
+        return Err(fail(report.db, err, trace).await);
     }
-    report
-        .db
-        .finish(success)
-        .await
-        .map_err(|e| ApiError::Invoke(InvokeError::Db(e)))?;
+    if let Err(e) = report.db.finish(success).await {
+        trace.error = Some(e.clone());
+        return Err(ApiError::Invoke(InvokeError::Db(e)));
+    }
     if success {
         trace.outcome = Some(Outcome::Ok);
         Ok(success_response(&response))
     } else {
         Err(ApiError::Module(response))
     }
+}
+
+/// Rolls back everything the failed call wrote and records why it failed.
+async fn fail(db: DbSession, err: InvokeError, trace: &mut Trace) -> ApiError {
+    // A rollback that fails closes the connection; nothing was committed either way.
+    let _ = db.finish(false).await;
+    trace.error = Some(err.to_string());
+    ApiError::Invoke(err)
 }
 
 fn success_response(response: &Response) -> HttpResponse {

@@ -30,8 +30,8 @@ pub enum MigrationError {
         /// What is wrong.
         message: String,
     },
-    /// Versions are not strictly increasing from 1.
-    #[error("migration versions must increase strictly and start at 1; found {0:?}")]
+    /// Versions are not strictly increasing, or one is 0.
+    #[error("migration versions must be at least 1 and strictly increasing; found {0:?}")]
     Versions(Vec<u32>),
     /// A step already applied differs from the module's current one.
     #[error(

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::MigrationError;
 use super::model::{BUILTIN_COLUMNS, ColumnModel, SchemaModel, TableModel};
-use crate::sql::{is_decimal, is_valid_name, qualified, quote_ident, quote_literal};
+use crate::sql::{MAX_NAME_LEN, is_decimal, is_valid_name, qualified, quote_ident, quote_literal};
 
 /// One step, ready to run.
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ pub fn plan(
         steps.push(PlannedStep {
             version: step.version,
             entity: step.entity.clone(),
-            json: serde_json::to_value(step).map_err(|e| MigrationError::Json(e.to_string()))?,
+            json: recorded_json(step)?,
             statements,
         });
     }
@@ -68,6 +68,16 @@ impl SchemaModel {
     pub fn from_migrations(migrations: &[Migration]) -> Result<Self, MigrationError> {
         plan("validation", migrations).map(|(_, model)| model)
     }
+}
+
+/// The step as recorded in the history: without the ignored `data` member, so editing
+/// it does not count as changing a released step.
+fn recorded_json(step: &Migration) -> Result<Value, MigrationError> {
+    let mut json = serde_json::to_value(step).map_err(|e| MigrationError::Json(e.to_string()))?;
+    if let Value::Object(map) = &mut json {
+        map.remove("data");
+    }
+    Ok(json)
 }
 
 fn check_versions(migrations: &[Migration]) -> Result<(), MigrationError> {
@@ -101,7 +111,7 @@ impl Planner<'_> {
             Ok(())
         } else {
             Err(self.invalid(format!(
-                "{kind} name `{name}` is invalid: use 1 to 30 of [a-z0-9_], starting with a letter"
+                "{kind} name `{name}` is invalid: use 1 to {MAX_NAME_LEN} of [a-z0-9_], starting with a letter, without `__` or a trailing `_`"
             )))
         }
     }
@@ -148,7 +158,11 @@ impl Planner<'_> {
             let (ddl, column_model) = self.column_ddl(&model, column)?;
             parts.push(ddl);
             if column.unique {
-                after.push(self.unique_index(table, std::slice::from_ref(&column.name), &column.name));
+                after.push(self.unique_index(
+                    table,
+                    std::slice::from_ref(&column.name),
+                    &column.name,
+                ));
             }
             model.columns.push(column_model);
         }
@@ -156,7 +170,7 @@ impl Planner<'_> {
             let expr = self.check_expr(&model, check)?;
             parts.push(format!(
                 "CONSTRAINT {} CHECK ({expr})",
-                quote_ident(&format!("ck_{table}_{n}"))
+                quote_ident(&format!("ck_{table}__{n}"))
             ));
         }
         for (n, columns) in spec.unique.iter().enumerate() {
@@ -293,7 +307,7 @@ impl Planner<'_> {
             .join(", ");
         format!(
             "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({list}) WHERE \"deleted_at\" IS NULL",
-            quote_ident(&format!("uq_{table}_{suffix}")),
+            quote_ident(&format!("uq_{table}__{suffix}")),
             self.table_ref(table)
         )
     }
@@ -366,7 +380,7 @@ impl Planner<'_> {
     fn index(&mut self, table: &str, column: &str, method: IndexType) {
         self.statements.push(format!(
             "CREATE INDEX IF NOT EXISTS {} ON {} USING {} ({})",
-            quote_ident(&format!("ix_{table}_{column}")),
+            quote_ident(&format!("ix_{table}__{column}")),
             self.table_ref(table),
             method.as_sql(),
             quote_ident(column)

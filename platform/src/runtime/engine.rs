@@ -21,6 +21,9 @@ pub struct EngineSettings {
     /// Wasm stack per call, in bytes; deeper recursion traps as `stack_overflow`.
     /// Default 512 KiB.
     pub max_wasm_stack: usize,
+    /// Bytes of each async fiber stack kept resident between uses instead of being
+    /// returned to the kernel, so calls do not page-fault on a fresh stack. Default 128 KiB.
+    pub stack_keep_resident_bytes: usize,
 }
 
 impl Default for EngineSettings {
@@ -31,6 +34,7 @@ impl Default for EngineSettings {
             keep_resident_bytes: 1 << 20,
             memory_init_cow: false,
             max_wasm_stack: 512 << 10,
+            stack_keep_resident_bytes: 128 << 10,
         }
     }
 }
@@ -48,6 +52,7 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .max_memory_size(settings.max_memory_bytes)
         .linear_memory_keep_resident(settings.keep_resident_bytes)
         .table_keep_resident(settings.keep_resident_bytes / 4)
+        .async_stack_keep_resident(settings.stack_keep_resident_bytes)
         .pagemap_scan(Enabled::Auto);
     let mut config = Config::new();
     config

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use eerp_abi::envelope::Response;
+use eerp_abi::envelope::{MAX_RESPONSE_BYTES, Response};
 use eerp_abi::{exports, unpack};
 use wasmtime::{Engine, Store};
 
@@ -74,7 +74,7 @@ pub async fn invoke(
                 module,
                 invocation.handler_id,
                 &invocation.envelope,
-                limits.max_response_bytes,
+                limits.max_response_bytes.min(MAX_RESPONSE_BYTES),
                 &mut instantiate_time,
             );
             match tokio::time::timeout(limits.wall_time, call).await {
@@ -88,6 +88,12 @@ pub async fn invoke(
         .saturating_sub(store.get_fuel().unwrap_or(0));
     let state = store.into_data();
     let result = match outcome {
+        // `eerp_alloc` returning 0 because its grow was refused is the memory limit.
+        Ok(Err(InvokeError::BadAbi(_))) if state.limiter.cap_hit() => {
+            Err(InvokeError::MemoryLimit {
+                cap_bytes: state.limiter.cap_bytes(),
+            })
+        }
         Ok(result) => result,
         Err(err) => Err(InvokeError::classify(
             &err,

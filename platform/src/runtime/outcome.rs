@@ -103,12 +103,11 @@ impl InvokeError {
         }
     }
 
-    /// Classifies an error from instantiating or calling the module. A refused memory
-    /// grow wins over the trap it caused; then typed errors are downcast.
+    /// Classifies an error from instantiating or calling the module, from typed errors
+    /// only. Host failures, a full pool and running out of fuel or stack are what they
+    /// say; any other trap after a refused memory grow is the memory limit, because a
+    /// guest that cannot grow usually aborts through `unreachable`.
     pub fn classify(err: &wasmtime::Error, cap_hit: bool, cap_bytes: usize, fuel: u64) -> Self {
-        if cap_hit {
-            return InvokeError::MemoryLimit { cap_bytes };
-        }
         if let Some(host) = err.downcast_ref::<HostTrap>() {
             return match host {
                 HostTrap::BadAbi(detail) => InvokeError::BadAbi(detail.clone()),
@@ -121,6 +120,7 @@ impl InvokeError {
         match err.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => InvokeError::OutOfFuel { budget: fuel },
             Some(Trap::StackOverflow) => InvokeError::StackOverflow,
+            _ if cap_hit => InvokeError::MemoryLimit { cap_bytes },
             Some(trap) => InvokeError::Trap(trap.to_string()),
             None => InvokeError::Trap(format!("{err:#}")),
         }
