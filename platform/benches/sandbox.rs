@@ -12,7 +12,7 @@ use eerp_abi::envelope::{Principal, Request};
 use eerp_platform::data_api::DataUsage;
 use eerp_platform::db::DbSession;
 use eerp_platform::registry::BUILTIN_MODULES;
-use eerp_platform::runtime::host::RequestScope;
+use eerp_platform::runtime::host::{HostState, RequestScope};
 use eerp_platform::runtime::{
     EngineSettings, Invocation, LoadedModule, RouteMatch, build_engine, invoke,
 };
@@ -26,7 +26,10 @@ fn envelope() -> Request {
         route: "/contacts/validate".into(),
         params: BTreeMap::new(),
         query: BTreeMap::new(),
-        body: json!({"name": "  Ada Lovelace ", "email": "ADA@example.com", "status": "lead", "credit_limit": "1500.00"}),
+        body: serde_json::value::to_raw_value(&json!({
+            "name": "  Ada Lovelace ", "email": "ADA@example.com", "status": "lead", "credit_limit": "1500.00"
+        }))
+        .expect("JSON"),
         principal: Principal {
             subject: "bench".into(),
             roles: vec!["admin".into()],
@@ -50,46 +53,40 @@ fn scope(module: &LoadedModule) -> RequestScope {
 
 fn variants() -> Vec<(&'static str, EngineSettings)> {
     let tuned = EngineSettings::default();
+    let with = |f: fn(&mut EngineSettings)| {
+        let mut settings = tuned.clone();
+        f(&mut settings);
+        settings
+    };
     vec![
         (
-            "tuned (cow off, 1 MiB resident, 128 KiB stack resident)",
+            "defaults (guards off, cow on, 1 MiB resident)",
             tuned.clone(),
         ),
+        ("guards off, cow off", with(|s| s.memory_init_cow = false)),
         (
-            "no stack kept resident",
-            EngineSettings {
-                stack_keep_resident_bytes: 0,
-                ..tuned.clone()
-            },
+            "guards on, cow on",
+            with(|s| s.virtual_memory_guards = true),
         ),
         (
-            "512 KiB stack resident",
-            EngineSettings {
-                stack_keep_resident_bytes: 512 << 10,
-                ..tuned.clone()
-            },
+            "guards on, cow off",
+            with(|s| {
+                s.virtual_memory_guards = true;
+                s.memory_init_cow = false;
+            }),
+        ),
+        ("nothing kept resident", with(|s| s.keep_resident_bytes = 0)),
+        (
+            "no fiber stack kept resident",
+            with(|s| s.stack_keep_resident_bytes = 0),
         ),
         (
-            "cow on, 1 MiB resident",
-            EngineSettings {
-                memory_init_cow: true,
-                ..tuned.clone()
-            },
-        ),
-        (
-            "cow off, nothing resident",
-            EngineSettings {
-                keep_resident_bytes: 0,
-                ..tuned.clone()
-            },
-        ),
-        (
-            "cow on, nothing resident (wasmtime defaults)",
-            EngineSettings {
-                memory_init_cow: true,
-                keep_resident_bytes: 0,
-                ..tuned
-            },
+            "wasmtime pooling defaults (guards on, cow on, nothing resident)",
+            with(|s| {
+                s.virtual_memory_guards = true;
+                s.keep_resident_bytes = 0;
+                s.stack_keep_resident_bytes = 0;
+            }),
         ),
     ]
 }
@@ -124,6 +121,41 @@ fn sandbox(c: &mut Criterion) {
         else {
             panic!("the validate route exists");
         };
+        group.bench_function(format!("instantiate only: {name}"), |b| {
+            b.iter(|| {
+                let mut store =
+                    wasmtime::Store::new(&engine, HostState::for_request(scope(&module)));
+                store.limiter(|state| &mut state.limiter);
+                store.set_fuel(1_000_000).expect("fuel is on");
+                store
+                    .fuel_async_yield_interval(Some(1_000_000))
+                    .expect("fuel is on");
+                rt.block_on(module.instance_pre().instantiate_async(&mut store))
+                    .expect("instantiates");
+            })
+        });
+        group.bench_function(format!("instantiate + eerp_alloc: {name}"), |b| {
+            b.iter(|| {
+                let mut store =
+                    wasmtime::Store::new(&engine, HostState::for_request(scope(&module)));
+                store.limiter(|state| &mut state.limiter);
+                store.set_fuel(1_000_000).expect("fuel is on");
+                store
+                    .fuel_async_yield_interval(Some(1_000_000))
+                    .expect("fuel is on");
+                rt.block_on(async {
+                    let instance = module
+                        .instance_pre()
+                        .instantiate_async(&mut store)
+                        .await
+                        .expect("instantiates");
+                    let alloc = instance
+                        .get_typed_func::<i32, i32>(&mut store, "eerp_alloc")
+                        .expect("export");
+                    alloc.call_async(&mut store, 512).await.expect("allocates")
+                })
+            })
+        });
         group.bench_function(format!("sandbox: {name}"), |b| {
             b.iter(|| {
                 let report = rt.block_on(invoke(

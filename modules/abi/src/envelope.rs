@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Largest request envelope the host will ever write into a module (1 MiB). Tenants may
 /// set a smaller body cap; the envelope adds params, query and principal to the body.
@@ -13,7 +13,7 @@ pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// One HTTP request, as a module sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     /// HTTP method, upper case (`GET`, `POST`, ...).
@@ -24,8 +24,9 @@ pub struct Request {
     pub params: BTreeMap<String, String>,
     /// Query string parameters. A name given twice is rejected by the host.
     pub query: BTreeMap<String, String>,
-    /// The JSON body, or `null` when the request had none.
-    pub body: Value,
+    /// The JSON body, or `null` when the request had none. Kept as raw JSON text so
+    /// neither side builds a tree it does not need.
+    pub body: Box<RawValue>,
     /// Who is calling. The tenant is deliberately absent: the host alone knows it.
     pub principal: Principal,
     /// The request id the host logs and returns in `x-request-id`.
@@ -43,7 +44,7 @@ pub struct Principal {
 }
 
 /// What a module answers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Response {
     /// HTTP status, 200..=599. 2xx and 3xx commit the request's writes; 4xx and 5xx roll
@@ -51,8 +52,18 @@ pub struct Response {
     pub status: u16,
     /// The JSON body. For an error status, an object with `title`, `detail` and optionally
     /// `code` and `errors`, which the host turns into `application/problem+json`.
-    #[serde(default)]
-    pub body: Value,
+    #[serde(default = "null")]
+    pub body: Box<RawValue>,
+}
+
+/// JSON `null` as a raw value.
+pub fn null() -> Box<RawValue> {
+    RawValue::from_string("null".to_string()).unwrap_or_else(|_| unreachable!("`null` is JSON"))
+}
+
+/// True when `raw` is JSON `null`.
+pub fn is_null(raw: &RawValue) -> bool {
+    raw.get().trim() == "null"
 }
 
 /// The body a module returns with a 4xx/5xx status.

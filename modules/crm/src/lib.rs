@@ -28,10 +28,7 @@ use eerp_sdk::Module;
 
 /// The CRM module's definition.
 pub fn module() -> Module {
-    let module = Module::new("crm", env!("CARGO_PKG_VERSION"));
-    let module = schema::migrations()
-        .into_iter()
-        .fold(module, |m, step| m.migration(step));
+    let module = Module::new("crm", env!("CARGO_PKG_VERSION")).migrations(schema::migrations);
     contacts::routes(module)
 }
 

@@ -1,15 +1,15 @@
 //! What a handler returns: a [`Reply`] on success, an [`Error`] otherwise.
 
 use eerp_abi::data::{DataError, DataErrorKind};
-use eerp_abi::envelope::{ErrorBody, FieldError, Response};
+use eerp_abi::envelope::{self, ErrorBody, FieldError, Response};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// A successful answer: a 2xx status and a JSON body. The request's writes are committed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Reply {
     status: u16,
-    body: Value,
+    body: Box<RawValue>,
 }
 
 impl Reply {
@@ -27,7 +27,7 @@ impl Reply {
     pub fn no_content() -> Self {
         Self {
             status: 204,
-            body: Value::Null,
+            body: envelope::null(),
         }
     }
 
@@ -35,7 +35,7 @@ impl Reply {
     pub fn with_status(status: u16, body: impl Serialize) -> Self {
         Self {
             status,
-            body: serde_json::to_value(body).unwrap_or(Value::Null),
+            body: serde_json::value::to_raw_value(&body).unwrap_or_else(|_| envelope::null()),
         }
     }
 
@@ -44,8 +44,8 @@ impl Reply {
         self.status
     }
 
-    /// The body.
-    pub fn body(&self) -> &Value {
+    /// The body, as JSON text.
+    pub fn body(&self) -> &RawValue {
         &self.body
     }
 

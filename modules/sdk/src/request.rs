@@ -2,7 +2,6 @@
 
 use eerp_abi::envelope::{self, Principal};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::Error;
 
@@ -33,9 +32,9 @@ impl Request {
         self.inner.query.keys().map(String::as_str)
     }
 
-    /// The raw JSON body (`null` when there was none).
-    pub fn body(&self) -> &Value {
-        &self.inner.body
+    /// The body as JSON text (`null` when there was none).
+    pub fn raw_body(&self) -> &str {
+        self.inner.body.get()
     }
 
     /// The body decoded as `T`. Put `#[serde(deny_unknown_fields)]` on `T` to reject
@@ -44,12 +43,12 @@ impl Request {
     /// # Errors
     /// A 400 [`Error`] naming what did not fit, when the body is missing or not a `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        if self.inner.body.is_null() {
+        if envelope::is_null(&self.inner.body) {
             return Err(Error::bad_request(
                 "this route needs a JSON body; send one with content-type application/json",
             ));
         }
-        T::deserialize(&self.inner.body)
+        serde_json::from_str(self.inner.body.get())
             .map_err(|e| Error::bad_request(format!("the request body is invalid: {e}")))
     }
 

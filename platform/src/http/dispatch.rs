@@ -12,7 +12,7 @@ use eerp_tenancy::Identity;
 use eerp_tenancy::id::schema_name;
 use eerp_tenancy::permission::roles_grant;
 use futures_util::StreamExt;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::auth::authenticate;
 use super::problem::ApiError;
@@ -244,12 +244,14 @@ async fn fail(db: DbSession, err: InvokeError, trace: &mut Trace) -> ApiError {
 fn success_response(response: &Response) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(response.status)
         .unwrap_or(actix_web::http::StatusCode::OK);
-    if status == actix_web::http::StatusCode::NO_CONTENT || response.body.is_null() {
+    if status == actix_web::http::StatusCode::NO_CONTENT
+        || eerp_abi::envelope::is_null(&response.body)
+    {
         return HttpResponse::build(status).finish();
     }
     HttpResponse::build(status)
         .content_type("application/json")
-        .body(response.body.to_string())
+        .body(response.body.get().to_string())
 }
 
 /// Reads the body, refusing more than `limit` bytes without buffering them.
@@ -257,7 +259,7 @@ async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<Value, ApiError> {
+) -> Result<Box<RawValue>, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -276,7 +278,7 @@ async fn read_body(
         body.extend_from_slice(&chunk);
     }
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
+        return Ok(eerp_abi::envelope::null());
     }
     let json = req
         .headers()
@@ -293,7 +295,7 @@ async fn read_body(
     if !json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    serde_json::from_slice(&body)
+    serde_json::from_slice::<Box<RawValue>>(&body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
 }
 

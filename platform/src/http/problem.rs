@@ -267,20 +267,16 @@ fn invoke_problem(e: &InvokeError) -> Problem {
 /// The problem for a module's own 4xx/5xx response.
 fn module_problem(response: &Response) -> Problem {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let text = |key: &str| {
-        response
-            .body
-            .get(key)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
+    // Only error bodies are parsed; success bodies pass through as raw JSON.
+    let body: Value = serde_json::from_str(response.body.get()).unwrap_or(Value::Null);
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
     let title =
         text("title").unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_string());
     let detail = text("detail").unwrap_or_else(|| "the module refused the request".to_string());
     let mut problem =
         Problem::new(status, "module-error", &title, detail).outcome_of(Outcome::ModuleError);
     for key in ["code", "errors"] {
-        if let Some(value) = response.body.get(key) {
+        if let Some(value) = body.get(key) {
             problem = problem.with(key, value.clone());
         }
     }

@@ -15,8 +15,8 @@ pub struct EngineSettings {
     /// Bytes of each linear memory kept resident and reset with `memset` instead of
     /// `madvise` when a slot is reused. Default 1 MiB.
     pub keep_resident_bytes: usize,
-    /// Initialise memories copy-on-write from the module image. Default off: for small
-    /// guest heaps, resetting resident pages is cheaper than remapping.
+    /// Initialise memories copy-on-write from the module image instead of copying its
+    /// data segments on every instantiation. Default on.
     pub memory_init_cow: bool,
     /// Wasm stack per call, in bytes; deeper recursion traps as `stack_overflow`.
     /// Default 512 KiB.
@@ -24,6 +24,11 @@ pub struct EngineSettings {
     /// Bytes of each async fiber stack kept resident between uses instead of being
     /// returned to the kernel, so calls do not page-fault on a fresh stack. Default 128 KiB.
     pub stack_keep_resident_bytes: usize,
+    /// Catch out-of-bounds accesses with guard pages and signals instead of explicit
+    /// bounds checks in guest code. Default off: with guard pages, every request whose
+    /// guest grows its memory pays `mprotect` calls and TLB flushes to grow and reset it,
+    /// which cost more than the bounds checks save for request-sized work.
+    pub virtual_memory_guards: bool,
 }
 
 impl Default for EngineSettings {
@@ -32,9 +37,10 @@ impl Default for EngineSettings {
             pool_slots: 128,
             max_memory_bytes: 64 << 20,
             keep_resident_bytes: 1 << 20,
-            memory_init_cow: false,
+            memory_init_cow: true,
             max_wasm_stack: 512 << 10,
             stack_keep_resident_bytes: 128 << 10,
+            virtual_memory_guards: false,
         }
     }
 }
@@ -60,5 +66,12 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .max_wasm_stack(settings.max_wasm_stack)
         .memory_init_cow(settings.memory_init_cow)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if !settings.virtual_memory_guards {
+        config
+            .signals_based_traps(false)
+            .memory_guard_size(0)
+            .guard_before_linear_memory(false)
+            .memory_reservation(settings.max_memory_bytes as u64);
+    }
     Engine::new(&config)
 }
