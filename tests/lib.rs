@@ -3,8 +3,9 @@
 //! [`spawn_app`] starts the real EERP application on a free port against real
 //! PostgreSQL, in a database of its own: `DATABASE_URL`'s server when that is set,
 //! otherwise a throwaway cluster started once per test binary from the installed server
-//! binaries (removed when the binary exits). Tests then drive it over HTTP only; the pool
-//! in [`TestApp`] is for asserting on rows, never for setting up state.
+//! binaries (removed when the binary exits). Requests go over HTTP; tenants and their
+//! migrations are set up with the platform's library functions (there is no admin API
+//! yet), and the pool in [`TestApp`] is otherwise for asserting on rows.
 
 use std::sync::OnceLock;
 

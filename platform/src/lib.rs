@@ -1,7 +1,7 @@
 //! # eerp-platform: the EERP host
 //!
 //! One service for many tenants. Each request is authenticated from its token, routed to
-//! a module's route, and run in a fresh wasm sandbox with the tenant's fuel, memory and
+//! a module's route, and run in a fresh wasm sandbox with fuel, memory and
 //! time limits; the module reaches its tables only through the host's data API, inside
 //! one transaction in the tenant's own schema.
 //!
@@ -13,6 +13,7 @@
 //! - [`migrations`]: module migration JSON -> DDL, and the platform catalog.
 //! - [`registry`]: loaded modules behind an atomic swap.
 //! - [`db`]: the shared pool and the request transaction (`SET LOCAL` only).
+//! - [`sql`]: quoted identifiers and literals, and the rules for table and column names.
 //! - [`startup`], [`config`], [`telemetry`]: building and running the app.
 //! - [`dev`]: `eerp dev` and the throwaway PostgreSQL it (and the tests) start.
 //!

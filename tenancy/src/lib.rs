@@ -2,11 +2,11 @@
 //!
 //! This crate owns the parsed identities of EERP: tenant and module names and the schema
 //! names built from them ([`id`]), verification of bearer tokens into an [`Identity`]
-//! ([`identity`]), permissions with wildcards ([`permission`]) and per-tenant [`Limits`]
+//! ([`identity`]), permissions with wildcards ([`permission`]) and the [`Limits`] of a request
 //! ([`limits`]).
 //!
-//! It must never do HTTP or run wasm, and it never takes a tenant from anywhere but a
-//! verified token: [`identity::Verifier::verify`] is the only way to get an [`Identity`].
+//! It must never do HTTP or run wasm. The request path gets its [`Identity`] (and so its
+//! tenant) only from [`identity::Verifier::verify`]; the struct itself is plain data.
 //!
 //! ```
 //! use eerp_tenancy::id::{ModuleName, TenantSlug, schema_name};

@@ -1,6 +1,6 @@
 //! # eerp-guest-build: compile guest crates to wasm from a build script
 //!
-//! The platform embeds its modules and the test suite embeds its hostile fixtures, so
+//! The platform embeds its modules and the test suite its hostile fixture module, so
 //! building either must first build those crates for `wasm32-unknown-unknown`. This crate
 //! does that from a `build.rs`, so no user can forget a step: it adds the wasm target with
 //! `rustup` when it is missing, runs a nested `cargo build` into its own target directory

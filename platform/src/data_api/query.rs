@@ -478,7 +478,7 @@ impl<'a> Builder<'a> {
             select.join(", "),
             self.target,
             conditions.join(" AND "),
-            MAX_PAGE
+            MAX_PAGE + 1
         );
         Ok((sql, Shape::Groups { keys, values }))
     }
@@ -562,6 +562,14 @@ impl Shape {
                 .unwrap_or_default())
             }
             Shape::Groups { keys, values } => {
+                if rows.len() > MAX_PAGE as usize {
+                    return Err(DataError {
+                        kind: DataErrorKind::LimitExceeded,
+                        message: format!(
+                            "the aggregate has more than {MAX_PAGE} groups; filter or group by fewer columns"
+                        ),
+                    });
+                }
                 let groups = rows.iter().map(|row| group(keys, values, row)).collect();
                 Ok(serde_json::to_value(AggregateResult { groups }).unwrap_or_default())
             }
@@ -697,6 +705,35 @@ mod tests {
             "{}",
             st.sql
         );
+    }
+
+    #[test]
+    fn get_for_update_locks_only_a_live_row() {
+        let id = "6f1c1a64-1d2e-4c1e-9c55-7f7d3b1e2a10";
+        let st = build(
+            "s",
+            &model(),
+            &op(json!({"op":"get_for_update","table":"contacts","id":id})),
+        )
+        .unwrap();
+        assert!(
+            st.sql
+                .ends_with(r#"WHERE "id" = $1::text::uuid AND "deleted_at" IS NULL FOR UPDATE"#),
+            "{}",
+            st.sql
+        );
+    }
+
+    #[test]
+    fn listing_everything_including_deleted_still_has_a_where_clause() {
+        let query = ListQuery {
+            table: "contacts".into(),
+            include_deleted: true,
+            ..ListQuery::default()
+        };
+        let st = build("s", &model(), &DataOp::List(query)).unwrap();
+        assert!(st.sql.contains(" WHERE TRUE ORDER BY "), "{}", st.sql);
+        assert!(!st.sql.contains("deleted_at\" IS NULL"), "{}", st.sql);
     }
 
     #[test]

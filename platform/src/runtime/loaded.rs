@@ -308,8 +308,8 @@ fn check_manifest(manifest: &Manifest) -> Result<ModuleName, LoadError> {
     Ok(name)
 }
 
-/// Instantiates the module once, with every known import linked (they trap if called),
-/// to read its manifest and migrations.
+/// Instantiates the module once, with every known import linked (the data imports trap
+/// if called, as there is no request), to read its manifest and migrations.
 async fn read_descriptors(
     engine: &Engine,
     module: &Module,

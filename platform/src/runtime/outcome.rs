@@ -7,7 +7,7 @@ use wasmtime::{PoolConcurrencyLimitError, Trap};
 
 use super::host::HostTrap;
 
-/// The outcome classes of the design, used in logs, metrics and problem types.
+/// The outcome classes of the design, as they appear in the request log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// 2xx/3xx from the module, writes committed.
@@ -35,7 +35,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The label used in logs, metrics and problem type URIs.
+    /// The label used in logs (problem type slugs spell it with `-`).
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
