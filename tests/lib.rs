@@ -105,6 +105,30 @@ impl TestApp {
         slug
     }
 
+    /// Creates tenant `slug` and returns a token of its `admin`.
+    pub async fn admin_of(&self, slug: &str) -> String {
+        let tenant = self.create_tenant(slug).await;
+        self.token(&tenant, &["admin"])
+    }
+
+    /// Sends `body` as-is with `content_type`, for bodies `send` cannot produce.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("the request reaches the app")
+    }
+
     /// A token of `tenant` with `roles`.
     pub fn token(&self, tenant: &TenantSlug, roles: &[&str]) -> String {
         self.verifier

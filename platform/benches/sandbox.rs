@@ -51,6 +51,17 @@ fn scope(module: &LoadedModule) -> RequestScope {
     }
 }
 
+/// A Store set up as `invoke` sets it up, for the partial-path measurements.
+fn fresh_store(engine: &wasmtime::Engine, module: &LoadedModule) -> wasmtime::Store<HostState> {
+    let mut store = wasmtime::Store::new(engine, HostState::for_request(scope(module)));
+    store.limiter(|state| &mut state.limiter);
+    store.set_fuel(1_000_000).expect("fuel is on");
+    store
+        .fuel_async_yield_interval(Some(1_000_000))
+        .expect("fuel is on");
+    store
+}
+
 fn variants() -> Vec<(&'static str, EngineSettings)> {
     let tuned = EngineSettings::default();
     let with = |f: fn(&mut EngineSettings)| {
@@ -123,26 +134,14 @@ fn sandbox(c: &mut Criterion) {
         };
         group.bench_function(format!("instantiate only: {name}"), |b| {
             b.iter(|| {
-                let mut store =
-                    wasmtime::Store::new(&engine, HostState::for_request(scope(&module)));
-                store.limiter(|state| &mut state.limiter);
-                store.set_fuel(1_000_000).expect("fuel is on");
-                store
-                    .fuel_async_yield_interval(Some(1_000_000))
-                    .expect("fuel is on");
+                let mut store = fresh_store(&engine, &module);
                 rt.block_on(module.instance_pre().instantiate_async(&mut store))
                     .expect("instantiates");
             })
         });
         group.bench_function(format!("instantiate + eerp_alloc: {name}"), |b| {
             b.iter(|| {
-                let mut store =
-                    wasmtime::Store::new(&engine, HostState::for_request(scope(&module)));
-                store.limiter(|state| &mut state.limiter);
-                store.set_fuel(1_000_000).expect("fuel is on");
-                store
-                    .fuel_async_yield_interval(Some(1_000_000))
-                    .expect("fuel is on");
+                let mut store = fresh_store(&engine, &module);
                 rt.block_on(async {
                     let instance = module
                         .instance_pre()

@@ -124,8 +124,7 @@ async fn viewers_read_but_cannot_write_and_the_problem_names_the_permission() {
 #[tokio::test]
 async fn unknown_modules_routes_and_methods_are_problems() {
     let app = spawn_app().await;
-    let tenant = app.create_tenant("acme").await;
-    let token = app.token(&tenant, &["admin"]);
+    let token = app.admin_of("acme").await;
     let cases = [
         (Method::GET, "/api/v1/nope/things", 404),
         (Method::GET, "/api/v1/crm/nothing-here", 404),

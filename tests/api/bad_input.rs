@@ -10,8 +10,7 @@ const CREATE: &str = "/api/v1/crm/contacts";
 #[tokio::test]
 async fn malformed_unknown_or_mistyped_bodies_are_400_and_write_nothing() {
     let app = spawn_app().await;
-    let tenant = app.create_tenant("acme").await;
-    let token = app.token(&tenant, &["admin"]);
+    let token = app.admin_of("acme").await;
     let bodies = [
         ("{\"name\": ", "not valid JSON"),
         (
@@ -37,15 +36,7 @@ async fn malformed_unknown_or_mistyped_bodies_are_400_and_write_nothing() {
         ("", "needs a JSON body"),
     ];
     for (body, expected) in bodies {
-        let response = app
-            .client
-            .post(format!("{}{CREATE}", app.address))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request sent");
+        let response = app.post_raw(CREATE, &token, "application/json", body).await;
         let (status, content_type, problem) = status_and_json(response).await;
         assert_eq!(status, 400, "{body}: {problem}");
         assert_eq!(content_type, "application/problem+json");
@@ -65,17 +56,8 @@ async fn malformed_unknown_or_mistyped_bodies_are_400_and_write_nothing() {
 #[tokio::test]
 async fn non_json_content_type_is_415() {
     let app = spawn_app().await;
-    let tenant = app.create_tenant("acme").await;
-    let token = app.token(&tenant, &["admin"]);
-    let response = app
-        .client
-        .post(format!("{}{CREATE}", app.address))
-        .bearer_auth(&token)
-        .header("content-type", "text/plain")
-        .body("name=Ada")
-        .send()
-        .await
-        .expect("request sent");
+    let token = app.admin_of("acme").await;
+    let response = app.post_raw(CREATE, &token, "text/plain", "name=Ada").await;
     assert_eq!(response.status(), 415);
     assert_eq!(
         app.scalar("SELECT count(*) FROM t_acme__crm.contacts")
@@ -95,8 +77,7 @@ async fn oversized_bodies_are_413_and_write_nothing() {
         ..TestOptions::default()
     })
     .await;
-    let tenant = app.create_tenant("acme").await;
-    let token = app.token(&tenant, &["admin"]);
+    let token = app.admin_of("acme").await;
     let body = json!({"name": "Ada", "notes": "x".repeat(2000)});
     let (status, content_type, problem) = status_and_json(
         app.send(Method::POST, CREATE, Some(&token), Some(&body))
@@ -121,8 +102,7 @@ async fn oversized_bodies_are_413_and_write_nothing() {
 #[tokio::test]
 async fn bad_query_parameters_are_400() {
     let app = spawn_app().await;
-    let tenant = app.create_tenant("acme").await;
-    let token = app.token(&tenant, &["admin"]);
+    let token = app.admin_of("acme").await;
     for query in [
         "?limit=0",
         "?limit=abc",

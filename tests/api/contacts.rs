@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn contact_life_cycle_create_get_update_delete_restore() {
     let app = spawn_app().await;
-    let tenant = app.create_tenant("acme").await;
-    let token = app.token(&tenant, &["admin"]);
+    let token = app.admin_of("acme").await;
     let t = Some(token.as_str());
 
     let created = app
@@ -89,8 +88,7 @@ async fn contact_life_cycle_create_get_update_delete_restore() {
 #[tokio::test]
 async fn list_filters_orders_and_pages_with_a_cursor() {
     let app = spawn_app().await;
-    let tenant = app.create_tenant("acme").await;
-    let token = app.token(&tenant, &["admin"]);
+    let token = app.admin_of("acme").await;
     let t = Some(token.as_str());
     for (name, status) in [
         ("Ada", "lead"),
@@ -162,8 +160,7 @@ async fn list_filters_orders_and_pages_with_a_cursor() {
 #[tokio::test]
 async fn stats_sum_exact_decimals_by_status() {
     let app = spawn_app().await;
-    let tenant = app.create_tenant("acme").await;
-    let token = app.token(&tenant, &["admin"]);
+    let token = app.admin_of("acme").await;
     let t = Some(token.as_str());
     for amount in ["0.10", "0.20", "1000000000.05"] {
         let body = json!({"name": "x", "credit_limit": amount});
@@ -190,8 +187,7 @@ async fn stats_sum_exact_decimals_by_status() {
 #[tokio::test]
 async fn duplicate_email_is_a_conflict_and_nothing_is_written() {
     let app = spawn_app().await;
-    let tenant = app.create_tenant("acme").await;
-    let token = app.token(&tenant, &["admin"]);
+    let token = app.admin_of("acme").await;
     let body = json!({"name": "Ada", "email": "ada@example.com"});
     let first = app
         .send(

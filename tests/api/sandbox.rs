@@ -18,8 +18,7 @@ async fn hostile_app(limits: Limits) -> (TestApp, String) {
 
 async fn hostile_app_with(options: TestOptions) -> (TestApp, String) {
     let app = spawn_app_with(options).await;
-    let tenant = app.create_tenant("acme").await;
-    let token = app.token(&tenant, &["admin"]);
+    let token = app.admin_of("acme").await;
     (app, token)
 }
 
