@@ -44,6 +44,7 @@ pub struct DbSession {
     statement_timeout: Duration,
     aborted: bool,
     failure: Option<String>,
+    timed_out: bool,
 }
 
 impl DbSession {
@@ -56,6 +57,7 @@ impl DbSession {
             statement_timeout,
             aborted: false,
             failure: None,
+            timed_out: false,
         }
     }
 
@@ -67,6 +69,7 @@ impl DbSession {
             statement_timeout: Duration::ZERO,
             aborted: false,
             failure: None,
+            timed_out: false,
         }
     }
 
@@ -130,6 +133,18 @@ impl DbSession {
     pub fn fail(&mut self, reason: String) {
         self.aborted = true;
         self.failure.get_or_insert(reason);
+    }
+
+    /// Records that PostgreSQL cancelled a statement at the request's time limit: the
+    /// request ends as `timeout`, like one the host's own clock stopped.
+    pub fn time_out(&mut self) {
+        self.timed_out = true;
+        self.fail("a statement ran into the request's time limit".into());
+    }
+
+    /// Whether a statement ran into the request's time limit.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
     }
 
     /// The infrastructure failure, if any.

@@ -163,3 +163,62 @@ async fn a_full_sandbox_pool_answers_503_with_retry_after() {
     assert_eq!(problem["type"], "https://eerp.dev/problems/pool-exhausted");
     next_request_succeeds(&app, &token).await;
 }
+
+#[tokio::test]
+async fn a_timeout_while_waiting_on_the_database_leaves_no_open_transaction() {
+    let (app, token) = hostile_app(Limits {
+        wall_time: Duration::from_millis(500),
+        ..Limits::default()
+    })
+    .await;
+    let (status, row) = call(&app, &token, Method::POST, "/write").await;
+    assert_eq!(status, 201, "{row}");
+    let id = row["ok"]["id"]
+        .as_str()
+        .expect("the new row's id")
+        .to_string();
+    // Another session holds the row, so the module's `get_for_update` waits on it.
+    let mut holder = app.state.pool.get().await.expect("a connection");
+    let tx = holder.transaction().await.expect("a transaction");
+    tx.execute(
+        "SELECT 1 FROM t_acme__hostile.probes WHERE id = $1::text::uuid FOR UPDATE",
+        &[&id],
+    )
+    .await
+    .expect("the row is locked");
+    let (status, _, problem) = lock(&app, &token, &id).await;
+    assert_eq!(status, 504, "{problem}");
+    assert_eq!(problem["type"], "https://eerp.dev/problems/timeout");
+    tx.rollback().await.expect("the lock is released");
+    drop(holder);
+
+    // The waiting statement was cancelled and rolled back: no session of this database is
+    // left inside a transaction, and the pool serves the next requests normally.
+    let stuck = app
+        .scalar(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
+             AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
+            app.database
+        ))
+        .await;
+    assert_eq!(stuck, 0);
+    for _ in 0..3 {
+        let (status, _, locked) = lock(&app, &token, &id).await;
+        assert_eq!(status, 200, "{locked}");
+        assert_eq!(locked["ok"]["id"], id.as_str());
+    }
+}
+
+/// Calls the route that locks row `id` with `get_for_update`.
+async fn lock(app: &TestApp, token: &str, id: &str) -> (u16, String, Value) {
+    let body = json!({"id": id});
+    let response = app
+        .send(
+            Method::POST,
+            "/api/v1/hostile/lock",
+            Some(token),
+            Some(&body),
+        )
+        .await;
+    status_and_json(response).await
+}

@@ -117,7 +117,13 @@ async fn run_statement(
     };
     result.map_err(|e| {
         let (kind, message) = classify(&e);
-        if kind == DataErrorKind::Unavailable {
+        let cancelled = e
+            .as_db_error()
+            .is_some_and(|db| db.code() == &SqlState::QUERY_CANCELED);
+        if cancelled {
+            // `statement_timeout` (the request's wall time) fired in PostgreSQL.
+            scope.db.time_out();
+        } else if kind == DataErrorKind::Unavailable {
             scope.db.fail(message.clone());
         } else {
             scope.db.mark_aborted();

@@ -37,6 +37,9 @@ pub enum HostTrap {
     /// The database failed underneath a data call.
     #[error("database failure: {0}")]
     Db(String),
+    /// PostgreSQL cancelled a statement at the request's time limit.
+    #[error("a statement ran into the time limit of {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// The state of one Store.
@@ -184,6 +187,9 @@ fn link_data(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 let started = Instant::now();
                 let reply = data_api::execute(scope, &request).await;
                 scope.usage.host_time += started.elapsed();
+                if scope.db.timed_out() {
+                    return Err(HostTrap::Timeout(scope.limits.wall_time).into());
+                }
                 if let Some(failure) = scope.db.failure() {
                     return Err(HostTrap::Db(failure.to_string()).into());
                 }

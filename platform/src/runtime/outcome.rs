@@ -112,6 +112,7 @@ impl InvokeError {
             return match host {
                 HostTrap::BadAbi(detail) => InvokeError::BadAbi(detail.clone()),
                 HostTrap::Db(detail) => InvokeError::Db(detail.clone()),
+                HostTrap::Timeout(limit) => InvokeError::Timeout(*limit),
             };
         }
         if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {

@@ -16,6 +16,7 @@
 //! | 7 | `POST /write` | inserts a row and succeeds |
 //! | 8 | `POST /ignore-failure` | inserts a duplicate, ignores the conflict, answers 200 |
 //! | 9 | `GET /count` | counts its rows |
+//! | 10 | `POST /lock` | locks the row `{"id"}` with `get_for_update` (waits if it is locked) |
 #![cfg(target_arch = "wasm32")]
 
 use std::alloc::{Layout, alloc};
@@ -29,7 +30,7 @@ unsafe extern "C" {
     fn data_take(dst: i32);
 }
 
-const ROUTES: [(&str, &str); 10] = [
+const ROUTES: [(&str, &str); 11] = [
     ("GET", "/loop"),
     ("GET", "/hog"),
     ("GET", "/recurse"),
@@ -40,6 +41,7 @@ const ROUTES: [(&str, &str); 10] = [
     ("POST", "/write"),
     ("POST", "/ignore-failure"),
     ("GET", "/count"),
+    ("POST", "/lock"),
 ];
 
 fn pack(ptr: u32, len: u32) -> i64 {
@@ -136,11 +138,14 @@ fn recurse(depth: u64) -> u64 {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn eerp_handle(handler: i32, ptr: i32, len: i32) -> i64 {
-    let note = request_body(ptr, len)
-        .get("note")
-        .and_then(Value::as_str)
-        .unwrap_or("probe")
-        .to_string();
+    let body = request_body(ptr, len);
+    let field = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or("probe")
+            .to_string()
+    };
+    let note = field("note");
     let insert = || data(json!({"op": "insert", "table": "probes", "values": {"note": note}}));
     match handler {
         0 => {
@@ -175,6 +180,11 @@ pub extern "C" fn eerp_handle(handler: i32, ptr: i32, len: i32) -> i64 {
                 json!({"op": "aggregate", "table": "probes", "aggregates": [{"func": "count"}]}),
             );
             respond(200, counted)
+        }
+        10 => {
+            let locked =
+                data(json!({"op": "get_for_update", "table": "probes", "id": field("id")}));
+            respond(200, locked)
         }
         _ => respond(
             404,
