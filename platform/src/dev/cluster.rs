@@ -84,11 +84,6 @@ impl LocalCluster {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
-    /// The port the server listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Stops the server (fast shutdown: connections are closed, data is kept unless the
     /// cluster is ephemeral). Safe to call more than once.
     pub fn stop(&self) {

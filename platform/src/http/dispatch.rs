@@ -47,6 +47,7 @@ struct Trace {
     outcome: Option<Outcome>,
     fuel: u64,
     peak_memory: usize,
+    instantiate: std::time::Duration,
     usage: DataUsage,
     /// What went wrong inside the module call, for operators (never sent to clients).
     error: Option<String>,
@@ -83,6 +84,7 @@ pub async fn module_route(
         outcome = trace.outcome.map(Outcome::as_str).unwrap_or(""),
         fuel = trace.fuel,
         peak_memory_bytes = trace.peak_memory,
+        instantiate_us = trace.instantiate.as_micros() as u64,
         data_calls = trace.usage.calls,
         data_ms = trace.usage.host_time.as_secs_f64() * 1e3,
         latency_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -199,6 +201,7 @@ async fn run_module(
     let report = invoke(&state.engine, module, invocation).await;
     trace.fuel = report.fuel_used;
     trace.peak_memory = report.peak_memory_bytes;
+    trace.instantiate = report.instantiate_time;
     trace.usage = report.usage;
     let db_failure = report.db.failure().map(str::to_string);
     let aborted = report.db.is_aborted();
