@@ -57,11 +57,6 @@ impl Problem {
         self
     }
 
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
     /// The module outcome this problem reports, if it came from a module call.
     pub fn outcome(&self) -> Option<Outcome> {
         self.outcome

@@ -13,8 +13,8 @@
 use std::time::{Duration, Instant};
 
 use eerp_abi::envelope::{MAX_RESPONSE_BYTES, Response};
-use eerp_abi::{exports, unpack};
-use wasmtime::{Engine, Store};
+use eerp_abi::unpack;
+use wasmtime::{Engine, Extern, ModuleExport, Store};
 
 use super::guest_memory;
 use super::host::{HostState, HostTrap, RequestScope};
@@ -131,11 +131,19 @@ async fn call(
     let started = Instant::now();
     let instance = module.instance_pre().instantiate_async(&mut *store).await?;
     *instantiate_time = started.elapsed();
+    let exports = module.exports();
     let memory = instance
-        .get_memory(&mut *store, exports::MEMORY)
+        .get_module_export(&mut *store, &exports.memory)
+        .and_then(Extern::into_memory)
         .ok_or_else(|| HostTrap::BadAbi("the module exports no `memory`".into()))?;
-    let alloc = instance.get_typed_func::<i32, i32>(&mut *store, exports::ALLOC)?;
-    let handle = instance.get_typed_func::<(i32, i32, i32), i64>(&mut *store, exports::HANDLE)?;
+    let func = |store: &mut Store<HostState>, export: &ModuleExport| {
+        instance
+            .get_module_export(store, export)
+            .and_then(Extern::into_func)
+            .ok_or_else(|| HostTrap::BadAbi("a function export is missing".into()))
+    };
+    let alloc = func(store, &exports.alloc)?.typed::<i32, i32>(&*store)?;
+    let handle = func(store, &exports.handle)?.typed::<(i32, i32, i32), i64>(&*store)?;
 
     let len = i32::try_from(envelope.len())
         .map_err(|_| HostTrap::BadAbi("request envelope larger than 2 GiB".into()))?;

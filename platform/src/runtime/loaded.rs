@@ -8,7 +8,7 @@ use eerp_abi::migration::{Migration, parse_migrations};
 use eerp_abi::{ABI_VERSION, exports, unpack};
 use eerp_tenancy::id::ModuleName;
 use thiserror::Error;
-use wasmtime::{Engine, Instance, InstancePre, Linker, Module, Store};
+use wasmtime::{Engine, Instance, InstancePre, Linker, Module, ModuleExport, Store};
 
 use super::guest_memory;
 use super::host::{self, HostState};
@@ -68,6 +68,19 @@ pub struct LoadedModule {
     pub model: Arc<SchemaModel>,
     routes: Vec<RouteTemplate>,
     pre: InstancePre<HostState>,
+    exports: GuestExports,
+}
+
+/// The exports a request uses, resolved once at load so a request does not look them up
+/// by name.
+#[derive(Clone, Copy)]
+pub struct GuestExports {
+    /// `memory`.
+    pub memory: ModuleExport,
+    /// `eerp_alloc`.
+    pub alloc: ModuleExport,
+    /// `eerp_handle`.
+    pub handle: ModuleExport,
 }
 
 impl std::fmt::Debug for LoadedModule {
@@ -136,6 +149,16 @@ impl LoadedModule {
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| LoadError::Abi(format!("{e:#}")))?;
+        let export = |name: &str| {
+            module
+                .get_export_index(name)
+                .ok_or_else(|| LoadError::Abi(format!("the module exports no `{name}`")))
+        };
+        let exports = GuestExports {
+            memory: export(exports::MEMORY)?,
+            alloc: export(exports::ALLOC)?,
+            handle: export(exports::HANDLE)?,
+        };
         Ok(Self {
             name,
             manifest,
@@ -143,12 +166,18 @@ impl LoadedModule {
             model: Arc::new(model),
             routes,
             pre,
+            exports,
         })
     }
 
     /// The pre-linked module, for instantiation.
     pub fn instance_pre(&self) -> &InstancePre<HostState> {
         &self.pre
+    }
+
+    /// The exports a request calls.
+    pub fn exports(&self) -> GuestExports {
+        self.exports
     }
 
     /// Finds the route for `method` and `path` (relative to the module mount). Literal
