@@ -3,19 +3,27 @@
 //! [`spawn_app`] starts the real EERP application on a free port against real
 //! PostgreSQL, in a database of its own: `DATABASE_URL`'s server when that is set,
 //! otherwise a throwaway cluster started once per test binary from the installed server
-//! binaries (removed when the binary exits). Requests go over HTTP; tenants and their
-//! migrations are set up with the platform's library functions (there is no admin API
-//! yet), and the pool in [`TestApp`] is otherwise for asserting on rows.
+//! binaries (removed when the binary exits). Requests go over HTTP, tenants are created
+//! through the admin API with an operator token, and the pool in [`TestApp`] is for
+//! asserting on rows.
+//!
+//! Two token issuers are trusted: an HS256 one the harness mints with ([`TestApp::token`])
+//! and `https://idp.test`, whose RS256, ES256 and EdDSA keys (`tests/keys`) are published in
+//! a JWKS file with the `kid`s `rsa`, `ec` and `ed` ([`sign_with`]).
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use eerp_platform::dev::cluster::{ClusterOptions, LocalCluster};
 use eerp_platform::runtime::EngineSettings;
-use eerp_platform::{App, AppState, Settings, tenants};
+use eerp_platform::{App, AppState, Settings};
 use eerp_tenancy::id::TenantSlug;
-use eerp_tenancy::{IssuerConfig, Limits, Verifier};
+use eerp_tenancy::{AuthSettings, DevSigner, IssuerConfig, KeySource, Limits};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, Response};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The hostile test module, built by this crate's build script.
 pub const HOSTILE_WASM: &str = env!("EERP_HOSTILE_WASM");
@@ -26,12 +34,16 @@ pub struct TestApp {
     pub address: String,
     /// HTTP client.
     pub client: reqwest::Client,
-    /// The app's shared state: its pool (for assertions), registry and verifier.
+    /// The app's shared state: its pool (for assertions), registry and directory.
     pub state: actix_web::web::Data<AppState>,
-    /// Verifies and mints tokens for this app's issuer.
-    pub verifier: Verifier,
+    /// Mints tokens of the HS256 test issuer.
+    pub signer: DevSigner,
+    /// An operator token for the admin API.
+    pub operator: String,
     /// Name of this app's database.
     pub database: String,
+    /// The settings the app was built with (to start a second replica).
+    pub settings: Settings,
 }
 
 /// Options a test may change before the app starts.
@@ -43,6 +55,96 @@ pub struct TestOptions {
     pub hostile: bool,
     /// Sandbox slots (default 16).
     pub pool_slots: Option<u32>,
+    /// Serve this existing database (a second replica) instead of creating one.
+    pub database: Option<String>,
+    /// Tenant cache time-to-live (default 30 s, the production default).
+    pub tenant_cache_ttl: Option<Duration>,
+    /// Connections in the pool (default 8).
+    pub db_pool_size: Option<usize>,
+}
+
+/// The HS256 issuer of the tests. Its secret is fixed so replicas share it.
+pub fn test_issuer() -> IssuerConfig {
+    IssuerConfig::hs256(
+        "https://issuer.test",
+        "eerp-test",
+        b"eerp-test-secret-eerp-test-secret".to_vec(),
+    )
+}
+
+/// The `https://idp.test` issuer: asymmetric keys from a JWKS file.
+pub fn idp_issuer() -> IssuerConfig {
+    IssuerConfig {
+        issuer: IDP.into(),
+        audience: "eerp-test".into(),
+        operator_audience: Some("eerp-test-admin".into()),
+        algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
+        keys: KeySource::JwksFile(jwks_file()),
+        tenant_claim: "tid".into(),
+    }
+}
+
+/// Issuer name of the asymmetric test issuer.
+pub const IDP: &str = "https://idp.test";
+
+/// Path of a test key in `tests/keys`.
+pub fn key_path(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/keys")).join(name)
+}
+
+/// The private key `kid` (`rsa`, `ec` or `ed`) of `https://idp.test`, and its algorithm.
+pub fn idp_key(kid: &str) -> (EncodingKey, Algorithm) {
+    let pem = std::fs::read(key_path(&format!("{kid}.pem"))).expect("test key exists");
+    match kid {
+        "rsa" => (
+            EncodingKey::from_rsa_pem(&pem).expect("rsa key"),
+            Algorithm::RS256,
+        ),
+        "ec" => (
+            EncodingKey::from_ec_pem(&pem).expect("ec key"),
+            Algorithm::ES256,
+        ),
+        _ => (
+            EncodingKey::from_ed_pem(&pem).expect("ed key"),
+            Algorithm::EdDSA,
+        ),
+    }
+}
+
+/// Signs `claims` with the `https://idp.test` key `kid`, announcing `header_kid`.
+pub fn sign_with(kid: &str, header_kid: Option<&str>, claims: &Value) -> String {
+    let (key, alg) = idp_key(kid);
+    let mut header = Header::new(alg);
+    header.kid = header_kid.map(str::to_string);
+    jsonwebtoken::encode(&header, claims, &key).expect("signing works")
+}
+
+/// Valid claims of `https://idp.test` for `tenant`'s admin.
+pub fn idp_claims(tenant: &str) -> Value {
+    json!({
+        "iss": IDP, "aud": "eerp-test", "sub": "ada", "tid": tenant, "roles": ["admin"],
+        "exp": jsonwebtoken::get_current_timestamp() + 600,
+    })
+}
+
+fn jwks_file() -> PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let keys = ["rsa", "ec", "ed"]
+            .iter()
+            .map(|kid| {
+                let (key, alg) = idp_key(kid);
+                let mut jwk = Jwk::from_encoding_key(&key, alg).expect("a public JWK");
+                jwk.common.key_id = Some(kid.to_string());
+                jwk
+            })
+            .collect();
+        let path = std::env::temp_dir().join(format!("eerp-test-jwks-{}.json", std::process::id()));
+        let body = serde_json::to_vec(&JwkSet { keys }).expect("JWKS serialises");
+        std::fs::write(&path, body).expect("JWKS written");
+        path
+    })
+    .clone()
 }
 
 /// The app with default options.
@@ -52,24 +154,30 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app with `options`.
 pub async fn spawn_app_with(options: TestOptions) -> TestApp {
-    let database = format!("eerp_test_{}", uuid::Uuid::new_v4().simple());
     let server_url = server_url();
-    create_database(&server_url, &database).await;
-    let issuer = IssuerConfig {
-        issuer: "https://issuer.test".into(),
-        audience: "eerp-test".into(),
-        hs256_secret: uuid::Uuid::new_v4()
-            .simple()
-            .to_string()
-            .repeat(2)
-            .into_bytes(),
-        tenant_claim: "tid".into(),
+    let database = match options.database {
+        Some(database) => database,
+        None => {
+            let database = format!("eerp_test_{}", uuid::Uuid::new_v4().simple());
+            create_database(&server_url, &database).await;
+            database
+        }
     };
-    let mut settings = Settings::new(with_database(&server_url, &database), issuer.clone());
+    let mut settings = Settings::new(
+        with_database(&server_url, &database),
+        vec![test_issuer(), idp_issuer()],
+    );
     settings.port = 0;
     settings.workers = 2;
-    settings.db_pool_size = 8;
+    settings.db_pool_size = options.db_pool_size.unwrap_or(8);
     settings.limits = options.limits;
+    settings.auth = AuthSettings {
+        jwks_cooldown: Duration::from_millis(200),
+        ..AuthSettings::default()
+    };
+    if let Some(ttl) = options.tenant_cache_ttl {
+        settings.tenant_cache_ttl = ttl;
+    }
     settings.engine = EngineSettings {
         pool_slots: options.pool_slots.unwrap_or(16),
         ..EngineSettings::default()
@@ -77,32 +185,55 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     if options.hostile {
         settings.extra_modules.push(HOSTILE_WASM.into());
     }
-    let app = App::build(settings).await.expect("the app builds");
+    start(settings, database).await
+}
+
+/// Starts an app from `settings`, serving `database`.
+pub async fn start(settings: Settings, database: String) -> TestApp {
+    let app = App::build(settings.clone()).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
+    let signer = DevSigner::new(&test_issuer()).expect("an HS256 issuer");
+    let operator = signer
+        .operator_token("test-operator", 3600)
+        .expect("operator tokens can be minted");
     TestApp {
         address,
         client: reqwest::Client::new(),
         state,
-        verifier: Verifier::new(issuer),
+        signer,
+        operator,
         database,
+        settings,
     }
 }
 
 impl TestApp {
-    /// Creates tenant `slug` with every loaded module enabled (migrated).
+    /// Creates tenant `slug` with every loaded module enabled, through the admin API.
     pub async fn create_tenant(&self, slug: &str) -> TenantSlug {
-        let slug = TenantSlug::parse(slug).expect("test tenant slugs are valid");
-        let tenant = tenants::ensure_tenant(&self.state.pool, &slug, slug.as_str())
-            .await
-            .expect("tenant created");
-        for module in self.state.registry.modules() {
-            tenants::enable_module(&self.state.pool, &tenant, &module)
-                .await
-                .expect("module enabled");
-        }
-        slug
+        let (status, body) = self
+            .admin(Method::POST, "/tenants", Some(&json!({"slug": slug})))
+            .await;
+        assert!(
+            status == 201 || status == 200,
+            "tenant {slug} created: {body}"
+        );
+        TenantSlug::parse(slug).expect("test tenant slugs are valid")
+    }
+
+    /// Calls the admin API (`path` below `/admin/v1`) with the operator token.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let response = self
+            .send(
+                method,
+                &format!("/admin/v1{path}"),
+                Some(&self.operator),
+                body,
+            )
+            .await;
+        let (status, _, json) = status_and_json(response).await;
+        (status, json)
     }
 
     /// Creates tenant `slug` and returns a token of its `admin`.
@@ -131,8 +262,8 @@ impl TestApp {
 
     /// A token of `tenant` with `roles`.
     pub fn token(&self, tenant: &TenantSlug, roles: &[&str]) -> String {
-        self.verifier
-            .mint(tenant, "test-user", roles, 600)
+        self.signer
+            .tenant_token(tenant, "test-user", roles, 600)
             .expect("tokens can be minted")
     }
 

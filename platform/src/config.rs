@@ -1,8 +1,9 @@
 //! Settings: what `eerp serve` and `eerp dev` are told, validated into one value.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use eerp_tenancy::{IssuerConfig, Limits};
+use eerp_tenancy::{AuthSettings, IssuerConfig, Limits};
 
 use crate::runtime::EngineSettings;
 
@@ -15,12 +16,20 @@ pub struct Settings {
     pub host: String,
     /// Port to listen on; 0 picks a free one (tests).
     pub port: u16,
-    /// The trusted token issuer.
-    pub issuer: IssuerConfig,
+    /// The trusted token issuers.
+    pub issuers: Vec<IssuerConfig>,
+    /// Token and key cache tuning.
+    pub auth: AuthSettings,
     /// Sandbox engine tuning.
     pub engine: EngineSettings,
-    /// Limits applied to every tenant (per-tenant limits come with the tenancy work).
+    /// Limits under every plan; plans and per-tenant overrides change them.
     pub limits: Limits,
+    /// How long a tenant entry is cached when no change notification arrives.
+    pub tenant_cache_ttl: Duration,
+    /// Tenant entries cached at most.
+    pub tenant_cache_capacity: u64,
+    /// How long a deleted tenant's data is kept before `purge` may drop it.
+    pub purge_grace: Duration,
     /// Connections in the shared pool.
     pub db_pool_size: usize,
     /// HTTP worker threads.
@@ -30,15 +39,19 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Settings with defaults for everything but the database and the token issuer.
-    pub fn new(database_url: String, issuer: IssuerConfig) -> Self {
+    /// Settings with defaults for everything but the database and the token issuers.
+    pub fn new(database_url: String, issuers: Vec<IssuerConfig>) -> Self {
         Self {
             database_url,
             host: "127.0.0.1".into(),
             port: 8080,
-            issuer,
+            issuers,
+            auth: AuthSettings::default(),
             engine: EngineSettings::default(),
             limits: Limits::default(),
+            tenant_cache_ttl: Duration::from_secs(30),
+            tenant_cache_capacity: 100_000,
+            purge_grace: Duration::from_secs(30 * 24 * 3600),
             db_pool_size: 16,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             extra_modules: Vec::new(),

@@ -6,8 +6,11 @@
 //! one transaction in the tenant's own schema.
 //!
 //! Map of the crate, following a request:
-//! - [`http`]: routes, authentication, dispatch, problem+json errors, health.
-//! - [`tenants`]: the tenant record and whether a module is enabled for it.
+//! - [`http`]: routes, authentication, dispatch, the admin API, problem+json errors,
+//!   health.
+//! - [`tenants`]: the tenant directory (cached), admission gates, provisioning, operator
+//!   actions and fleet migration.
+//! - [`cli`]: the operator commands, a client of the admin API.
 //! - [`runtime`]: engine, loaded modules, per-request Store, limits, outcome classes.
 //! - [`data_api`]: typed operations from modules -> SQL with bind parameters.
 //! - [`migrations`]: module migration JSON -> DDL, and the platform catalog.
@@ -20,6 +23,7 @@
 //! It must never let a module choose a tenant, a schema or SQL text, and never set
 //! session-level state on a pooled connection.
 
+pub mod cli;
 pub mod config;
 pub mod data_api;
 pub mod db;

@@ -1,11 +1,14 @@
 //! The `eerp` binary: parse the command line, set up logs, run. Nothing else lives here.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use eerp_platform::cli::{self, AdminCommand, Connection};
 use eerp_platform::dev::{self, DevOptions};
 use eerp_platform::{App, Settings, telemetry};
-use eerp_tenancy::IssuerConfig;
+use eerp_tenancy::{IssuerConfig, KeySource};
+use jsonwebtoken::Algorithm;
 
 #[derive(Parser)]
 #[command(
@@ -16,16 +19,32 @@ use eerp_tenancy::IssuerConfig;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Base URL of the EERP service, for operator commands.
+    #[arg(
+        long,
+        env = "EERP_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// Operator token for operator commands; defaults to the one `eerp dev` wrote.
+    #[arg(
+        long,
+        env = "EERP_OPERATOR_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start everything for local development: private PostgreSQL, demo tenant, token.
+    /// Start everything for local development: private PostgreSQL, demo tenant, tokens.
     Dev {
         /// Port to serve on.
         #[arg(long, env = "EERP_PORT", default_value_t = 8080)]
         port: u16,
-        /// Where the private PostgreSQL and dev secret live.
+        /// Where the private PostgreSQL, dev secret and operator token live.
         #[arg(long, default_value = ".eerp")]
         state_dir: PathBuf,
         /// Use this database instead of a private PostgreSQL.
@@ -33,32 +52,80 @@ enum Command {
         database_url: Option<String>,
     },
     /// Serve in production: configuration from flags or EERP_* environment variables.
-    Serve {
-        /// PostgreSQL URL (may hold a password; never printed).
-        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-        database_url: String,
-        /// Address to listen on.
-        #[arg(long, env = "EERP_HOST", default_value = "0.0.0.0")]
-        host: String,
-        /// Port to listen on.
-        #[arg(long, env = "EERP_PORT", default_value_t = 8080)]
-        port: u16,
-        /// Expected token issuer (`iss`).
-        #[arg(long, env = "EERP_JWT_ISSUER")]
-        jwt_issuer: String,
-        /// Expected token audience (`aud`).
-        #[arg(long, env = "EERP_JWT_AUDIENCE", default_value = "eerp")]
-        jwt_audience: String,
-        /// HS256 secret (at least 32 bytes). Never logged.
-        #[arg(long, env = "EERP_JWT_HS256_SECRET", hide_env_values = true)]
-        jwt_hs256_secret: String,
-        /// Claim holding the tenant slug.
-        #[arg(long, env = "EERP_TENANT_CLAIM", default_value = "tid")]
-        tenant_claim: String,
-        /// Extra module files to load.
-        #[arg(long = "module", env = "EERP_MODULES", value_delimiter = ',')]
-        modules: Vec<PathBuf>,
+    Serve(Box<ServeArgs>),
+    /// Mint a token signed with the `eerp dev` secret (development only).
+    Token {
+        /// Tenant slug; without it, an operator token for the admin API is minted.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Roles of the tenant token.
+        #[arg(long = "role", default_value = "admin")]
+        roles: Vec<String>,
+        /// Validity in seconds.
+        #[arg(long, default_value_t = 24 * 3600)]
+        ttl: u64,
+        /// The dev state directory.
+        #[arg(long, default_value = ".eerp")]
+        state_dir: PathBuf,
     },
+    /// Operator commands (admin API client).
+    #[command(flatten)]
+    Admin(AdminCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// PostgreSQL URL (may hold a password; never printed).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// Address to listen on.
+    #[arg(long, env = "EERP_HOST", default_value = "0.0.0.0")]
+    host: String,
+    /// Port to listen on.
+    #[arg(long, env = "EERP_PORT", default_value_t = 8080)]
+    port: u16,
+    /// Expected token issuer (`iss`).
+    #[arg(long, env = "EERP_JWT_ISSUER")]
+    jwt_issuer: String,
+    /// Audience (`aud`) of tenant tokens.
+    #[arg(long, env = "EERP_JWT_AUDIENCE", default_value = "eerp")]
+    jwt_audience: String,
+    /// Audience of operator tokens for the admin API.
+    #[arg(long, env = "EERP_JWT_OPERATOR_AUDIENCE", default_value = "eerp-admin")]
+    jwt_operator_audience: String,
+    /// Accepted algorithms: RS256, ES256, EdDSA, or HS256 alone.
+    #[arg(
+        long,
+        env = "EERP_JWT_ALGORITHMS",
+        value_delimiter = ',',
+        default_value = "RS256,ES256,EdDSA"
+    )]
+    jwt_algorithms: Vec<String>,
+    /// JWKS URL of the issuer (keys by `kid`, refetched on an unknown `kid`).
+    #[arg(long, env = "EERP_JWT_JWKS_URL")]
+    jwt_jwks_url: Option<String>,
+    /// JWKS file of the issuer.
+    #[arg(long, env = "EERP_JWT_JWKS_FILE")]
+    jwt_jwks_file: Option<PathBuf>,
+    /// PEM public key files of the issuer.
+    #[arg(
+        long = "jwt-public-key",
+        env = "EERP_JWT_PUBLIC_KEYS",
+        value_delimiter = ','
+    )]
+    jwt_public_keys: Vec<PathBuf>,
+    /// HS256 secret (at least 32 bytes); only with `--jwt-algorithms HS256`. Never logged.
+    #[arg(long, env = "EERP_JWT_HS256_SECRET", hide_env_values = true)]
+    jwt_hs256_secret: Option<String>,
+    /// Claim holding the tenant slug.
+    #[arg(long, env = "EERP_TENANT_CLAIM", default_value = "tid")]
+    tenant_claim: String,
+    /// Days a deleted tenant's data is kept before `eerp tenant purge` may drop it.
+    #[arg(long, env = "EERP_PURGE_GRACE_DAYS", default_value_t = 30)]
+    purge_grace_days: u64,
+    /// Extra module files to load.
+    #[arg(long = "module", env = "EERP_MODULES", value_delimiter = ',')]
+    modules: Vec<PathBuf>,
 }
 
 #[tokio::main]
@@ -78,35 +145,73 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Serve {
-            database_url,
-            host,
-            port,
-            jwt_issuer,
-            jwt_audience,
-            jwt_hs256_secret,
-            tenant_claim,
-            modules,
+        Command::Serve(args) => serve(*args).await,
+        Command::Token {
+            tenant,
+            roles,
+            ttl,
+            state_dir,
         } => {
-            telemetry::init(true, "info");
-            anyhow::ensure!(
-                jwt_hs256_secret.len() >= 32,
-                "EERP_JWT_HS256_SECRET must be at least 32 bytes"
-            );
-            let issuer = IssuerConfig {
-                issuer: jwt_issuer,
-                audience: jwt_audience,
-                hs256_secret: jwt_hs256_secret.into_bytes(),
-                tenant_claim,
-            };
-            let mut settings = Settings::new(database_url, issuer);
-            settings.host = host;
-            settings.port = port;
-            settings.extra_modules = modules;
-            let app = App::build(settings).await?;
-            tracing::info!(port = app.port(), "serving");
-            app.run_until_stopped().await?;
+            let token = cli::mint_dev_token(
+                &state_dir,
+                tenant.as_deref(),
+                &roles,
+                Duration::from_secs(ttl),
+            )?;
+            println!("{token}");
             Ok(())
         }
+        Command::Admin(command) => {
+            let connection = Connection {
+                url: cli.url,
+                token: cli.token,
+                state_dir: std::env::var_os("EERP_STATE_DIR").map_or(".eerp".into(), PathBuf::from),
+            };
+            cli::run(connection, command).await
+        }
     }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    telemetry::init(true, "info");
+    let algorithms = args
+        .jwt_algorithms
+        .iter()
+        .map(|a| {
+            a.trim().parse::<Algorithm>().map_err(|_| {
+                anyhow::anyhow!("unknown JWT algorithm `{a}`; use RS256, ES256, EdDSA or HS256")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keys = match (
+        args.jwt_jwks_url,
+        args.jwt_jwks_file,
+        args.jwt_public_keys.is_empty(),
+        args.jwt_hs256_secret,
+    ) {
+        (Some(url), None, true, None) => KeySource::JwksUrl(url),
+        (None, Some(file), true, None) => KeySource::JwksFile(file),
+        (None, None, false, None) => KeySource::PemFiles(args.jwt_public_keys),
+        (None, None, true, Some(secret)) => KeySource::Hs256Secret(secret.into_bytes()),
+        _ => anyhow::bail!(
+            "configure exactly one key source: --jwt-jwks-url, --jwt-jwks-file, --jwt-public-key or --jwt-hs256-secret"
+        ),
+    };
+    let issuer = IssuerConfig {
+        issuer: args.jwt_issuer,
+        audience: args.jwt_audience,
+        operator_audience: Some(args.jwt_operator_audience),
+        algorithms,
+        keys,
+        tenant_claim: args.tenant_claim,
+    };
+    let mut settings = Settings::new(args.database_url, vec![issuer]);
+    settings.host = args.host;
+    settings.port = args.port;
+    settings.extra_modules = args.modules;
+    settings.purge_grace = Duration::from_secs(args.purge_grace_days * 24 * 3600);
+    let app = App::build(settings).await?;
+    tracing::info!(port = app.port(), "serving");
+    app.run_until_stopped().await?;
+    Ok(())
 }

@@ -7,7 +7,8 @@ use actix_web::dev::Server;
 use actix_web::{App as ActixApp, HttpServer, web};
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use eerp_tenancy::{Limits, Verifier};
+use eerp_tenancy::Authenticator;
+use eerp_tenancy::limits::Ceilings;
 use wasmtime::Engine;
 
 use crate::config::Settings;
@@ -16,6 +17,8 @@ use crate::http;
 use crate::migrations::catalog::migrate_catalog;
 use crate::registry::Registry;
 use crate::runtime::build_engine;
+use crate::tenants::TenantDirectory;
+use crate::tenants::notify::spawn_listener;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -25,10 +28,14 @@ pub struct AppState {
     pub engine: Engine,
     /// Loaded modules.
     pub registry: Arc<Registry>,
-    /// Token verification.
-    pub verifier: Verifier,
-    /// Limits for every tenant.
-    pub limits: Limits,
+    /// Token verification, with its key and token caches.
+    pub auth: Authenticator,
+    /// Tenant entries and admission gates, invalidated across replicas.
+    pub directory: Arc<TenantDirectory>,
+    /// Highest limits an operator may set.
+    pub ceilings: Ceilings,
+    /// How long deleted tenants are kept before purge.
+    pub purge_grace: std::time::Duration,
 }
 
 /// A built application, listening but not yet serving.
@@ -52,12 +59,30 @@ impl App {
         let engine = build_engine(&settings.engine)
             .map_err(|e| anyhow::anyhow!("configuring the wasm engine: {e:#}"))?;
         let registry = Registry::load(&engine, &settings.extra_modules).await?;
+        let auth = Authenticator::new(
+            settings.issuers.clone(),
+            Some(Arc::new(crate::http::auth::HttpJwks::new()?)),
+            settings.auth.clone(),
+        )
+        .await
+        .context("loading token verification keys")?;
+        let directory = Arc::new(TenantDirectory::new(
+            pool.clone(),
+            settings.limits.clone(),
+            settings.tenant_cache_capacity,
+            settings.tenant_cache_ttl,
+        ));
+        spawn_listener(settings.database_url.clone(), directory.clone()).await;
         let state = web::Data::new(AppState {
             pool,
             engine,
             registry: Arc::new(registry),
-            verifier: Verifier::new(settings.issuer.clone()),
-            limits: settings.limits.clone(),
+            auth,
+            directory,
+            ceilings: Ceilings {
+                max_memory_bytes: settings.engine.max_memory_bytes as u64,
+            },
+            purge_grace: settings.purge_grace,
         });
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
@@ -83,7 +108,7 @@ impl App {
         self.port
     }
 
-    /// The shared state (pool, registry, verifier).
+    /// The shared state (pool, registry, authenticator, tenant directory).
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
     }

@@ -1,4 +1,7 @@
-//! Permissions (`crm.contacts.read`) and the patterns roles grant (`crm.*`, `*.*.read`).
+//! Permissions (`crm.contacts.read`), the patterns roles grant (`crm.*`, `*.*.read`), and
+//! the roles of a tenant.
+
+use std::collections::BTreeMap;
 
 /// True when `pattern` grants `permission`.
 ///
@@ -20,23 +23,41 @@ pub fn grants(pattern: &str, permission: &str) -> bool {
     pattern.len() == wanted.len()
 }
 
-/// The permission patterns a built-in role grants. Until tenants define their own roles,
-/// `admin` may do everything and `viewer` may read everything.
-pub fn default_role_grants(role: &str) -> &'static [&'static str] {
-    match role {
-        "admin" => &["*"],
-        "viewer" => &["*.*.read"],
-        _ => &[],
-    }
+/// True when `pattern` is a well-formed grant: dot-separated segments of lowercase
+/// letters, digits, `_` or `-`, or `*`.
+pub fn is_valid_pattern(pattern: &str) -> bool {
+    !pattern.is_empty()
+        && pattern.split('.').all(|segment| {
+            segment == "*"
+                || (!segment.is_empty()
+                    && segment.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+                    }))
+        })
 }
 
-/// True when any of `roles` grants `permission` through the default role grants.
-pub fn roles_grant(roles: &[String], permission: &str) -> bool {
-    roles.iter().any(|role| {
-        default_role_grants(role)
-            .iter()
-            .any(|pattern| grants(pattern, permission))
-    })
+/// The roles every new tenant starts with: `admin` may do everything, `viewer` may read
+/// everything. Operators may change them per tenant.
+pub fn default_roles() -> RoleGrants {
+    let mut roles = BTreeMap::new();
+    roles.insert("admin".to_string(), vec!["*".to_string()]);
+    roles.insert("viewer".to_string(), vec!["*.*.read".to_string()]);
+    RoleGrants(roles)
+}
+
+/// A tenant's roles and the permission patterns each grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleGrants(pub BTreeMap<String, Vec<String>>);
+
+impl RoleGrants {
+    /// True when any of `roles` grants `permission`. Unknown roles grant nothing.
+    pub fn allow(&self, roles: &[String], permission: &str) -> bool {
+        roles.iter().any(|role| {
+            self.0
+                .get(role)
+                .is_some_and(|patterns| patterns.iter().any(|p| grants(p, permission)))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -67,10 +88,21 @@ mod tests {
     }
 
     #[test]
-    fn viewer_reads_but_does_not_write() {
+    fn default_viewer_reads_but_does_not_write() {
+        let roles = default_roles();
         let viewer = vec!["viewer".to_string()];
-        assert!(roles_grant(&viewer, "crm.contacts.read"));
-        assert!(!roles_grant(&viewer, "crm.contacts.create"));
-        assert!(!roles_grant(&["unknown".to_string()], "crm.contacts.read"));
+        assert!(roles.allow(&viewer, "crm.contacts.read"));
+        assert!(!roles.allow(&viewer, "crm.contacts.create"));
+        assert!(!roles.allow(&["unknown".to_string()], "crm.contacts.read"));
+        assert!(roles.allow(&["admin".to_string()], "hr.leave.approve"));
+    }
+
+    #[test]
+    fn malformed_patterns_are_refused() {
+        assert!(is_valid_pattern("crm.*.read"));
+        assert!(is_valid_pattern("*"));
+        for bad in ["", "crm..read", "CRM.read", "crm.con tacts", "crm.*x"] {
+            assert!(!is_valid_pattern(bad), "{bad}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use eerp_e2e::{spawn_app, status_and_json};
 use eerp_tenancy::id::TenantSlug;
-use eerp_tenancy::{IssuerConfig, Verifier};
+use eerp_tenancy::{DevSigner, IssuerConfig};
 use reqwest::Method;
 use serde_json::json;
 
@@ -12,13 +12,13 @@ const LIST: &str = "/api/v1/crm/contacts";
 async fn missing_malformed_or_foreign_tokens_get_401_problems() {
     let app = spawn_app().await;
     let tenant = app.create_tenant("acme").await;
-    let foreign = Verifier::new(IssuerConfig {
-        issuer: "https://issuer.test".into(),
-        audience: "eerp-test".into(),
-        hs256_secret: b"a-different-secret-a-different-secret".to_vec(),
-        tenant_claim: "tid".into(),
-    })
-    .mint(&tenant, "mallory", &["admin"], 600)
+    let foreign = DevSigner::new(&IssuerConfig::hs256(
+        "https://issuer.test",
+        "eerp-test",
+        b"a-different-secret-a-different-secret".to_vec(),
+    ))
+    .expect("an HS256 issuer")
+    .tenant_token(&tenant, "mallory", &["admin"], 600)
     .expect("a token can be minted");
     let ghost = app.token(&TenantSlug::parse("ghost").expect("valid slug"), &["admin"]);
     for token in [

@@ -4,8 +4,9 @@ use eerp_e2e::{TestApp, spawn_app};
 use eerp_platform::migrations::{MigrationError, apply_module};
 use eerp_platform::registry::BUILTIN_MODULES;
 use eerp_platform::runtime::LoadedModule;
-use eerp_platform::tenants::{self, TenantRecord};
 use eerp_tenancy::id::TenantSlug;
+use reqwest::Method;
+use serde_json::json;
 
 async fn crm(app: &TestApp) -> LoadedModule {
     LoadedModule::load(&app.state.engine, BUILTIN_MODULES[0].1)
@@ -13,20 +14,26 @@ async fn crm(app: &TestApp) -> LoadedModule {
         .expect("the CRM module loads")
 }
 
-/// Tenant `acme` in the catalog, with no module migrated yet.
-async fn acme(app: &TestApp) -> TenantRecord {
-    let slug = TenantSlug::parse("acme").expect("valid");
-    tenants::ensure_tenant(&app.state.pool, &slug, "Acme")
+/// Tenant `acme` (catalog id and slug), created with no module if it does not exist.
+async fn acme(app: &TestApp) -> (String, TenantSlug) {
+    let body = json!({"slug": "acme", "modules": []});
+    let (status, tenant) = app.admin(Method::POST, "/tenants", Some(&body)).await;
+    assert!(status == 200 || status == 201, "{tenant}");
+    let conn = app.state.pool.get().await.expect("connection");
+    let id = conn
+        .query_one("SELECT id::text FROM eerp.tenants WHERE slug = 'acme'", &[])
         .await
-        .expect("tenant")
+        .expect("acme exists")
+        .get(0);
+    (id, TenantSlug::parse("acme").expect("valid"))
 }
 
 async fn apply(
     app: &TestApp,
-    tenant: &TenantRecord,
+    tenant: &(String, TenantSlug),
     module: &LoadedModule,
 ) -> Result<Vec<u32>, MigrationError> {
-    apply_module(&app.state.pool, &tenant.id, &tenant.slug, module).await
+    apply_module(&app.state.pool, &tenant.0, &tenant.1, module).await
 }
 
 #[tokio::test]

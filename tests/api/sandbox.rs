@@ -11,7 +11,7 @@ async fn hostile_app(limits: Limits) -> (TestApp, String) {
     hostile_app_with(TestOptions {
         limits,
         hostile: true,
-        pool_slots: None,
+        ..TestOptions::default()
     })
     .await
 }
@@ -141,6 +141,7 @@ async fn a_full_sandbox_pool_answers_503_with_retry_after() {
         limits,
         hostile: true,
         pool_slots: Some(1),
+        ..TestOptions::default()
     })
     .await;
     let busy = call(&app, &token, Method::GET, "/loop");

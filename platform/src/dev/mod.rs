@@ -2,20 +2,21 @@
 //!
 //! Starts a private PostgreSQL from the installed server binaries when `DATABASE_URL` is
 //! unset (data kept in `.eerp/pgdata`), migrates, creates the `demo` tenant with every
-//! module enabled, prints a token and working `curl` lines, and serves. Ctrl-C stops the
-//! server, then the private PostgreSQL.
+//! module enabled, writes an operator token for the `eerp` operator commands to
+//! `.eerp/operator-token`, prints a tenant token and working `curl` lines, and serves.
+//! Ctrl-C stops the server, then the private PostgreSQL.
 
 pub mod cluster;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use eerp_tenancy::IssuerConfig;
 use eerp_tenancy::id::TenantSlug;
+use eerp_tenancy::{DevSigner, IssuerConfig};
 
 use crate::config::Settings;
 use crate::startup::App;
-use crate::tenants;
+use crate::tenants::lifecycle::{self, Catalog, NewTenant};
 use cluster::{ClusterOptions, LocalCluster};
 
 /// Issuer and audience of the tokens `eerp dev` mints.
@@ -58,24 +59,37 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
             (cluster.url("postgres"), Some(cluster))
         }
     };
-    let issuer = IssuerConfig {
-        issuer: DEV_ISSUER.into(),
-        audience: DEV_AUDIENCE.into(),
-        hs256_secret: dev_secret(&options.state_dir)?,
-        tenant_claim: "tid".into(),
-    };
-    let mut settings = Settings::new(database_url, issuer);
+    let issuer = IssuerConfig::hs256(DEV_ISSUER, DEV_AUDIENCE, dev_secret(&options.state_dir)?);
+    let signer = DevSigner::new(&issuer).context("the dev issuer signs with HS256")?;
+    let mut settings = Settings::new(database_url, vec![issuer]);
     settings.port = options.port;
     let app = App::build(settings).await?;
     let state = app.state();
-    let demo = TenantSlug::parse(DEMO_TENANT)?;
-    let tenant = tenants::ensure_tenant(&state.pool, &demo, "Demo Company").await?;
-    for module in state.registry.modules() {
-        tenants::enable_module(&state.pool, &tenant, &module).await?;
-    }
-    let token = state
-        .verifier
-        .mint(&demo, "dev-admin", &["admin"], 24 * 3600)?;
+    let catalog = Catalog {
+        pool: &state.pool,
+        registry: &state.registry,
+        base: state.directory.base_limits(),
+        ceilings: state.ceilings,
+        actor: "eerp-dev",
+    };
+    let demo = NewTenant {
+        slug: DEMO_TENANT.into(),
+        display_name: Some("Demo Company".into()),
+        plan: None,
+        modules: None,
+    };
+    lifecycle::create(&catalog, demo).await?;
+    let operator = signer.operator_token("dev-operator", 30 * 24 * 3600)?;
+    write_private(
+        &options.state_dir.join("operator-token"),
+        operator.as_bytes(),
+    )?;
+    let token = signer.tenant_token(
+        &TenantSlug::parse(DEMO_TENANT)?,
+        "dev-admin",
+        &["admin"],
+        24 * 3600,
+    )?;
     print_welcome(app.port(), &token);
     drop(state);
     let served = app.run_until_stopped().await;
@@ -100,19 +114,23 @@ fn dev_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        file.write_all(secret.as_bytes())?;
-    }
+    write_private(&path, secret.as_bytes())?;
     Ok(secret.into_bytes())
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents)?;
+    Ok(())
 }
 
 fn print_welcome(port: u16, token: &str) {
@@ -132,6 +150,12 @@ curl -s -X DELETE {base}/contacts/ID -H "authorization: Bearer $TOKEN"
 curl -s -X POST {base}/contacts/ID/restore -H "authorization: Bearer $TOKEN"
 curl -s {base}/contacts/stats -H "authorization: Bearer $TOKEN"
 (replace ID with an "id" from the create or list answer)
+
+Operator commands use the operator token in .eerp/operator-token, e.g.:
+eerp tenant create acme --name "Acme Ltd"
+eerp token --tenant acme --role admin
+eerp tenant suspend acme
+eerp limits acme fuel_per_request=1000000
 "#
     );
 }

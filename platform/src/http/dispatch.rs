@@ -1,6 +1,7 @@
-//! Module routes: authenticate, find the tenant and route, check the permission, read the
-//! body within the tenant's limit, run the module in the sandbox, commit or roll back,
-//! answer, and log one line.
+//! Module routes: authenticate, find the tenant and route, check the permission, admit
+//! the request under the tenant's rate and concurrency limits, read the body within the
+//! tenant's limit, run the module in the sandbox, commit or roll back, answer, and log one
+//! line.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -10,7 +11,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use eerp_abi::envelope::{Principal, Request, Response};
 use eerp_tenancy::Identity;
 use eerp_tenancy::id::schema_name;
-use eerp_tenancy::permission::roles_grant;
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 
@@ -21,7 +21,7 @@ use crate::db::DbSession;
 use crate::runtime::host::RequestScope;
 use crate::runtime::{Invocation, InvokeError, LoadedModule, Outcome, RouteMatch, invoke};
 use crate::startup::AppState;
-use crate::tenants;
+use crate::tenants::{Status, TenantEntry};
 
 /// The request id: the caller's `x-request-id` when it is short and plain, else a new one.
 pub fn request_id(req: &HttpRequest) -> String {
@@ -107,14 +107,16 @@ async fn serve(
     request_id: &str,
     trace: &mut Trace,
 ) -> Result<HttpResponse, ApiError> {
-    let identity = authenticate(req, &state.verifier).map_err(ApiError::Auth)?;
+    let identity = authenticate(req, &state.auth)
+        .await
+        .map_err(ApiError::Auth)?;
     trace.tenant = Some(identity.tenant.to_string());
     let module_name = req.match_info().get("module").unwrap_or_default();
     let module = state
         .registry
         .get(module_name)
         .ok_or_else(|| ApiError::UnknownModule(module_name.to_string()))?;
-    check_tenant(state, &identity, module_name).await?;
+    let tenant = check_tenant(state, &identity, module_name).await?;
 
     let tail = req.match_info().get("tail").unwrap_or_default();
     let method = req.method().as_str();
@@ -130,10 +132,15 @@ async fn serve(
         RouteMatch::NotFound => return Err(ApiError::NoRoute(req.path().to_string())),
     };
     trace.route = Some(route.path.clone());
-    if !roles_grant(&identity.roles, &route.permission) {
+    if !tenant.roles.allow(&identity.roles, &route.permission) {
         return Err(ApiError::Forbidden(route.permission.clone()));
     }
-    let limits = state.limits.clone();
+    let _permit = state
+        .directory
+        .gate(&tenant)
+        .admit()
+        .map_err(ApiError::Rejected)?;
+    let limits = tenant.limits.clone();
     let body = read_body(req, payload, limits.max_request_bytes).await?;
     let query = parse_query(req.query_string())?;
     let envelope = Request {
@@ -176,20 +183,28 @@ async fn serve(
     .await
 }
 
-async fn check_tenant(state: &AppState, identity: &Identity, module: &str) -> Result<(), ApiError> {
-    let access = tenants::access(&state.pool, &identity.tenant, module)
+/// The token's tenant, if it may be served and has `module` enabled.
+async fn check_tenant(
+    state: &AppState,
+    identity: &Identity,
+    module: &str,
+) -> Result<std::sync::Arc<TenantEntry>, ApiError> {
+    let tenant = state
+        .directory
+        .get(&identity.tenant)
         .await
         .map_err(|e| ApiError::Db(e.to_string()))?
         .ok_or(ApiError::UnknownTenant)?;
-    match access.status.as_str() {
-        "active" => {}
-        "suspended" => return Err(ApiError::Suspended),
-        _ => return Err(ApiError::UnknownTenant),
+    match tenant.status {
+        Status::Active => {}
+        Status::Suspended => return Err(ApiError::Suspended),
+        Status::Provisioning => return Err(ApiError::Provisioning),
+        Status::Deleted => return Err(ApiError::UnknownTenant),
     }
-    if !access.module_enabled {
+    if !tenant.modules.contains_key(module) {
         return Err(ApiError::UnknownModule(module.to_string()));
     }
-    Ok(())
+    Ok(tenant)
 }
 
 async fn run_module(

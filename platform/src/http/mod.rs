@@ -3,9 +3,11 @@
 //! | path | what |
 //! |---|---|
 //! | `/api/v1/{module}/...` | module routes, dispatched into the sandbox ([`dispatch`]) |
+//! | `/admin/v1/...` | the operators' admin API ([`admin`]) |
 //! | `/livez`, `/readyz` | health ([`health`]) |
 //! | anything else | 404 problem |
 
+pub mod admin;
 pub mod auth;
 pub mod dispatch;
 pub mod health;
@@ -17,6 +19,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/livez", web::get().to(health::livez))
         .route("/readyz", web::get().to(health::readyz))
+        .configure(admin::routes)
         .route("/api/v1/{module}", web::route().to(dispatch::module_route))
         .route(
             "/api/v1/{module}/{tail:.*}",

@@ -14,6 +14,7 @@ use eerp_abi::envelope::Response;
 use eerp_tenancy::AuthError;
 
 use crate::runtime::{InvokeError, Outcome};
+use crate::tenants::gate::Rejected;
 
 /// Base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://eerp.dev/problems/";
@@ -55,6 +56,11 @@ impl Problem {
     pub fn with(mut self, key: &str, value: Value) -> Self {
         self.extras.insert(key.to_string(), value);
         self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     /// The module outcome this problem reports, if it came from a module call.
@@ -108,6 +114,10 @@ pub enum ApiError {
     UnknownTenant,
     /// The tenant is suspended.
     Suspended,
+    /// The tenant is still being provisioned.
+    Provisioning,
+    /// The tenant is over its request rate or concurrency limit.
+    Rejected(Rejected),
     /// No module of that name, or not enabled for the tenant.
     UnknownModule(String),
     /// No route at that path.
@@ -148,6 +158,29 @@ impl ApiError {
                 "Tenant suspended",
                 "this tenant is suspended; its data is kept, contact the operator to resume service",
             ),
+            ApiError::Provisioning => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "tenant-provisioning",
+                "Tenant not ready",
+                "this tenant is still being set up; retry shortly, or ask the operator to re-run its creation",
+            )
+            .retry_after(5),
+            ApiError::Rejected(Rejected::Rate { retry_after }) => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                "this tenant is over its request rate; retry after the time in Retry-After",
+            )
+            .retry_after(retry_after.as_secs_f64().ceil().max(1.0) as u32)
+            .outcome_of(Outcome::RateLimited),
+            ApiError::Rejected(Rejected::Concurrency { limit }) => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                format!("this tenant already has {limit} module calls running, its limit; retry shortly"),
+            )
+            .retry_after(1)
+            .outcome_of(Outcome::RateLimited),
             ApiError::UnknownModule(name) => Problem::new(
                 S::NOT_FOUND,
                 "unknown-module",

@@ -10,7 +10,8 @@ use crate::runtime::LoadedModule;
 use crate::sql::quote_ident;
 
 /// Applies the steps of `module` that tenant `tenant` (catalog id `tenant_id`) lacks, in
-/// one transaction under an advisory lock on the schema, and returns their versions.
+/// one transaction under an advisory lock on the schema, records the module's version for
+/// the tenant, and returns the versions applied now.
 /// Running it again applies nothing.
 ///
 /// # Errors
@@ -96,6 +97,15 @@ pub async fn apply_module(
         .await?;
         newly.push(step.version);
     }
+    // The module counts as enabled once its schema is complete; a module disabled earlier
+    // stays disabled (only its version moves).
+    let version = steps.last().map_or(0, |s| s.version as i32);
+    tx.execute(
+        "INSERT INTO eerp.tenant_modules (tenant_id, module, version) VALUES ($1::text::uuid, $2, $3)
+         ON CONFLICT (tenant_id, module) DO UPDATE SET version = EXCLUDED.version",
+        &[&tenant_id, &module.name.as_str(), &version],
+    )
+    .await?;
     tx.commit().await?;
     if !newly.is_empty() {
         tracing::info!(%tenant, module = %module.name, versions = ?newly, "migrations applied");

@@ -32,6 +32,64 @@ const VERSIONS: &[&str] = &[
         applied_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (tenant_id, module, version)
     );",
+    // v2: plans and limits, provisioning state, module versions, tenant roles, the audit
+    // log, and fleet migration runs.
+    "CREATE TABLE eerp.plans (
+        name text PRIMARY KEY,
+        limits jsonb NOT NULL DEFAULT '{}',
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    INSERT INTO eerp.plans (name, limits) VALUES
+        ('standard', '{}'),
+        ('free', '{\"fuel_per_request\": 10000000, \"requests_per_second\": 20, \"burst\": 40, \"max_concurrent_calls\": 4}');
+    ALTER TABLE eerp.tenants
+        DROP CONSTRAINT tenants_status_check,
+        ADD CONSTRAINT tenants_status_check
+            CHECK (status IN ('provisioning', 'active', 'suspended', 'deleted')),
+        ADD COLUMN plan text NOT NULL DEFAULT 'standard' REFERENCES eerp.plans (name),
+        ADD COLUMN limit_overrides jsonb NOT NULL DEFAULT '{}',
+        ADD COLUMN deleted_at timestamptz;
+    ALTER TABLE eerp.tenant_modules
+        ADD COLUMN version integer NOT NULL DEFAULT 0,
+        ADD COLUMN enabled boolean NOT NULL DEFAULT true;
+    CREATE TABLE eerp.tenant_roles (
+        tenant_id uuid NOT NULL REFERENCES eerp.tenants (id),
+        role text NOT NULL,
+        grants text[] NOT NULL,
+        PRIMARY KEY (tenant_id, role)
+    );
+    CREATE TABLE eerp.audit_log (
+        id bigserial PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        actor text NOT NULL,
+        action text NOT NULL,
+        tenant text,
+        before jsonb,
+        after jsonb
+    );
+    CREATE INDEX audit_log_tenant ON eerp.audit_log (tenant, id);
+    CREATE RULE audit_log_no_update AS ON UPDATE TO eerp.audit_log DO INSTEAD NOTHING;
+    CREATE RULE audit_log_no_delete AS ON DELETE TO eerp.audit_log DO INSTEAD NOTHING;
+    CREATE TABLE eerp.fleet_runs (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        module text NOT NULL,
+        target_version integer NOT NULL,
+        workers integer NOT NULL,
+        status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'finished')),
+        total integer NOT NULL DEFAULT 0,
+        done integer NOT NULL DEFAULT 0,
+        failed integer NOT NULL DEFAULT 0,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz
+    );
+    CREATE TABLE eerp.fleet_failures (
+        run_id uuid NOT NULL REFERENCES eerp.fleet_runs (id),
+        tenant text NOT NULL,
+        error text NOT NULL,
+        at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (run_id, tenant)
+    );",
 ];
 
 /// Brings the catalog to the newest version. Safe to run from many replicas at once: the

@@ -1,0 +1,188 @@
+//! The tenant directory: what the request path needs to know about a tenant (status,
+//! enabled modules, roles, effective limits), cached per replica.
+//!
+//! Entries are loaded with one query and kept in a bounded moka cache. Operator changes
+//! reach every replica through `LISTEN/NOTIFY` ([`super::notify`]), which invalidates the
+//! entry; the time-to-live is a safety net for a missed notification.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use eerp_tenancy::id::TenantSlug;
+use eerp_tenancy::permission::RoleGrants;
+use eerp_tenancy::{LimitOverrides, Limits};
+use moka::future::Cache;
+
+use super::TenantError;
+use super::gate::Gate;
+
+/// A tenant's life cycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Being created; not served until provisioning finishes.
+    Provisioning,
+    /// Served.
+    Active,
+    /// Data kept, requests refused with 403.
+    Suspended,
+    /// Soft-deleted: refused like an unknown tenant, purged after the grace period.
+    Deleted,
+}
+
+impl Status {
+    /// The catalog's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Provisioning => "provisioning",
+            Status::Active => "active",
+            Status::Suspended => "suspended",
+            Status::Deleted => "deleted",
+        }
+    }
+
+    /// Parses the catalog's spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Status::Provisioning,
+            Status::Active,
+            Status::Suspended,
+            Status::Deleted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// One tenant as the request path sees it.
+#[derive(Debug, Clone)]
+pub struct TenantEntry {
+    /// Catalog id (uuid text).
+    pub id: String,
+    /// Slug.
+    pub slug: TenantSlug,
+    /// Life cycle state.
+    pub status: Status,
+    /// Plan name.
+    pub plan: String,
+    /// Defaults, then the plan, then the tenant's overrides.
+    pub limits: Limits,
+    /// Enabled modules and the migration version each is at.
+    pub modules: BTreeMap<String, i32>,
+    /// The tenant's roles.
+    pub roles: RoleGrants,
+}
+
+/// Cached tenant entries and admission gates of this replica.
+pub struct TenantDirectory {
+    pool: Pool,
+    base: Limits,
+    entries: Cache<String, Option<Arc<TenantEntry>>>,
+    gates: moka::sync::Cache<String, Arc<Gate>>,
+}
+
+impl TenantDirectory {
+    /// A directory over `pool`; `base` are the limits under every plan.
+    pub fn new(pool: Pool, base: Limits, capacity: u64, ttl: Duration) -> Self {
+        Self {
+            pool,
+            base,
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            gates: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        }
+    }
+
+    /// The limits under every plan.
+    pub fn base_limits(&self) -> &Limits {
+        &self.base
+    }
+
+    /// The tenant `slug`, or `None` when there is no such tenant. Concurrent misses for
+    /// one tenant share a single database query.
+    ///
+    /// # Errors
+    /// [`TenantError::Db`] when the catalog cannot be read.
+    pub async fn get(&self, slug: &TenantSlug) -> Result<Option<Arc<TenantEntry>>, TenantError> {
+        self.entries
+            .try_get_with_by_ref(slug.as_str(), load(&self.pool, &self.base, slug))
+            .await
+            .map_err(|e| TenantError::Db(e.to_string()))
+    }
+
+    /// The admission gate of `entry`, rebuilt when its limits changed.
+    pub fn gate(&self, entry: &TenantEntry) -> Arc<Gate> {
+        let key = entry.slug.as_str();
+        if let Some(gate) = self.gates.get(key)
+            && gate.fits(&entry.limits)
+        {
+            return gate;
+        }
+        let gate = Arc::new(Gate::new(&entry.limits));
+        self.gates.insert(key.to_string(), gate.clone());
+        gate
+    }
+
+    /// Forgets `slug` so the next request reads the catalog.
+    pub async fn invalidate(&self, slug: &str) {
+        self.entries.invalidate(slug).await;
+    }
+
+    /// Forgets every tenant (after a plan changed or notifications may have been missed).
+    pub fn invalidate_all(&self) {
+        self.entries.invalidate_all();
+    }
+}
+
+async fn load(
+    pool: &Pool,
+    base: &Limits,
+    slug: &TenantSlug,
+) -> Result<Option<Arc<TenantEntry>>, TenantError> {
+    let conn = pool.get().await?;
+    let row = conn
+        .query_opt(
+            "SELECT t.id::text, t.status, t.plan, p.limits::text, t.limit_overrides::text,
+                coalesce((SELECT json_object_agg(m.module, m.version) FROM eerp.tenant_modules m
+                          WHERE m.tenant_id = t.id AND m.enabled), '{}')::text,
+                coalesce((SELECT json_object_agg(r.role, r.grants) FROM eerp.tenant_roles r
+                          WHERE r.tenant_id = t.id), '{}')::text
+             FROM eerp.tenants t JOIN eerp.plans p ON p.name = t.plan
+             WHERE t.slug = $1",
+            &[&slug.as_str()],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let json = |i: usize| -> Result<serde_json::Value, TenantError> {
+        serde_json::from_str(row.get::<_, &str>(i))
+            .map_err(|e| TenantError::Db(format!("catalog JSON of {slug}: {e}")))
+    };
+    let overrides = |i: usize| -> Result<LimitOverrides, TenantError> {
+        serde_json::from_value(json(i)?)
+            .map_err(|e| TenantError::Db(format!("catalog limits of {slug}: {e}")))
+    };
+    let limits = base.with(&overrides(3)?.merged(&overrides(4)?));
+    let modules = serde_json::from_value(json(5)?)
+        .map_err(|e| TenantError::Db(format!("catalog modules of {slug}: {e}")))?;
+    let roles = serde_json::from_value(json(6)?)
+        .map_err(|e| TenantError::Db(format!("catalog roles of {slug}: {e}")))?;
+    let status: &str = row.get(1);
+    Ok(Some(Arc::new(TenantEntry {
+        id: row.get(0),
+        slug: slug.clone(),
+        status: Status::parse(status)
+            .ok_or_else(|| TenantError::Db(format!("unknown status `{status}` of {slug}")))?,
+        plan: row.get(2),
+        limits,
+        modules,
+        roles: RoleGrants(roles),
+    })))
+}

@@ -1,0 +1,646 @@
+//! Provisioning and operator actions on tenants, plans, limits, modules and roles.
+//!
+//! Each action runs in a transaction that also appends to the audit log (who, what, when,
+//! before and after) and announces the change to every replica. Provisioning is a series
+//! of idempotent steps: record the tenant as `provisioning`, migrate each module's schema
+//! (one transaction per module), then mark it `active`. A crash between steps leaves a
+//! tenant that is not served and that the same `create` call completes.
+
+use deadpool_postgres::{Pool, Transaction};
+use eerp_tenancy::id::{TenantSlug, schema_name};
+use eerp_tenancy::limits::Ceilings;
+use eerp_tenancy::permission::{default_roles, is_valid_pattern};
+use eerp_tenancy::{LimitOverrides, Limits};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::TenantError;
+use super::notify::{Change, announce};
+use crate::registry::Registry;
+use crate::runtime::LoadedModule;
+use crate::sql::quote_ident;
+
+/// What an operator action needs: the catalog, the loaded modules, the limit rules.
+pub struct Catalog<'a> {
+    /// The shared pool.
+    pub pool: &'a Pool,
+    /// Loaded modules.
+    pub registry: &'a Registry,
+    /// Limits under every plan.
+    pub base: &'a Limits,
+    /// Highest values limits may take.
+    pub ceilings: Ceilings,
+    /// Who acts (the operator token's `sub`), for the audit log.
+    pub actor: &'a str,
+}
+
+/// A tenant to create.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// Slug: lowercase letters, digits and `-`, at most 39 characters.
+    pub slug: String,
+    /// Human name; defaults to the slug.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Plan; defaults to `standard`.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// Modules to enable; defaults to every loaded module.
+    #[serde(default)]
+    pub modules: Option<Vec<String>>,
+}
+
+/// Creates `new` and enables its modules, or finishes a creation that was interrupted.
+/// Returns the tenant and whether it was created now (`false` when it existed).
+///
+/// # Errors
+/// [`TenantError::Invalid`] for a bad slug, plan or module, [`TenantError::Conflict`]
+/// for a deleted tenant of that slug, and database or migration failures.
+pub async fn create(cat: &Catalog<'_>, new: NewTenant) -> Result<(Value, bool), TenantError> {
+    let slug = TenantSlug::parse(&new.slug).map_err(|e| TenantError::Invalid(e.to_string()))?;
+    let modules = modules_to_enable(cat.registry, new.modules.as_deref())?;
+    let display_name = new.display_name.unwrap_or_else(|| slug.to_string());
+    let plan = new.plan.unwrap_or_else(|| "standard".to_string());
+
+    let mut conn = cat.pool.get().await?;
+    let tx = conn.transaction().await?;
+    check_plan(&tx, &plan).await?;
+    let inserted = tx
+        .query_opt(
+            "INSERT INTO eerp.tenants (slug, display_name, plan, status)
+             VALUES ($1, $2, $3, 'provisioning') ON CONFLICT (slug) DO NOTHING RETURNING id::text",
+            &[&slug.as_str(), &display_name, &plan],
+        )
+        .await?;
+    let (id, created) = match inserted {
+        Some(row) => (row.get::<_, String>(0), true),
+        None => existing_for_create(&tx, &slug).await?,
+    };
+    if created {
+        for (role, grants) in default_roles().0 {
+            tx.execute(
+                "INSERT INTO eerp.tenant_roles (tenant_id, role, grants) VALUES ($1::text::uuid, $2, $3)",
+                &[&id, &role, &grants],
+            )
+            .await?;
+        }
+        let after = json!({"slug": slug.as_str(), "display_name": display_name, "plan": plan,
+                           "modules": modules.iter().map(|m| m.name.as_str()).collect::<Vec<_>>()});
+        audit(
+            &tx,
+            cat.actor,
+            "tenant.create",
+            Some(&slug),
+            None,
+            Some(&after),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+
+    for module in &modules {
+        crate::migrations::apply_module(cat.pool, &id, &slug, module).await?;
+    }
+    let conn = cat.pool.get().await?;
+    conn.execute(
+        "UPDATE eerp.tenants SET status = 'active', updated_at = now()
+         WHERE id = $1::text::uuid AND status = 'provisioning'",
+        &[&id],
+    )
+    .await?;
+    announce(&conn, &Change::Tenant(slug.to_string())).await?;
+    Ok((show(cat, &slug).await?, created))
+}
+
+async fn existing_for_create(
+    tx: &Transaction<'_>,
+    slug: &TenantSlug,
+) -> Result<(String, bool), TenantError> {
+    let row = tx
+        .query_one(
+            "SELECT id::text, status FROM eerp.tenants WHERE slug = $1",
+            &[&slug.as_str()],
+        )
+        .await?;
+    if row.get::<_, &str>(1) == "deleted" {
+        return Err(TenantError::Conflict(format!(
+            "tenant `{slug}` was deleted and is waiting to be purged; purge it before reusing the slug"
+        )));
+    }
+    Ok((row.get(0), false))
+}
+
+fn modules_to_enable(
+    registry: &Registry,
+    names: Option<&[String]>,
+) -> Result<Vec<std::sync::Arc<LoadedModule>>, TenantError> {
+    let Some(names) = names else {
+        return Ok(registry.modules());
+    };
+    names
+        .iter()
+        .map(|name| {
+            registry.get(name).ok_or_else(|| {
+                TenantError::Invalid(format!(
+                    "no module `{name}` is loaded; loaded modules: {}",
+                    registry.names().join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+async fn check_plan(tx: &Transaction<'_>, plan: &str) -> Result<(), TenantError> {
+    let exists = tx
+        .query_opt("SELECT 1 FROM eerp.plans WHERE name = $1", &[&plan])
+        .await?
+        .is_some();
+    if exists {
+        return Ok(());
+    }
+    Err(TenantError::Invalid(format!(
+        "no plan `{plan}`; list plans with `eerp plan list`"
+    )))
+}
+
+/// The tenant as the admin API shows it, with its effective limits.
+///
+/// # Errors
+/// [`TenantError::NotFound`] for an unknown slug.
+pub async fn show(cat: &Catalog<'_>, slug: &TenantSlug) -> Result<Value, TenantError> {
+    let conn = cat.pool.get().await?;
+    let rows = conn
+        .query(
+            &format!("{TENANT_JSON} WHERE t.slug = $1"),
+            &[&slug.as_str()],
+        )
+        .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| TenantError::NotFound(format!("no tenant `{slug}`")))?;
+    with_effective_limits(cat.base, row.get(0))
+}
+
+/// Tenants, optionally only those with `status`, ordered by slug, at most `limit` after
+/// the slug `after`.
+///
+/// # Errors
+/// Database failures.
+pub async fn list(
+    cat: &Catalog<'_>,
+    status: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Value>, TenantError> {
+    let conn = cat.pool.get().await?;
+    let rows = conn
+        .query(
+            &format!(
+                "{TENANT_JSON} WHERE ($1::text IS NULL OR t.status = $1)
+                 AND ($2::text IS NULL OR t.slug > $2) ORDER BY t.slug LIMIT $3"
+            ),
+            &[&status, &after, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| with_effective_limits(cat.base, row.get(0)))
+        .collect()
+}
+
+const TENANT_JSON: &str = "SELECT json_build_object(
+        'slug', t.slug, 'display_name', t.display_name, 'status', t.status, 'plan', t.plan,
+        'plan_limits', p.limits, 'limit_overrides', t.limit_overrides,
+        'created_at', t.created_at, 'updated_at', t.updated_at, 'deleted_at', t.deleted_at,
+        'modules', coalesce((SELECT json_agg(json_build_object(
+                'name', m.module, 'version', m.version, 'enabled', m.enabled) ORDER BY m.module)
+            FROM eerp.tenant_modules m WHERE m.tenant_id = t.id), '[]'),
+        'roles', coalesce((SELECT json_object_agg(r.role, r.grants)
+            FROM eerp.tenant_roles r WHERE r.tenant_id = t.id), '{}'))::text
+    FROM eerp.tenants t JOIN eerp.plans p ON p.name = t.plan";
+
+fn with_effective_limits(base: &Limits, text: &str) -> Result<Value, TenantError> {
+    let mut tenant: Value =
+        serde_json::from_str(text).map_err(|e| TenantError::Db(e.to_string()))?;
+    let layer = |key: &str| -> Result<LimitOverrides, TenantError> {
+        serde_json::from_value(tenant[key].clone()).map_err(|e| TenantError::Db(e.to_string()))
+    };
+    let effective = base.with(&layer("plan_limits")?.merged(&layer("limit_overrides")?));
+    tenant["effective_limits"] = json!(effective.as_overrides());
+    Ok(tenant)
+}
+
+/// Suspends (`active` -> `suspended`), resumes (`suspended` -> `active`) or soft-deletes
+/// (`active`/`suspended` -> `deleted`) the tenant. Repeating an action that already took
+/// effect succeeds and changes nothing.
+///
+/// # Errors
+/// [`TenantError::NotFound`], or [`TenantError::Conflict`] when the tenant is in a state
+/// the action does not apply to.
+pub async fn transition(
+    cat: &Catalog<'_>,
+    slug: &TenantSlug,
+    action: Transition,
+) -> Result<Value, TenantError> {
+    let (from, to, name): (&[&str], &str, &str) = match action {
+        Transition::Suspend => (&["active"], "suspended", "tenant.suspend"),
+        Transition::Resume => (&["suspended"], "active", "tenant.resume"),
+        Transition::Delete => (&["active", "suspended"], "deleted", "tenant.delete"),
+    };
+    let before = show(cat, slug).await?;
+    let status = before["status"].as_str().unwrap_or_default().to_string();
+    if status == to {
+        return Ok(before);
+    }
+    if !from.contains(&status.as_str()) {
+        return Err(TenantError::Conflict(format!(
+            "tenant `{slug}` is {status}; `{name}` applies only to {} tenants",
+            from.join(" or ")
+        )));
+    }
+    let mut conn = cat.pool.get().await?;
+    let tx = conn.transaction().await?;
+    tx.execute(
+        "UPDATE eerp.tenants SET status = $2, updated_at = now(),
+             deleted_at = CASE WHEN $2 = 'deleted' THEN now() END
+         WHERE slug = $1",
+        &[&slug.as_str(), &to],
+    )
+    .await?;
+    let after = json!({"status": to});
+    let before_status = json!({"status": status});
+    audit(
+        &tx,
+        cat.actor,
+        name,
+        Some(slug),
+        Some(&before_status),
+        Some(&after),
+    )
+    .await?;
+    announce(&tx, &Change::Tenant(slug.to_string())).await?;
+    tx.commit().await?;
+    show(cat, slug).await
+}
+
+/// A tenant state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Stop serving, keep data.
+    Suspend,
+    /// Serve again.
+    Resume,
+    /// Soft delete; purged after the grace period.
+    Delete,
+}
+
+/// Drops the schemas and catalog rows of tenants deleted more than `grace` ago. Each
+/// tenant is purged in its own transaction; re-running finishes an interrupted purge.
+/// Returns the purged slugs.
+///
+/// # Errors
+/// Database failures; tenants purged before the failure stay purged.
+pub async fn purge(
+    cat: &Catalog<'_>,
+    grace: std::time::Duration,
+) -> Result<Vec<String>, TenantError> {
+    let conn = cat.pool.get().await?;
+    let due = conn
+        .query(
+            "SELECT id::text, slug FROM eerp.tenants
+             WHERE status = 'deleted' AND deleted_at <= now() - make_interval(secs => $1)
+             ORDER BY slug",
+            &[&grace.as_secs_f64()],
+        )
+        .await?;
+    drop(conn);
+    let mut purged = Vec::new();
+    for row in due {
+        let (id, slug): (String, String) = (row.get(0), row.get(1));
+        purge_one(cat, &id, &slug).await?;
+        purged.push(slug);
+    }
+    Ok(purged)
+}
+
+async fn purge_one(cat: &Catalog<'_>, id: &str, slug: &str) -> Result<(), TenantError> {
+    let mut conn = cat.pool.get().await?;
+    let tx = conn.transaction().await?;
+    // Every schema this tenant ever had: the modules in the catalog and, in case a crash
+    // came between creating a schema and recording it, any schema with its prefix.
+    let schemas = tx
+        .query(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)",
+            &[&format!("t_{slug}__")],
+        )
+        .await?;
+    for schema in schemas {
+        let name: &str = schema.get(0);
+        tx.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            quote_ident(name)
+        ))
+        .await?;
+    }
+    for table in ["migration_history", "tenant_modules", "tenant_roles"] {
+        tx.execute(
+            &format!("DELETE FROM eerp.{table} WHERE tenant_id = $1::text::uuid"),
+            &[&id],
+        )
+        .await?;
+    }
+    tx.execute("DELETE FROM eerp.tenants WHERE id = $1::text::uuid", &[&id])
+        .await?;
+    let slug_value = TenantSlug::parse(slug).ok();
+    audit(
+        &tx,
+        cat.actor,
+        "tenant.purge",
+        slug_value.as_ref(),
+        Some(&json!({"status": "deleted"})),
+        None,
+    )
+    .await?;
+    announce(&tx, &Change::Tenant(slug.to_string())).await?;
+    tx.commit().await?;
+    tracing::info!(tenant = slug, "tenant purged");
+    Ok(())
+}
+
+/// Enables `module` for the tenant (creating and migrating its schema) or disables it
+/// (data kept; requests to it get 404). Idempotent.
+///
+/// # Errors
+/// [`TenantError::NotFound`] for an unknown tenant or module, migration failures.
+pub async fn set_module(
+    cat: &Catalog<'_>,
+    slug: &TenantSlug,
+    module: &str,
+    enabled: bool,
+) -> Result<Value, TenantError> {
+    let loaded = cat
+        .registry
+        .get(module)
+        .ok_or_else(|| TenantError::NotFound(format!("no module `{module}` is loaded")))?;
+    let (id, _) = tenant_id(cat, slug).await?;
+    if enabled {
+        crate::migrations::apply_module(cat.pool, &id, slug, &loaded).await?;
+    }
+    let mut conn = cat.pool.get().await?;
+    let tx = conn.transaction().await?;
+    let changed = tx
+        .execute(
+            "UPDATE eerp.tenant_modules SET enabled = $3
+             WHERE tenant_id = $1::text::uuid AND module = $2 AND enabled <> $3",
+            &[&id, &module, &enabled],
+        )
+        .await?;
+    if changed > 0 || enabled {
+        let action = if enabled {
+            "module.enable"
+        } else {
+            "module.disable"
+        };
+        let after = json!({"module": module, "enabled": enabled,
+                           "schema": schema_name(slug, &loaded.name)});
+        audit(&tx, cat.actor, action, Some(slug), None, Some(&after)).await?;
+    }
+    announce(&tx, &Change::Tenant(slug.to_string())).await?;
+    tx.commit().await?;
+    show(cat, slug).await
+}
+
+/// Replaces the tenant's limit overrides (`{}` removes them all) and/or its plan.
+///
+/// # Errors
+/// [`TenantError::Invalid`] for a bad value or unknown plan, [`TenantError::NotFound`].
+pub async fn set_limits(
+    cat: &Catalog<'_>,
+    slug: &TenantSlug,
+    overrides: Option<&LimitOverrides>,
+    plan: Option<&str>,
+) -> Result<Value, TenantError> {
+    if let Some(overrides) = overrides {
+        overrides
+            .validate(cat.ceilings)
+            .map_err(TenantError::Invalid)?;
+    }
+    let before = show(cat, slug).await?;
+    let mut conn = cat.pool.get().await?;
+    let tx = conn.transaction().await?;
+    if let Some(plan) = plan {
+        check_plan(&tx, plan).await?;
+    }
+    let overrides_json = overrides.map(|o| json!(o).to_string());
+    tx.execute(
+        "UPDATE eerp.tenants SET limit_overrides = coalesce($2::text::jsonb, limit_overrides),
+             plan = coalesce($3, plan), updated_at = now()
+         WHERE slug = $1",
+        &[&slug.as_str(), &overrides_json, &plan],
+    )
+    .await?;
+    let pick = |v: &Value| json!({"plan": v["plan"], "limit_overrides": v["limit_overrides"]});
+    let after = json!({"plan": plan.map_or(before["plan"].clone(), |p| json!(p)),
+                       "limit_overrides": overrides.map_or(before["limit_overrides"].clone(), |o| json!(o))});
+    audit(
+        &tx,
+        cat.actor,
+        "tenant.limits",
+        Some(slug),
+        Some(&pick(&before)),
+        Some(&after),
+    )
+    .await?;
+    announce(&tx, &Change::Tenant(slug.to_string())).await?;
+    tx.commit().await?;
+    show(cat, slug).await
+}
+
+/// Sets what `role` grants in the tenant (an empty list removes the role).
+///
+/// # Errors
+/// [`TenantError::Invalid`] for a malformed pattern or role name.
+pub async fn set_role(
+    cat: &Catalog<'_>,
+    slug: &TenantSlug,
+    role: &str,
+    grants: &[String],
+) -> Result<Value, TenantError> {
+    if !is_valid_pattern(role) || role.contains(['.', '*']) {
+        return Err(TenantError::Invalid(format!(
+            "role `{role}` must be lowercase letters, digits, `_` or `-`"
+        )));
+    }
+    if let Some(bad) = grants.iter().find(|g| !is_valid_pattern(g)) {
+        return Err(TenantError::Invalid(format!(
+            "grant `{bad}` is not a permission pattern like `crm.contacts.read` or `crm.*`"
+        )));
+    }
+    let (id, _) = tenant_id(cat, slug).await?;
+    let mut conn = cat.pool.get().await?;
+    let tx = conn.transaction().await?;
+    let before = tx
+        .query_opt(
+            "SELECT grants FROM eerp.tenant_roles WHERE tenant_id = $1::text::uuid AND role = $2",
+            &[&id, &role],
+        )
+        .await?
+        .map(|row| json!(row.get::<_, Vec<String>>(0)));
+    if grants.is_empty() {
+        tx.execute(
+            "DELETE FROM eerp.tenant_roles WHERE tenant_id = $1::text::uuid AND role = $2",
+            &[&id, &role],
+        )
+        .await?;
+    } else {
+        tx.execute(
+            "INSERT INTO eerp.tenant_roles (tenant_id, role, grants) VALUES ($1::text::uuid, $2, $3)
+             ON CONFLICT (tenant_id, role) DO UPDATE SET grants = EXCLUDED.grants",
+            &[&id, &role, &grants],
+        )
+        .await?;
+    }
+    let after = json!({"role": role, "grants": grants});
+    let before = before.map(|g| json!({"role": role, "grants": g}));
+    audit(
+        &tx,
+        cat.actor,
+        "tenant.role",
+        Some(slug),
+        before.as_ref(),
+        Some(&after),
+    )
+    .await?;
+    announce(&tx, &Change::Tenant(slug.to_string())).await?;
+    tx.commit().await?;
+    show(cat, slug).await
+}
+
+/// Every plan and its limits.
+///
+/// # Errors
+/// Database failures.
+pub async fn plans(cat: &Catalog<'_>) -> Result<Vec<Value>, TenantError> {
+    let conn = cat.pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT json_build_object('name', name, 'limits', limits)::text FROM eerp.plans ORDER BY name",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| serde_json::from_str(r.get(0)).map_err(|e| TenantError::Db(e.to_string())))
+        .collect()
+}
+
+/// Creates or replaces plan `name`; every tenant on it gets the new limits.
+///
+/// # Errors
+/// [`TenantError::Invalid`] for a bad name or value.
+pub async fn put_plan(
+    cat: &Catalog<'_>,
+    name: &str,
+    limits: &LimitOverrides,
+) -> Result<Value, TenantError> {
+    if !is_valid_pattern(name) || name.contains(['.', '*']) || name.len() > 40 {
+        return Err(TenantError::Invalid(format!(
+            "plan name `{name}` must be lowercase letters, digits, `_` or `-`"
+        )));
+    }
+    limits
+        .validate(cat.ceilings)
+        .map_err(TenantError::Invalid)?;
+    let mut conn = cat.pool.get().await?;
+    let tx = conn.transaction().await?;
+    let before = tx
+        .query_opt(
+            "SELECT limits::text FROM eerp.plans WHERE name = $1",
+            &[&name],
+        )
+        .await?
+        .and_then(|row| serde_json::from_str::<Value>(row.get(0)).ok());
+    let after = json!(limits);
+    tx.execute(
+        "INSERT INTO eerp.plans (name, limits) VALUES ($1, $2::text::jsonb)
+         ON CONFLICT (name) DO UPDATE SET limits = EXCLUDED.limits, updated_at = now()",
+        &[&name, &after.to_string()],
+    )
+    .await?;
+    let record = json!({"plan": name, "limits": after});
+    let before = before.map(|b| json!({"plan": name, "limits": b}));
+    audit(
+        &tx,
+        cat.actor,
+        "plan.put",
+        None,
+        before.as_ref(),
+        Some(&record),
+    )
+    .await?;
+    announce(&tx, &Change::All).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+/// The audit log, newest first, optionally for one tenant, at most `limit` entries older
+/// than entry `before`.
+///
+/// # Errors
+/// Database failures.
+pub async fn audit_log(
+    cat: &Catalog<'_>,
+    tenant: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Value>, TenantError> {
+    let conn = cat.pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT json_build_object('id', id, 'at', at, 'actor', actor, 'action', action,
+                     'tenant', tenant, 'before', before, 'after', after)::text
+             FROM eerp.audit_log
+             WHERE ($1::text IS NULL OR tenant = $1) AND ($2::bigint IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3",
+            &[&tenant, &before, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| serde_json::from_str(r.get(0)).map_err(|e| TenantError::Db(e.to_string())))
+        .collect()
+}
+
+async fn tenant_id(cat: &Catalog<'_>, slug: &TenantSlug) -> Result<(String, String), TenantError> {
+    let conn = cat.pool.get().await?;
+    let row = conn
+        .query_opt(
+            "SELECT id::text, status FROM eerp.tenants WHERE slug = $1",
+            &[&slug.as_str()],
+        )
+        .await?
+        .ok_or_else(|| TenantError::NotFound(format!("no tenant `{slug}`")))?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Appends to the audit log inside the action's transaction.
+async fn audit(
+    tx: &Transaction<'_>,
+    actor: &str,
+    action: &str,
+    tenant: Option<&TenantSlug>,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Result<(), TenantError> {
+    tx.execute(
+        "INSERT INTO eerp.audit_log (actor, action, tenant, before, after)
+         VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb)",
+        &[
+            &actor,
+            &action,
+            &tenant.map(TenantSlug::as_str),
+            &before.map(Value::to_string),
+            &after.map(Value::to_string),
+        ],
+    )
+    .await?;
+    Ok(())
+}
