@@ -3,5 +3,10 @@
 mod auth;
 mod bad_input;
 mod contacts;
+mod fleet;
+mod isolation;
+mod limits;
 mod migrations;
 mod sandbox;
+mod tenancy;
+mod tokens;

@@ -18,6 +18,7 @@ pub fn routes(module: Module) -> Module {
         .post("/contacts", "crm.contacts.create", create)
         .post("/contacts/validate", "crm.contacts.read", validate)
         .get("/contacts/stats", "crm.contacts.read", stats)
+        .get("/contacts/duplicates", "crm.contacts.read", duplicates)
         .get("/contacts/{id}", "crm.contacts.read", get)
         .patch("/contacts/{id}", "crm.contacts.update", update)
         .delete("/contacts/{id}", "crm.contacts.delete", delete)
@@ -360,6 +361,59 @@ fn list(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     ))
 }
 
+/// Pairs of live contacts that are probably the same: names within an edit distance of 2
+/// after lower-casing and dropping punctuation. Compares every pair of up to 500 contacts,
+/// which makes it the module's compute-heavy route.
+fn duplicates(ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
+    let page = ctx.list(ListQuery {
+        table: TABLE.into(),
+        filter: Vec::new(),
+        order: None,
+        limit: Some(eerp_sdk::abi::data::MAX_PAGE),
+        cursor: None,
+        include_deleted: false,
+    })?;
+    let names: Vec<(Value, Vec<char>)> = page
+        .rows
+        .iter()
+        .map(|row| (row["id"].clone(), normalize_name(row["name"].as_str().unwrap_or(""))))
+        .collect();
+    let mut pairs = Vec::new();
+    for (i, (id_a, a)) in names.iter().enumerate() {
+        for (id_b, b) in &names[i + 1..] {
+            let distance = edit_distance(a, b);
+            if distance <= 2 {
+                pairs.push(json!({ "a": id_a, "b": id_b, "distance": distance }));
+            }
+        }
+    }
+    Ok(Reply::ok(json!({ "pairs": pairs, "compared": names.len() })))
+}
+
+/// Lower-case letters and digits of `name`, single-spaced.
+pub fn normalize_name(name: &str) -> Vec<char> {
+    let cleaned: String = name
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { ' ' })
+        .collect();
+    cleaned.split_whitespace().collect::<Vec<_>>().join(" ").chars().collect()
+}
+
+/// Levenshtein distance between `a` and `b`.
+pub fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
 fn stats(ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
     let result = ctx.aggregate(AggregateQuery {
         table: TABLE.into(),
@@ -429,6 +483,15 @@ mod tests {
     }
 
     #[test]
+    fn near_identical_names_are_within_distance_two() {
+        let d = |a: &str, b: &str| edit_distance(&normalize_name(a), &normalize_name(b));
+        assert_eq!(d("Ada Lovelace", "ada  lovelace."), 0);
+        assert_eq!(d("Ada Lovelace", "Ada Lovelase"), 1);
+        assert!(d("Ada Lovelace", "Grace Hopper") > 2);
+        assert_eq!(d("", "abc"), 3);
+    }
+
+    #[test]
     fn empty_patch_is_rejected() {
         assert_eq!(
             normalize_patch(ContactPatch::default()).unwrap_err().status,
@@ -451,7 +514,7 @@ mod tests {
     fn manifest_lists_every_route_with_a_crm_permission() {
         let manifest = crate::module().manifest();
         assert_eq!(manifest.name, "crm");
-        assert_eq!(manifest.routes.len(), 8);
+        assert_eq!(manifest.routes.len(), 9);
         assert!(
             manifest
                 .routes

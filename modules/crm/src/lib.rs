@@ -16,6 +16,7 @@
 //! | POST | `/contacts` | `crm.contacts.create` |
 //! | POST | `/contacts/validate` | `crm.contacts.read` |
 //! | GET | `/contacts/stats` | `crm.contacts.read` |
+//! | GET | `/contacts/duplicates` | `crm.contacts.read` (compute-heavy) |
 //! | GET | `/contacts/{id}` | `crm.contacts.read` |
 //! | PATCH | `/contacts/{id}` | `crm.contacts.update` |
 //! | DELETE | `/contacts/{id}` | `crm.contacts.delete` |

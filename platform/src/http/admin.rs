@@ -87,6 +87,14 @@ where
         actor: &operator.subject,
     };
     let answer = action(&catalog).await;
+    if answer.is_ok() && req.method() != actix_web::http::Method::GET {
+        // Other replicas hear of the change through NOTIFY; this one forgets it now, so
+        // the operator's next request already sees it.
+        match req.match_info().get("slug") {
+            Some(slug) => state.directory.invalidate(slug).await,
+            None => state.directory.invalidate_all(),
+        }
+    }
     tracing::info!(
         target: "eerp::admin",
         request_id = %id,

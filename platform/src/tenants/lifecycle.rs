@@ -98,6 +98,7 @@ pub async fn create(cat: &Catalog<'_>, new: NewTenant) -> Result<(Value, bool), 
         .await?;
     }
     tx.commit().await?;
+    drop(conn);
 
     for module in &modules {
         crate::migrations::apply_module(cat.pool, &id, &slug, module).await?;
@@ -110,6 +111,7 @@ pub async fn create(cat: &Catalog<'_>, new: NewTenant) -> Result<(Value, bool), 
     )
     .await?;
     announce(&conn, &Change::Tenant(slug.to_string())).await?;
+    drop(conn);
     Ok((show(cat, &slug).await?, created))
 }
 
@@ -280,6 +282,7 @@ pub async fn transition(
     .await?;
     announce(&tx, &Change::Tenant(slug.to_string())).await?;
     tx.commit().await?;
+    drop(conn);
     show(cat, slug).await
 }
 
@@ -407,6 +410,7 @@ pub async fn set_module(
     }
     announce(&tx, &Change::Tenant(slug.to_string())).await?;
     tx.commit().await?;
+    drop(conn);
     show(cat, slug).await
 }
 
@@ -453,6 +457,7 @@ pub async fn set_limits(
     .await?;
     announce(&tx, &Change::Tenant(slug.to_string())).await?;
     tx.commit().await?;
+    drop(conn);
     show(cat, slug).await
 }
 
@@ -513,6 +518,7 @@ pub async fn set_role(
     .await?;
     announce(&tx, &Change::Tenant(slug.to_string())).await?;
     tx.commit().await?;
+    drop(conn);
     show(cat, slug).await
 }
 
