@@ -155,7 +155,7 @@ pub async fn spawn_app() -> TestApp {
 /// The app with `options`.
 pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let server_url = server_url();
-    let database = match options.database {
+    let database = match options.database.clone() {
         Some(database) => database,
         None => {
             let database = format!("eerp_test_{}", uuid::Uuid::new_v4().simple());
@@ -163,10 +163,13 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
             database
         }
     };
-    let mut settings = Settings::new(
-        with_database(&server_url, &database),
-        vec![test_issuer(), idp_issuer()],
-    );
+    let settings = test_settings(with_database(&server_url, &database), options);
+    start(settings, database).await
+}
+
+/// The settings of a test app serving `database_url`.
+pub fn test_settings(database_url: String, options: TestOptions) -> Settings {
+    let mut settings = Settings::new(database_url, vec![test_issuer(), idp_issuer()]);
     settings.port = 0;
     settings.workers = 2;
     settings.db_pool_size = options.db_pool_size.unwrap_or(8);
@@ -185,7 +188,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     if options.hostile {
         settings.extra_modules.push(HOSTILE_WASM.into());
     }
-    start(settings, database).await
+    settings
 }
 
 /// Starts an app from `settings`, serving `database`.
@@ -312,7 +315,7 @@ pub async fn status_and_json(response: Response) -> (u16, String, Value) {
 }
 
 /// `DATABASE_URL`, or the throwaway cluster of this test binary.
-fn server_url() -> String {
+pub fn server_url() -> String {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return url;
     }
@@ -326,7 +329,8 @@ fn server_url() -> String {
         .url("postgres")
 }
 
-async fn create_database(server_url: &str, database: &str) {
+/// Creates `database` on the server at `server_url`.
+pub async fn create_database(server_url: &str, database: &str) {
     let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at the test server: {e}"));

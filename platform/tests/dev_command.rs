@@ -1,6 +1,7 @@
 //! `eerp dev` as a new user runs it: from an empty state directory, without
 //! `DATABASE_URL`, the `curl` lines it prints create, list, update, delete and restore a
-//! contact, and Ctrl-C stops the server and its private PostgreSQL.
+//! contact, and Ctrl-C stops the server and its private PostgreSQL. Then the README's
+//! operator walk-through with the `eerp` CLI against it.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -12,6 +13,8 @@ use serde_json::Value;
 
 struct DevServer {
     child: Child,
+    base: String,
+    state_dir: std::path::PathBuf,
     token: String,
     curls: Vec<String>,
 }
@@ -36,12 +39,19 @@ fn start(state_dir: &Path) -> DevServer {
         }
     });
     let mut token = String::new();
+    let mut base = String::new();
     let mut curls = Vec::new();
     loop {
         let line = received
             .recv_timeout(Duration::from_secs(180))
             .expect("eerp dev prints its welcome within 3 minutes");
-        if let Some(value) = line.strip_prefix("export TOKEN=") {
+        if let Some(rest) = line.strip_prefix("EERP dev server on ") {
+            base = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        } else if let Some(value) = line.strip_prefix("export TOKEN=") {
             token = value.to_string();
         } else if line.starts_with("curl ") {
             curls.push(line);
@@ -51,6 +61,8 @@ fn start(state_dir: &Path) -> DevServer {
     }
     DevServer {
         child,
+        base,
+        state_dir: state_dir.to_path_buf(),
         token,
         curls,
     }
@@ -74,6 +86,42 @@ impl DevServer {
             .expect("sh and curl run");
         assert!(output.status.success(), "`{line}` failed: {output:?}");
         serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+    }
+
+    /// Runs `eerp <args>` against this server; returns success and stdout + stderr.
+    fn eerp(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_eerp"))
+            .args(args)
+            .args(["--url", &self.base])
+            .env("EERP_STATE_DIR", &self.state_dir)
+            .env_remove("EERP_OPERATOR_TOKEN")
+            .output()
+            .expect("the eerp binary runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
+    /// `curl`s `path` with `token`; returns the status and the JSON answer.
+    fn call(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, Value) {
+        let mut command = Command::new("curl");
+        command
+            .args(["-s", "-X", method, "-w", "\n%{http_code}"])
+            .arg(format!("{}{path}", self.base))
+            .args(["-H", &format!("authorization: Bearer {token}")]);
+        if let Some(body) = body {
+            command.args(["-H", "content-type: application/json", "-d", body]);
+        }
+        let output = command.output().expect("curl runs");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        let (json, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (
+            status.trim().parse().unwrap_or(0),
+            serde_json::from_str(json).unwrap_or(Value::Null),
+        )
     }
 
     fn interrupt(&mut self) -> std::process::ExitStatus {
@@ -144,5 +192,80 @@ fn printed_curl_lines_work_and_ctrl_c_stops_everything() {
         !state_dir.join("pgdata/postmaster.pid").exists(),
         "the private PostgreSQL was stopped"
     );
+    let _ = std::fs::remove_dir_all(&state_dir);
+}
+
+/// The README's operator walk-through: two tenants made with the CLI, each sees only its
+/// own contacts, suspension gives 403, and a lowered fuel limit fails one tenant's heavy
+/// route while the other is unaffected.
+#[test]
+fn the_operator_cli_walk_through_from_the_readme() {
+    let state_dir = std::env::temp_dir().join(format!("eerp-cli-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    let mut server = start(&state_dir);
+    let dir = state_dir.to_str().expect("a UTF-8 temp dir");
+
+    for slug in ["acme", "globex"] {
+        let (ok, out) = server.eerp(&["tenant", "create", slug]);
+        assert!(ok, "tenant create {slug}: {out}");
+        assert!(out.contains("\"status\": \"active\""), "{out}");
+    }
+    let token = |tenant: &str| {
+        let (ok, out) = server.eerp(&["token", "--tenant", tenant, "--state-dir", dir]);
+        assert!(ok, "token: {out}");
+        out.trim().to_string()
+    };
+    let (acme, globex) = (token("acme"), token("globex"));
+    let contacts = "/api/v1/crm/contacts";
+    let (status, _) = server.call("POST", contacts, &acme, Some(r#"{"name":"Ada Lovelace"}"#));
+    assert_eq!(status, 201);
+    let (status, _) = server.call(
+        "POST",
+        contacts,
+        &globex,
+        Some(r#"{"name":"Grace Hopper"}"#),
+    );
+    assert_eq!(status, 201);
+    let (_, listed) = server.call("GET", contacts, &acme, None);
+    let names: Vec<&str> = listed["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Ada Lovelace"], "acme sees only its own contacts");
+
+    let (ok, out) = server.eerp(&["tenant", "suspend", "globex"]);
+    assert!(ok, "{out}");
+    let (status, problem) = server.call("GET", contacts, &globex, None);
+    assert_eq!(status, 403, "{problem}");
+    let (ok, out) = server.eerp(&["tenant", "resume", "globex"]);
+    assert!(ok, "{out}");
+
+    let (ok, out) = server.eerp(&["limits", "globex", "fuel_per_request=20000"]);
+    assert!(ok, "{out}");
+    let heavy = "/api/v1/crm/contacts/duplicates";
+    let (status, problem) = server.call("GET", heavy, &globex, None);
+    assert_eq!(status, 500, "{problem}");
+    assert_eq!(problem["type"], "https://eerp.dev/problems/out-of-fuel");
+    let (status, _) = server.call("GET", heavy, &acme, None);
+    assert_eq!(status, 200, "acme is unaffected");
+
+    let (ok, out) = server.eerp(&["tenant", "list"]);
+    assert!(
+        ok && out.contains("acme") && out.contains("globex") && out.contains("demo"),
+        "{out}"
+    );
+    let (ok, out) = server.eerp(&["migrate-all", "crm", "--workers", "2"]);
+    assert!(ok && out.contains("0 failed"), "{out}");
+    let (ok, out) = server.eerp(&["audit", "--tenant", "globex"]);
+    assert!(
+        ok && out.contains("tenant.limits") && out.contains("dev-operator"),
+        "{out}"
+    );
+    let (ok, out) = server.eerp(&["tenant", "suspend", "nobody"]);
+    assert!(!ok && out.contains("no tenant `nobody`"), "{out}");
+
+    assert!(server.interrupt().success());
     let _ = std::fs::remove_dir_all(&state_dir);
 }

@@ -23,17 +23,26 @@ async fn rewind(app: &TestApp, tenant: &str) {
 
 async fn run_to_end(app: &TestApp, workers: usize) -> Value {
     let (status, run) = app
-        .admin(Method::POST, "/modules/crm/migrate", Some(&json!({"workers": workers})))
+        .admin(
+            Method::POST,
+            "/modules/crm/migrate",
+            Some(&json!({"workers": workers})),
+        )
         .await;
     assert_eq!(status, 202, "{run}");
     let id = run["id"].as_str().unwrap().to_string();
     let started = Instant::now();
     loop {
-        let (_, run) = app.admin(Method::GET, &format!("/migration-runs/{id}"), None).await;
+        let (_, run) = app
+            .admin(Method::GET, &format!("/migration-runs/{id}"), None)
+            .await;
         if run["status"] != "running" {
             return run;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "run {id} never finished");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "run {id} never finished"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -55,25 +64,52 @@ async fn migrate_all_records_failures_without_aborting_and_resumes() {
 
     let run = run_to_end(&app, 4).await;
     assert_eq!(run["status"], "finished");
-    assert_eq!((run["total"].as_i64(), run["done"].as_i64(), run["failed"].as_i64()), (Some(12), Some(11), Some(1)));
+    assert_eq!(
+        (
+            run["total"].as_i64(),
+            run["done"].as_i64(),
+            run["failed"].as_i64()
+        ),
+        (Some(12), Some(11), Some(1))
+    );
     assert_eq!(run["failures"][0]["tenant"], "t05");
-    assert!(run["failures"][0]["error"].as_str().unwrap().contains("migrating"), "{run}");
+    assert!(
+        run["failures"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("migrating"),
+        "{run}"
+    );
     let migrated = app
         .scalar("SELECT count(*) FROM eerp.tenant_modules WHERE module = 'crm' AND version = 2")
         .await;
     assert_eq!(migrated, 11);
-    let token = app.token(&eerp_tenancy::id::TenantSlug::parse("t01").unwrap(), &["admin"]);
+    let token = app.token(
+        &eerp_tenancy::id::TenantSlug::parse("t01").unwrap(),
+        &["admin"],
+    );
     let created = app
-        .send(Method::POST, "/api/v1/crm/contacts", Some(&token), Some(&json!({"name": "Ada"})))
+        .send(
+            Method::POST,
+            "/api/v1/crm/contacts",
+            Some(&token),
+            Some(&json!({"name": "Ada"})),
+        )
         .await;
     assert_eq!(created.status(), 201, "a migrated tenant works");
 
     // The cause is fixed; the next run picks up t05 alone.
     let conn = app.state.pool.get().await.unwrap();
-    conn.batch_execute("DROP SCHEMA t_t05__crm CASCADE").await.unwrap();
+    conn.batch_execute("DROP SCHEMA t_t05__crm CASCADE")
+        .await
+        .unwrap();
     drop(conn);
     let resumed = run_to_end(&app, 4).await;
-    assert_eq!((resumed["total"].as_i64(), resumed["done"].as_i64()), (Some(1), Some(1)), "{resumed}");
+    assert_eq!(
+        (resumed["total"].as_i64(), resumed["done"].as_i64()),
+        (Some(1), Some(1)),
+        "{resumed}"
+    );
     let nothing_left = run_to_end(&app, 4).await;
     assert_eq!(nothing_left["total"], 0);
     assert_eq!(nothing_left["status"], "finished");

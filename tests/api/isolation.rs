@@ -55,7 +55,11 @@ async fn every_route_given_another_tenants_id_answers_404_and_changes_nothing() 
                 .path
                 .split('/')
                 .map(|segment| {
-                    if segment.starts_with('{') { theirs.as_str() } else { segment }
+                    if segment.starts_with('{') {
+                        theirs.as_str()
+                    } else {
+                        segment
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("/");
@@ -129,7 +133,8 @@ async fn one_pooled_connection_serves_tenant_a_then_b_and_leaks_nothing() {
     assert_eq!(session_state(&app).await, baseline, "after tenant A");
 
     let (status, _, list) = status_and_json(
-        app.send(Method::GET, "/api/v1/crm/contacts", Some(&globex), None).await,
+        app.send(Method::GET, "/api/v1/crm/contacts", Some(&globex), None)
+            .await,
     )
     .await;
     assert_eq!(status, 200);

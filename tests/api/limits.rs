@@ -12,7 +12,8 @@ const HEAVY: &str = "/api/v1/crm/contacts/duplicates";
 const CHEAP: &str = "/api/v1/crm/contacts/validate";
 
 async fn get(app: &TestApp, token: &str, path: &str) -> (u16, serde_json::Value) {
-    let (status, _, body) = status_and_json(app.send(Method::GET, path, Some(token), None).await).await;
+    let (status, _, body) =
+        status_and_json(app.send(Method::GET, path, Some(token), None).await).await;
     (status, body)
 }
 
@@ -29,21 +30,43 @@ async fn lower_fuel_fails_the_heavy_route_for_that_tenant_only_and_plans_layer_u
     let globex = app.admin_of("globex").await;
     assert_eq!(get(&app, &acme, HEAVY).await.0, 200);
 
-    set_limits(&app, "acme", json!({"limits": {"fuel_per_request": 20_000}})).await;
+    set_limits(
+        &app,
+        "acme",
+        json!({"limits": {"fuel_per_request": 20_000}}),
+    )
+    .await;
     let (status, problem) = get(&app, &acme, HEAVY).await;
     assert_eq!(status, 500, "{problem}");
     assert_eq!(problem["type"], "https://eerp.dev/problems/out-of-fuel");
-    assert_eq!(get(&app, &globex, HEAVY).await.0, 200, "globex is unaffected");
+    assert_eq!(
+        get(&app, &globex, HEAVY).await.0,
+        200,
+        "globex is unaffected"
+    );
 
     // A plan sets the tenant's limits unless the tenant overrides them.
     let (status, _) = app
-        .admin(Method::PUT, "/plans/tiny", Some(&json!({"fuel_per_request": 20_000})))
+        .admin(
+            Method::PUT,
+            "/plans/tiny",
+            Some(&json!({"fuel_per_request": 20_000})),
+        )
         .await;
     assert_eq!(status, 200);
     set_limits(&app, "globex", json!({"plan": "tiny"})).await;
     assert_eq!(get(&app, &globex, HEAVY).await.0, 500, "the plan applies");
-    set_limits(&app, "globex", json!({"limits": {"fuel_per_request": 50_000_000}})).await;
-    assert_eq!(get(&app, &globex, HEAVY).await.0, 200, "the override beats the plan");
+    set_limits(
+        &app,
+        "globex",
+        json!({"limits": {"fuel_per_request": 50_000_000}}),
+    )
+    .await;
+    assert_eq!(
+        get(&app, &globex, HEAVY).await.0,
+        200,
+        "the override beats the plan"
+    );
     let (_, shown) = app.admin(Method::GET, "/tenants/globex", None).await;
     assert_eq!(shown["plan"], "tiny");
     assert_eq!(shown["effective_limits"]["fuel_per_request"], 50_000_000);
@@ -60,9 +83,18 @@ async fn a_lowered_limit_reaches_a_second_replica_within_5_seconds() {
         ..TestOptions::default()
     })
     .await;
-    assert_eq!(get(&second, &token, HEAVY).await.0, 200, "cached as unlimited");
+    assert_eq!(
+        get(&second, &token, HEAVY).await.0,
+        200,
+        "cached as unlimited"
+    );
 
-    set_limits(&first, "acme", json!({"limits": {"fuel_per_request": 20_000}})).await;
+    set_limits(
+        &first,
+        "acme",
+        json!({"limits": {"fuel_per_request": 20_000}}),
+    )
+    .await;
     let changed = Instant::now();
     loop {
         let (status, problem) = get(&second, &token, HEAVY).await;
@@ -83,12 +115,19 @@ async fn over_its_rate_a_tenant_gets_429_with_retry_after_and_others_do_not() {
     let app = spawn_app().await;
     let acme = app.admin_of("acme").await;
     let globex = app.admin_of("globex").await;
-    set_limits(&app, "acme", json!({"limits": {"requests_per_second": 1, "burst": 3}})).await;
+    set_limits(
+        &app,
+        "acme",
+        json!({"limits": {"requests_per_second": 1, "burst": 3}}),
+    )
+    .await;
     let body = json!({"name": "Ada"});
     let mut statuses = Vec::new();
     let mut retry_after = None;
     for _ in 0..5 {
-        let response = app.send(Method::POST, CHEAP, Some(&acme), Some(&body)).await;
+        let response = app
+            .send(Method::POST, CHEAP, Some(&acme), Some(&body))
+            .await;
         statuses.push(response.status().as_u16());
         if response.status() == 429 {
             retry_after = response
@@ -102,8 +141,13 @@ async fn over_its_rate_a_tenant_gets_429_with_retry_after_and_others_do_not() {
     }
     assert_eq!(&statuses[..3], [200, 200, 200], "the burst is admitted");
     assert_eq!(statuses[3], 429, "{statuses:?}");
-    assert!(retry_after.is_some_and(|s| s >= 1), "Retry-After in whole seconds");
-    let other = app.send(Method::POST, CHEAP, Some(&globex), Some(&body)).await;
+    assert!(
+        retry_after.is_some_and(|s| s >= 1),
+        "Retry-After in whole seconds"
+    );
+    let other = app
+        .send(Method::POST, CHEAP, Some(&globex), Some(&body))
+        .await;
     assert_eq!(other.status(), 200);
 }
 
@@ -131,9 +175,14 @@ async fn module_calls_beyond_the_concurrency_limit_get_429() {
     assert_eq!(busy.status(), 504, "the loop runs into its wall time");
     assert_eq!(second.status(), 429);
     assert_eq!(
-        second.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        second
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
         Some("1")
     );
-    let after = app.send(Method::GET, "/api/v1/hostile/count", Some(&token), None).await;
+    let after = app
+        .send(Method::GET, "/api/v1/hostile/count", Some(&token), None)
+        .await;
     assert_eq!(after.status(), 200, "the slot is free again");
 }

@@ -25,19 +25,37 @@ async fn create_suspend_resume_delete_and_purge_are_served_and_audited() {
     let (again, _) = app.admin(Method::POST, "/tenants", Some(&body)).await;
     assert_eq!(again, 200, "creating again is idempotent");
 
-    let token = app.token(&eerp_tenancy::id::TenantSlug::parse("acme").unwrap(), &["admin"]);
+    let token = app.token(
+        &eerp_tenancy::id::TenantSlug::parse("acme").unwrap(),
+        &["admin"],
+    );
     let created = app
-        .send(Method::POST, CONTACTS, Some(&token), Some(&json!({"name": "Ada"})))
+        .send(
+            Method::POST,
+            CONTACTS,
+            Some(&token),
+            Some(&json!({"name": "Ada"})),
+        )
         .await;
     assert_eq!(created.status(), 201);
 
     let (status, suspended) = app.admin(Method::POST, "/tenants/acme/suspend", None).await;
-    assert_eq!((status, suspended["status"].as_str()), (200, Some("suspended")));
+    assert_eq!(
+        (status, suspended["status"].as_str()),
+        (200, Some("suspended"))
+    );
     let (status, _, problem) =
         status_and_json(app.send(Method::GET, CONTACTS, Some(&token), None).await).await;
     assert_eq!(status, 403);
-    assert_eq!(problem["type"], "https://eerp.dev/problems/tenant-suspended");
-    assert_eq!(contact_count(&app, "t_acme__crm").await, 1, "suspension keeps data");
+    assert_eq!(
+        problem["type"],
+        "https://eerp.dev/problems/tenant-suspended"
+    );
+    assert_eq!(
+        contact_count(&app, "t_acme__crm").await,
+        1,
+        "suspension keeps data"
+    );
 
     let (status, _) = app.admin(Method::POST, "/tenants/acme/resume", None).await;
     assert_eq!(status, 200);
@@ -53,7 +71,11 @@ async fn create_suspend_resume_delete_and_purge_are_served_and_audited() {
     assert_eq!(status, 409, "a deleted slug waits for its purge");
 
     let (_, kept) = app
-        .admin(Method::POST, "/purge", Some(&json!({"grace_seconds": 3600})))
+        .admin(
+            Method::POST,
+            "/purge",
+            Some(&json!({"grace_seconds": 3600})),
+        )
         .await;
     assert_eq!(kept["purged"], json!([]), "inside the grace period");
     assert_eq!(contact_count(&app, "t_acme__crm").await, 1);
@@ -75,7 +97,13 @@ async fn create_suspend_resume_delete_and_purge_are_served_and_audited() {
         .collect();
     assert_eq!(
         actions,
-        ["tenant.purge", "tenant.delete", "tenant.resume", "tenant.suspend", "tenant.create"]
+        [
+            "tenant.purge",
+            "tenant.delete",
+            "tenant.resume",
+            "tenant.suspend",
+            "tenant.create"
+        ]
     );
     let suspend = &log["entries"][3];
     assert_eq!(suspend["actor"], "test-operator");
@@ -89,7 +117,8 @@ async fn the_admin_api_takes_operator_tokens_only_and_names_bad_input() {
     let tenant_token = app.admin_of("acme").await;
     for token in [None, Some(tenant_token.as_str())] {
         let (status, content_type, problem) = status_and_json(
-            app.send(Method::GET, "/admin/v1/tenants", token, None).await,
+            app.send(Method::GET, "/admin/v1/tenants", token, None)
+                .await,
         )
         .await;
         assert_eq!(status, 401, "{problem}");
@@ -98,7 +127,11 @@ async fn the_admin_api_takes_operator_tokens_only_and_names_bad_input() {
     let operator_at_api = app
         .send(Method::GET, CONTACTS, Some(&app.operator), None)
         .await;
-    assert_eq!(operator_at_api.status(), 401, "operator tokens are not tenant tokens");
+    assert_eq!(
+        operator_at_api.status(),
+        401,
+        "operator tokens are not tenant tokens"
+    );
 
     let bad: [(Value, &str); 5] = [
         (json!({"slug": "Bad_Slug"}), "slug"),
@@ -110,19 +143,37 @@ async fn the_admin_api_takes_operator_tokens_only_and_names_bad_input() {
     for (body, named) in bad {
         let (status, problem) = app.admin(Method::POST, "/tenants", Some(&body)).await;
         assert_eq!(status, 400, "{body}: {problem}");
-        assert!(problem["detail"].as_str().unwrap().contains(named), "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(named),
+            "{problem}"
+        );
     }
     let limits = [
-        (json!({"limits": {"fuel_per_request": 0}}), "fuel_per_request"),
-        (json!({"limits": {"max_memory_bytes": 1u64 << 40}}), "ceiling"),
+        (
+            json!({"limits": {"fuel_per_request": 0}}),
+            "fuel_per_request",
+        ),
+        (
+            json!({"limits": {"max_memory_bytes": 1u64 << 40}}),
+            "ceiling",
+        ),
         (json!({"limits": {"fuel": 5}}), "fuel"),
     ];
     for (body, named) in limits {
-        let (status, problem) = app.admin(Method::PUT, "/tenants/acme/limits", Some(&body)).await;
+        let (status, problem) = app
+            .admin(Method::PUT, "/tenants/acme/limits", Some(&body))
+            .await;
         assert_eq!(status, 400, "{body}: {problem}");
-        assert!(problem["detail"].as_str().unwrap().contains(named), "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(named),
+            "{problem}"
+        );
     }
-    assert_eq!(app.scalar("SELECT count(*) FROM eerp.tenants").await, 1, "nothing created");
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM eerp.tenants").await,
+        1,
+        "nothing created"
+    );
     let (_, acme) = app.admin(Method::GET, "/tenants/acme", None).await;
     assert_eq!(acme["limit_overrides"], json!({}), "nothing changed");
     let (status, _) = app.admin(Method::GET, "/tenants/nobody", None).await;
@@ -147,7 +198,12 @@ async fn tenant_roles_grant_what_the_operator_sets_and_403_names_the_permission(
     assert_eq!(status, 200, "{tenant}");
     let sales = app.token(&acme, &["sales"]);
     let created = app
-        .send(Method::POST, CONTACTS, Some(&sales), Some(&json!({"name": "Ada"})))
+        .send(
+            Method::POST,
+            CONTACTS,
+            Some(&sales),
+            Some(&json!({"name": "Ada"})),
+        )
         .await;
     let (_, _, contact) = status_and_json(created).await;
     let path = format!("{CONTACTS}/{}", contact["id"].as_str().unwrap());
@@ -158,18 +214,30 @@ async fn tenant_roles_grant_what_the_operator_sets_and_403_names_the_permission(
 
     // Removing acme's viewer role takes reading away from acme's viewers only.
     let (status, _) = app
-        .admin(Method::PUT, "/tenants/acme/roles/viewer", Some(&json!({"grants": []})))
+        .admin(
+            Method::PUT,
+            "/tenants/acme/roles/viewer",
+            Some(&json!({"grants": []})),
+        )
         .await;
     assert_eq!(status, 200);
     let acme_viewer = app.token(&acme, &["viewer"]);
     let globex_viewer = app.token(&globex, &["viewer"]);
-    let refused = app.send(Method::GET, CONTACTS, Some(&acme_viewer), None).await;
+    let refused = app
+        .send(Method::GET, CONTACTS, Some(&acme_viewer), None)
+        .await;
     assert_eq!(refused.status(), 403);
-    let allowed = app.send(Method::GET, CONTACTS, Some(&globex_viewer), None).await;
+    let allowed = app
+        .send(Method::GET, CONTACTS, Some(&globex_viewer), None)
+        .await;
     assert_eq!(allowed.status(), 200);
 
     let (status, problem) = app
-        .admin(Method::PUT, "/tenants/acme/roles/sales", Some(&json!({"grants": ["crm..x"]})))
+        .admin(
+            Method::PUT,
+            "/tenants/acme/roles/sales",
+            Some(&json!({"grants": ["crm..x"]})),
+        )
         .await;
     assert_eq!(status, 400, "{problem}");
 }
@@ -179,16 +247,25 @@ async fn a_disabled_module_is_hidden_and_its_data_returns_when_enabled_again() {
     let app = spawn_app().await;
     let token = app.admin_of("acme").await;
     let created = app
-        .send(Method::POST, CONTACTS, Some(&token), Some(&json!({"name": "Ada"})))
+        .send(
+            Method::POST,
+            CONTACTS,
+            Some(&token),
+            Some(&json!({"name": "Ada"})),
+        )
         .await;
     assert_eq!(created.status(), 201);
-    let (status, _) = app.admin(Method::DELETE, "/tenants/acme/modules/crm", None).await;
+    let (status, _) = app
+        .admin(Method::DELETE, "/tenants/acme/modules/crm", None)
+        .await;
     assert_eq!(status, 200);
     let (status, _, problem) =
         status_and_json(app.send(Method::GET, CONTACTS, Some(&token), None).await).await;
     assert_eq!(status, 404);
     assert_eq!(problem["type"], "https://eerp.dev/problems/unknown-module");
-    let (status, _) = app.admin(Method::PUT, "/tenants/acme/modules/crm", None).await;
+    let (status, _) = app
+        .admin(Method::PUT, "/tenants/acme/modules/crm", None)
+        .await;
     assert_eq!(status, 200);
     let (_, _, list) =
         status_and_json(app.send(Method::GET, CONTACTS, Some(&token), None).await).await;

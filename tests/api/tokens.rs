@@ -25,7 +25,9 @@ fn without(claims: &Value, key: &str) -> Value {
 
 async fn attempt_write(app: &TestApp, token: &str) -> (u16, Value) {
     let body = json!({"name": "Mallory"});
-    let response = app.send(Method::POST, CONTACTS, Some(token), Some(&body)).await;
+    let response = app
+        .send(Method::POST, CONTACTS, Some(token), Some(&body))
+        .await;
     let (status, _, problem) = status_and_json(response).await;
     (status, problem)
 }
@@ -67,31 +69,74 @@ async fn every_token_attack_is_refused_with_401_and_touches_nothing() {
     let tampered = format!("{}.{forged_payload}.{}", parts[0], parts[2]);
 
     let attacks: Vec<(&str, String)> = vec![
-        ("expired", sign_with("rsa", Some("rsa"), &with(&valid, "exp", json!(now - 3600)))),
-        ("not yet valid", sign_with("ec", Some("ec"), &with(&valid, "nbf", json!(now + 3600)))),
-        ("wrong issuer", sign_with("rsa", Some("rsa"), &with(&valid, "iss", json!("https://evil.test")))),
-        ("wrong audience", sign_with("ed", Some("ed"), &with(&valid, "aud", json!("someone-else")))),
+        (
+            "expired",
+            sign_with("rsa", Some("rsa"), &with(&valid, "exp", json!(now - 3600))),
+        ),
+        (
+            "not yet valid",
+            sign_with("ec", Some("ec"), &with(&valid, "nbf", json!(now + 3600))),
+        ),
+        (
+            "wrong issuer",
+            sign_with(
+                "rsa",
+                Some("rsa"),
+                &with(&valid, "iss", json!("https://evil.test")),
+            ),
+        ),
+        (
+            "wrong audience",
+            sign_with(
+                "ed",
+                Some("ed"),
+                &with(&valid, "aud", json!("someone-else")),
+            ),
+        ),
         ("alg none", alg_none),
         ("HS256 with the RSA public key", hs256_with_public_key),
         ("unknown kid", sign_with("rsa", Some("no-such-key"), &valid)),
         ("tampered payload", tampered),
-        ("missing tenant claim", sign_with("rsa", Some("rsa"), &without(&valid, "tid"))),
-        ("deleted tenant", sign_with("rsa", Some("rsa"), &with(&valid, "tid", json!("gone")))),
-        ("missing exp", sign_with("rsa", Some("rsa"), &without(&valid, "exp"))),
-        ("missing sub", sign_with("rsa", Some("rsa"), &without(&valid, "sub"))),
+        (
+            "missing tenant claim",
+            sign_with("rsa", Some("rsa"), &without(&valid, "tid")),
+        ),
+        (
+            "deleted tenant",
+            sign_with("rsa", Some("rsa"), &with(&valid, "tid", json!("gone"))),
+        ),
+        (
+            "missing exp",
+            sign_with("rsa", Some("rsa"), &without(&valid, "exp")),
+        ),
+        (
+            "missing sub",
+            sign_with("rsa", Some("rsa"), &without(&valid, "sub")),
+        ),
         ("operator token at the tenant API", app.operator.clone()),
     ];
     for (name, token) in &attacks {
         let (status, problem) = attempt_write(&app, token).await;
         assert_eq!(status, 401, "{name}: {problem}");
-        assert_eq!(problem["type"], "https://eerp.dev/problems/unauthenticated", "{name}");
+        assert_eq!(
+            problem["type"], "https://eerp.dev/problems/unauthenticated",
+            "{name}"
+        );
         assert!(
             !problem.to_string().contains(token.as_str()),
             "{name}: the problem must not echo the token"
         );
     }
-    assert_eq!(app.scalar("SELECT count(*) FROM t_acme__crm.contacts").await, 0);
-    assert_eq!(app.scalar("SELECT count(*) FROM t_gone__crm.contacts").await, 0);
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM t_acme__crm.contacts")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM t_gone__crm.contacts")
+            .await,
+        0
+    );
 
     // Sanity: the same key and claims, untampered, are accepted.
     let (status, problem) = attempt_write(&app, &genuine).await;
@@ -108,6 +153,13 @@ async fn a_suspended_tenants_valid_token_gets_403() {
     let token = sign_with("ed", Some("ed"), &idp_claims("acme"));
     let (status, problem) = attempt_write(&app, &token).await;
     assert_eq!(status, 403, "{problem}");
-    assert_eq!(problem["type"], "https://eerp.dev/problems/tenant-suspended");
-    assert_eq!(app.scalar("SELECT count(*) FROM t_acme__crm.contacts").await, 0);
+    assert_eq!(
+        problem["type"],
+        "https://eerp.dev/problems/tenant-suspended"
+    );
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM t_acme__crm.contacts")
+            .await,
+        0
+    );
 }

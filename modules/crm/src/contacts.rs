@@ -376,7 +376,12 @@ fn duplicates(ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
     let names: Vec<(Value, Vec<char>)> = page
         .rows
         .iter()
-        .map(|row| (row["id"].clone(), normalize_name(row["name"].as_str().unwrap_or(""))))
+        .map(|row| {
+            (
+                row["id"].clone(),
+                normalize_name(row["name"].as_str().unwrap_or("")),
+            )
+        })
         .collect();
     let mut pairs = Vec::new();
     for (i, (id_a, a)) in names.iter().enumerate() {
@@ -387,16 +392,29 @@ fn duplicates(ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
             }
         }
     }
-    Ok(Reply::ok(json!({ "pairs": pairs, "compared": names.len() })))
+    Ok(Reply::ok(
+        json!({ "pairs": pairs, "compared": names.len() }),
+    ))
 }
 
 /// Lower-case letters and digits of `name`, single-spaced.
 pub fn normalize_name(name: &str) -> Vec<char> {
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { ' ' })
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                ' '
+            }
+        })
         .collect();
-    cleaned.split_whitespace().collect::<Vec<_>>().join(" ").chars().collect()
+    cleaned
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .collect()
 }
 
 /// Levenshtein distance between `a` and `b`.

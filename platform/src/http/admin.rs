@@ -66,7 +66,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-type Answer = Result<(StatusCode, Value), Problem>;
+/// Problems are boxed: they are large and only the error path carries them.
+type Answer = Result<(StatusCode, Value), Box<Problem>>;
 
 /// Authenticates the operator, runs `action` with a [`Catalog`] for them, and answers
 /// JSON or a problem.
@@ -110,9 +111,9 @@ where
     }
 }
 
-fn tenant_problem(e: TenantError) -> Problem {
+fn tenant_problem(e: TenantError) -> Box<Problem> {
     use StatusCode as S;
-    match e {
+    let problem = match e {
         TenantError::NotFound(detail) => {
             Problem::new(S::NOT_FOUND, "not-found", "Not found", detail)
         }
@@ -130,49 +131,50 @@ fn tenant_problem(e: TenantError) -> Problem {
             tracing::error!(error = %detail, "admin action failed in the database");
             ApiError::Db(detail).problem()
         }
-    }
+    };
+    Box::new(problem)
 }
 
 fn ok(value: Value) -> Answer {
     Ok((StatusCode::OK, value))
 }
 
-fn slug(req: &HttpRequest) -> Result<TenantSlug, Problem> {
+fn slug(req: &HttpRequest) -> Result<TenantSlug, Box<Problem>> {
     let text = req.match_info().get("slug").unwrap_or_default();
     TenantSlug::parse(text).map_err(|e| {
-        Problem::new(
+        Box::new(Problem::new(
             StatusCode::NOT_FOUND,
             "not-found",
             "Not found",
             format!("no tenant `{text}`: {e}"),
-        )
+        ))
     })
 }
 
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Box<Problem>> {
     let text = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         bytes
     };
     serde_json::from_slice(text).map_err(|e| {
-        Problem::new(
+        Box::new(Problem::new(
             StatusCode::BAD_REQUEST,
             "bad-request",
             "Invalid request",
             format!("the body is not what this endpoint takes: {e}"),
-        )
+        ))
     })
 }
 
-fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, Problem> {
+fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, Box<Problem>> {
     serde_urlencoded::from_str(req.query_string()).map_err(|e| {
-        Problem::new(
+        Box::new(Problem::new(
             StatusCode::BAD_REQUEST,
             "bad-request",
             "Invalid request",
             format!("the query string is not valid here: {e}"),
-        )
+        ))
     })
 }
 
@@ -409,7 +411,9 @@ async fn audit(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 
 async fn unknown(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     operate(&req, &state, async |_| {
-        Err(ApiError::NoRoute(req.path().to_string()).problem())
+        Err(Box::new(
+            ApiError::NoRoute(req.path().to_string()).problem(),
+        ))
     })
     .await
 }

@@ -1,0 +1,145 @@
+//! Provisioning survives a crash half-way: a replica is killed (SIGKILL) while creating a
+//! tenant, after its first module's schema is migrated and before its second; the tenant
+//! is not served in that state, and running the same creation again finishes it.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use eerp_e2e::{
+    TestOptions, create_database, server_url, spawn_app_with, test_issuer, with_database,
+};
+use eerp_tenancy::DevSigner;
+use reqwest::Method;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_postgres::NoTls;
+
+async fn scalar(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.expect("query runs").get(0)
+}
+
+#[tokio::test]
+async fn a_creation_killed_half_way_is_finished_by_running_it_again() {
+    let server = server_url();
+    let database = format!("eerp_test_{}", uuid::Uuid::new_v4().simple());
+    create_database(&server, &database).await;
+    let url = with_database(&server, &database);
+
+    let mut replica = tokio::process::Command::new(env!("CARGO_BIN_EXE_eerp-test-replica"))
+        .env("EERP_TEST_DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the replica starts");
+    let stdout = replica.stdout.take().expect("piped");
+    let first_line = tokio::time::timeout(Duration::from_secs(60), async {
+        BufReader::new(stdout).lines().next_line().await
+    })
+    .await
+    .expect("the replica starts within 60 s")
+    .expect("stdout is readable")
+    .expect("the replica prints its port");
+    let port = first_line.trim_start_matches("port ").to_string();
+
+    // Hold the migration lock of the second module (modules are provisioned in name
+    // order: crm, then hostile), so creation stops right after crm.
+    let (blocker, connection) = tokio_postgres::connect(&url, NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(connection);
+    blocker
+        .batch_execute(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('eerp.migrate:t_victim__hostile', 0))",
+        )
+        .await
+        .expect("lock taken");
+
+    let operator = DevSigner::new(&test_issuer())
+        .expect("HS256 issuer")
+        .operator_token("test-operator", 600)
+        .expect("token");
+    let create = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/admin/v1/tenants"))
+            .bearer_auth(&operator)
+            .json(&json!({"slug": "victim"}))
+            .send(),
+    );
+    let waiting = Instant::now();
+    while scalar(
+        &blocker,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+    )
+    .await
+        == 0
+    {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "the replica never reached the second module"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    replica.kill().await.expect("SIGKILL");
+    assert!(
+        create.await.expect("joined").is_err(),
+        "the creation died with the replica"
+    );
+    blocker
+        .batch_execute("ROLLBACK")
+        .await
+        .expect("lock released");
+
+    // Half-way: recorded as provisioning, crm complete, hostile never started.
+    let status: String = blocker
+        .query_one("SELECT status FROM eerp.tenants WHERE slug = 'victim'", &[])
+        .await
+        .expect("the tenant row exists")
+        .get(0);
+    assert_eq!(status, "provisioning");
+    let history = "SELECT count(*) FROM eerp.migration_history h JOIN eerp.tenants t ON t.id = h.tenant_id WHERE t.slug = 'victim' AND h.module =";
+    assert_eq!(scalar(&blocker, &format!("{history} 'crm'")).await, 2);
+    assert_eq!(
+        scalar(
+            &blocker,
+            "SELECT count(*) FROM eerp.tenant_modules WHERE module = 'hostile'"
+        )
+        .await,
+        0
+    );
+
+    // Another replica does not serve the half-made tenant, and finishes it on request.
+    let app = spawn_app_with(TestOptions {
+        database: Some(database),
+        hostile: true,
+        ..TestOptions::default()
+    })
+    .await;
+    let victim = eerp_tenancy::id::TenantSlug::parse("victim").expect("valid");
+    let token = app.token(&victim, &["admin"]);
+    let refused = app
+        .send(Method::GET, "/api/v1/crm/contacts", Some(&token), None)
+        .await;
+    assert_eq!(refused.status(), 503);
+    let (status, tenant) = app
+        .admin(Method::POST, "/tenants", Some(&json!({"slug": "victim"})))
+        .await;
+    assert_eq!(status, 200, "{tenant}");
+    assert_eq!(tenant["status"], "active");
+    let modules: Vec<&str> = tenant["modules"]
+        .as_array()
+        .expect("modules listed")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(modules, ["crm", "hostile"]);
+    for path in ["/api/v1/crm/contacts", "/api/v1/hostile/count"] {
+        let served = app.send(Method::GET, path, Some(&token), None).await;
+        assert_eq!(served.status(), 200, "{path}");
+    }
+    assert_eq!(
+        app.scalar("SELECT count(*) FROM eerp.audit_log WHERE action = 'tenant.create' AND tenant = 'victim'")
+            .await,
+        1
+    );
+}
