@@ -61,6 +61,8 @@ pub struct TestOptions {
     pub tenant_cache_ttl: Option<Duration>,
     /// Connections in the pool (default 8).
     pub db_pool_size: Option<usize>,
+    /// Issuers trusted besides the two test issuers.
+    pub extra_issuers: Vec<IssuerConfig>,
 }
 
 /// The HS256 issuer of the tests. Its secret is fixed so replicas share it.
@@ -169,13 +171,15 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
 
 /// The settings of a test app serving `database_url`.
 pub fn test_settings(database_url: String, options: TestOptions) -> Settings {
-    let mut settings = Settings::new(database_url, vec![test_issuer(), idp_issuer()]);
+    let mut issuers = vec![test_issuer(), idp_issuer()];
+    issuers.extend(options.extra_issuers);
+    let mut settings = Settings::new(database_url, issuers);
     settings.port = 0;
     settings.workers = 2;
     settings.db_pool_size = options.db_pool_size.unwrap_or(8);
     settings.limits = options.limits;
     settings.auth = AuthSettings {
-        jwks_cooldown: Duration::from_millis(200),
+        jwks_cooldown: Duration::from_secs(2),
         ..AuthSettings::default()
     };
     if let Some(ttl) = options.tenant_cache_ttl {

@@ -138,6 +138,20 @@ impl LimitOverrides {
         Ok(())
     }
 
+    /// Limits as stored in the catalog. Unlike input from an operator, fields this version
+    /// does not know are ignored: a newer replica may have written them during a rolling
+    /// upgrade.
+    ///
+    /// # Errors
+    /// When a known field has the wrong type.
+    pub fn from_stored(mut value: serde_json::Value) -> Result<Self, serde_json::Error> {
+        let known = serde_json::to_value(Limits::default().as_overrides())?;
+        if let (Some(stored), Some(known)) = (value.as_object_mut(), known.as_object()) {
+            stored.retain(|field, _| known.contains_key(field));
+        }
+        serde_json::from_value(value)
+    }
+
     /// `self` with the fields `other` sets replaced by `other`'s values.
     pub fn merged(&self, other: &LimitOverrides) -> LimitOverrides {
         LimitOverrides {
@@ -241,5 +255,11 @@ mod tests {
         assert!(huge.validate(ceilings).unwrap_err().contains("ceiling"));
         let unknown = serde_json::from_str::<LimitOverrides>(r#"{"fuel": 1}"#);
         assert!(unknown.unwrap_err().to_string().contains("fuel"));
+        let stored = LimitOverrides::from_stored(serde_json::json!({"fuel": 1, "burst": 9}));
+        assert_eq!(
+            stored.unwrap().burst,
+            Some(9),
+            "stored limits skip unknown fields"
+        );
     }
 }

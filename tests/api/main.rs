@@ -7,6 +7,7 @@ mod bad_input;
 mod contacts;
 mod fleet;
 mod isolation;
+mod jwks;
 mod limits;
 mod migrations;
 mod sandbox;

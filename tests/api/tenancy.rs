@@ -24,6 +24,9 @@ async fn create_suspend_resume_delete_and_purge_are_served_and_audited() {
     assert_eq!(tenant["effective_limits"]["fuel_per_request"], 50_000_000);
     let (again, _) = app.admin(Method::POST, "/tenants", Some(&body)).await;
     assert_eq!(again, 200, "creating again is idempotent");
+    let renamed = json!({"slug": "acme", "display_name": "Acme Corp"});
+    let (status, problem) = app.admin(Method::POST, "/tenants", Some(&renamed)).await;
+    assert_eq!(status, 409, "an existing slug with another name: {problem}");
 
     let token = app.token(
         &eerp_tenancy::id::TenantSlug::parse("acme").unwrap(),
@@ -124,6 +127,16 @@ async fn the_admin_api_takes_operator_tokens_only_and_names_bad_input() {
         assert_eq!(status, 401, "{problem}");
         assert_eq!(content_type, "application/problem+json");
     }
+    let acme = eerp_tenancy::id::TenantSlug::parse("acme").unwrap();
+    let operator_role = app.token(&acme, &["operator"]);
+    let response = app
+        .send(Method::GET, "/admin/v1/tenants", Some(&operator_role), None)
+        .await;
+    assert_eq!(
+        response.status(),
+        401,
+        "an operator role in a tenant token opens nothing"
+    );
     let operator_at_api = app
         .send(Method::GET, CONTACTS, Some(&app.operator), None)
         .await;

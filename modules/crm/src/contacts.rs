@@ -386,8 +386,7 @@ fn duplicates(ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
     let mut pairs = Vec::new();
     for (i, (id_a, a)) in names.iter().enumerate() {
         for (id_b, b) in &names[i + 1..] {
-            let distance = edit_distance(a, b);
-            if distance <= 2 {
+            if let Some(distance) = distance_within(a, b, 2) {
                 pairs.push(json!({ "a": id_a, "b": id_b, "distance": distance }));
             }
         }
@@ -417,8 +416,44 @@ pub fn normalize_name(name: &str) -> Vec<char> {
         .collect()
 }
 
-/// Levenshtein distance between `a` and `b`.
-pub fn edit_distance(a: &[char], b: &[char]) -> usize {
+/// The Levenshtein distance between `a` and `b` when it is at most `max`, else `None`.
+/// Only cells within `max` of the diagonal are computed, and a row whose best cell is
+/// already beyond `max` ends the search.
+pub fn distance_within(a: &[char], b: &[char], max: usize) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    let beyond = max + 1;
+    let mut previous: Vec<usize> = (0..=b.len()).map(|j| j.min(beyond)).collect();
+    let mut current = vec![beyond; b.len() + 1];
+    for i in 1..=a.len() {
+        let low = i.saturating_sub(max).max(1);
+        let high = (i + max).min(b.len());
+        current[low - 1] = if low == 1 { i.min(beyond) } else { beyond };
+        let mut best = current[low - 1];
+        for j in low..=high {
+            let substitution = previous[j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            let cell = substitution
+                .min(previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(beyond);
+            current[j] = cell;
+            best = best.min(cell);
+        }
+        if high < b.len() {
+            current[high + 1] = beyond;
+        }
+        if best > max {
+            return None;
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    Some(previous[b.len()]).filter(|d| *d <= max)
+}
+
+/// The plain Levenshtein distance, the oracle for [`distance_within`].
+#[cfg(test)]
+fn edit_distance(a: &[char], b: &[char]) -> usize {
     let mut previous: Vec<usize> = (0..=b.len()).collect();
     let mut current = vec![0; b.len() + 1];
     for (i, ca) in a.iter().enumerate() {
@@ -507,6 +542,36 @@ mod tests {
         assert_eq!(d("Ada Lovelace", "Ada Lovelase"), 1);
         assert!(d("Ada Lovelace", "Grace Hopper") > 2);
         assert_eq!(d("", "abc"), 3);
+    }
+
+    #[test]
+    fn the_banded_distance_agrees_with_the_full_one() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "acb",
+            "ada lovelace",
+            "ada lovelase",
+            "ada lovlace",
+            "adа lovelace",
+            "grace hopper",
+            "grace hoper",
+            "gracehopper",
+            "ada",
+            "lovelace ada",
+        ];
+        for a in words {
+            for b in words {
+                let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+                let full = edit_distance(&a, &b);
+                for max in 0..4 {
+                    let expected = (full <= max).then_some(full);
+                    assert_eq!(distance_within(&a, &b, max), expected, "{a:?} {b:?} {max}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -341,8 +341,11 @@ async fn migrate_all(client: &AdminClient, module: &str, workers: usize) -> anyh
             failure["error"].as_str().unwrap_or("")
         );
     }
+    let complete = run["status"] == "finished"
+        && run["failed"].as_u64() == Some(0)
+        && run["done"].as_u64() == run["total"].as_u64();
     anyhow::ensure!(
-        run["failed"].as_u64() == Some(0) && run["status"] == "finished",
+        complete,
         "some tenants were not migrated; fix the cause and run `eerp migrate-all {module}` again to resume"
     );
     Ok(())

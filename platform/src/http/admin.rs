@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use super::auth::authenticate_operator;
 use super::dispatch::request_id;
 use super::problem::{ApiError, Problem};
+use crate::migrations::MigrationError;
 use crate::startup::AppState;
 use crate::tenants::lifecycle::{self, Catalog, NewTenant, Transition};
 use crate::tenants::{TenantError, fleet};
@@ -120,6 +121,10 @@ fn tenant_problem(e: TenantError) -> Box<Problem> {
         TenantError::Conflict(detail) => Problem::new(S::CONFLICT, "conflict", "Conflict", detail),
         TenantError::Invalid(detail) => {
             Problem::new(S::BAD_REQUEST, "bad-request", "Invalid request", detail)
+        }
+        TenantError::Migration(MigrationError::Unavailable(detail)) => {
+            tracing::error!(error = %detail, "admin action could not reach the database");
+            ApiError::Db(detail).problem()
         }
         TenantError::Migration(e) => Problem::new(
             S::UNPROCESSABLE_ENTITY,
@@ -323,9 +328,10 @@ struct PurgeBody {
 async fn purge(req: HttpRequest, state: web::Data<AppState>, bytes: web::Bytes) -> HttpResponse {
     operate(&req, &state, async |cat| {
         let change: PurgeBody = body(&bytes)?;
-        let grace = change
-            .grace_seconds
-            .map_or(state.purge_grace, Duration::from_secs);
+        // Bounded so the interval stays within what PostgreSQL accepts (100 years).
+        let grace = change.grace_seconds.map_or(state.purge_grace, |s| {
+            Duration::from_secs(s.min(3_153_600_000))
+        });
         let purged = lifecycle::purge(cat, grace).await.map_err(tenant_problem)?;
         ok(json!({"purged": purged, "grace_seconds": grace.as_secs()}))
     })
@@ -369,8 +375,10 @@ async fn migrate_all(
                 "no module `{name}` is loaded"
             )))
         })?;
-        // Each worker holds a pooled connection; leave some for requests.
-        let workers = change.workers.unwrap_or(4).clamp(1, 64);
+        // Each worker holds a pooled connection; at most half the pool, so requests
+        // keep being served during the run.
+        let most = (cat.pool.status().max_size / 2).max(1);
+        let workers = change.workers.unwrap_or(4).clamp(1, most);
         let run = fleet::start(cat.pool, module, workers)
             .await
             .map_err(tenant_problem)?;

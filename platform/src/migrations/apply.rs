@@ -17,7 +17,8 @@ use crate::sql::quote_ident;
 /// # Errors
 /// [`MigrationError::Changed`] when an applied step was edited since,
 /// [`MigrationError::Ahead`] when the database knows newer steps than the module, and
-/// [`MigrationError::Db`] when a statement fails (nothing is applied then).
+/// [`MigrationError::Db`] when a statement fails and [`MigrationError::Unavailable`] when the
+/// database cannot be reached (nothing is applied then).
 pub async fn apply_module(
     pool: &Pool,
     tenant_id: &str,
@@ -29,7 +30,7 @@ pub async fn apply_module(
     let mut conn = pool
         .get()
         .await
-        .map_err(|e| MigrationError::Db(format!("no database connection: {e}")))?;
+        .map_err(|e| MigrationError::Unavailable(format!("no database connection: {e}")))?;
     let tx = conn.transaction().await?;
     tx.batch_execute("SET LOCAL lock_timeout = '30s'; SET LOCAL standard_conforming_strings = on")
         .await?;

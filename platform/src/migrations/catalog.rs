@@ -58,6 +58,12 @@ const VERSIONS: &[&str] = &[
         grants text[] NOT NULL,
         PRIMARY KEY (tenant_id, role)
     );
+    -- Tenants created before v2 get the default roles and their modules' versions.
+    INSERT INTO eerp.tenant_roles (tenant_id, role, grants)
+        SELECT id, 'admin', '{*}'::text[] FROM eerp.tenants
+        UNION ALL SELECT id, 'viewer', '{*.*.read}'::text[] FROM eerp.tenants;
+    UPDATE eerp.tenant_modules m SET version = coalesce((SELECT max(h.version)
+        FROM eerp.migration_history h WHERE h.tenant_id = m.tenant_id AND h.module = m.module), 0);
     CREATE TABLE eerp.audit_log (
         id bigserial PRIMARY KEY,
         at timestamptz NOT NULL DEFAULT now(),
@@ -96,12 +102,13 @@ const VERSIONS: &[&str] = &[
 /// work happens under a transaction-scoped advisory lock.
 ///
 /// # Errors
-/// [`MigrationError::Db`] when PostgreSQL refuses, e.g. the database is unreachable.
+/// [`MigrationError::Unavailable`] when the database is unreachable, [`MigrationError::Db`]
+/// when PostgreSQL refuses.
 pub async fn migrate_catalog(pool: &Pool) -> Result<(), MigrationError> {
     let mut conn = pool
         .get()
         .await
-        .map_err(|e| MigrationError::Db(format!("no database connection: {e}")))?;
+        .map_err(|e| MigrationError::Unavailable(format!("no database connection: {e}")))?;
     let tx = conn.transaction().await?;
     tx.batch_execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('eerp.catalog', 0));

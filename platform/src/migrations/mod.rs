@@ -64,13 +64,26 @@ pub enum MigrationError {
     /// PostgreSQL refused a statement.
     #[error("database error while migrating: {0}")]
     Db(String),
+    /// The database could not be reached, or the statement hit a transient condition (lock
+    /// timeout, cancellation, serialization failure): retrying may succeed.
+    #[error("database unavailable while migrating: {0}")]
+    Unavailable(String),
 }
 
 impl From<tokio_postgres::Error> for MigrationError {
     fn from(e: tokio_postgres::Error) -> Self {
-        MigrationError::Db(match e.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => e.to_string(),
-        })
+        let Some(db) = e.as_db_error() else {
+            return MigrationError::Unavailable(e.to_string());
+        };
+        let code = db.code().code();
+        let transient = ["08", "53", "57", "40"]
+            .iter()
+            .any(|class| code.starts_with(class))
+            || code == "55P03";
+        if transient {
+            MigrationError::Unavailable(db.message().to_string())
+        } else {
+            MigrationError::Db(db.message().to_string())
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -80,6 +81,8 @@ pub struct TenantDirectory {
     base: Limits,
     entries: Cache<String, Option<Arc<TenantEntry>>>,
     gates: moka::sync::Cache<String, Arc<Gate>>,
+    /// Bumped by every invalidation, so a load that raced with one is not trusted.
+    invalidations: AtomicU64,
 }
 
 impl TenantDirectory {
@@ -96,6 +99,7 @@ impl TenantDirectory {
                 .max_capacity(capacity)
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
+            invalidations: AtomicU64::new(0),
         }
     }
 
@@ -110,6 +114,18 @@ impl TenantDirectory {
     /// # Errors
     /// [`TenantError::Db`] when the catalog cannot be read.
     pub async fn get(&self, slug: &TenantSlug) -> Result<Option<Arc<TenantEntry>>, TenantError> {
+        let before = self.invalidations.load(Ordering::Acquire);
+        let entry = self.cached(slug).await?;
+        if self.invalidations.load(Ordering::Acquire) == before {
+            return Ok(entry);
+        }
+        // An invalidation arrived while this entry was loading, so it may predate the
+        // change (a suspension, say): drop it and read again.
+        self.entries.invalidate(slug.as_str()).await;
+        self.cached(slug).await
+    }
+
+    async fn cached(&self, slug: &TenantSlug) -> Result<Option<Arc<TenantEntry>>, TenantError> {
         self.entries
             .try_get_with_by_ref(slug.as_str(), load(&self.pool, &self.base, slug))
             .await
@@ -131,11 +147,13 @@ impl TenantDirectory {
 
     /// Forgets `slug` so the next request reads the catalog.
     pub async fn invalidate(&self, slug: &str) {
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
         self.entries.invalidate(slug).await;
     }
 
     /// Forgets every tenant (after a plan changed or notifications may have been missed).
     pub fn invalidate_all(&self) {
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
         self.entries.invalidate_all();
     }
 }
@@ -166,7 +184,7 @@ async fn load(
             .map_err(|e| TenantError::Db(format!("catalog JSON of {slug}: {e}")))
     };
     let overrides = |i: usize| -> Result<LimitOverrides, TenantError> {
-        serde_json::from_value(json(i)?)
+        LimitOverrides::from_stored(json(i)?)
             .map_err(|e| TenantError::Db(format!("catalog limits of {slug}: {e}")))
     };
     let limits = base.with(&overrides(3)?.merged(&overrides(4)?));

@@ -71,8 +71,9 @@ async fn run(
     workers: usize,
     run_id: String,
 ) {
-    futures_util::stream::iter(tenants)
-        .for_each_concurrent(workers.max(1), |(id, slug)| {
+    let work = futures_util::stream::iter(tenants).for_each_concurrent(
+        workers.max(1),
+        |(id, slug)| {
             let (pool, module, run_id) = (pool.clone(), module.clone(), run_id.clone());
             async move {
                 let result = match TenantSlug::parse(&slug) {
@@ -85,8 +86,21 @@ async fn run(
                     tracing::error!(run = %run_id, tenant = %slug, error = %e, "cannot record fleet progress");
                 }
             }
-        })
-        .await;
+        },
+    );
+    tokio::pin!(work);
+    // A heartbeat while migrations run, so a long one is not mistaken for a dead run.
+    let mut heartbeat = tokio::time::interval(STALE_AFTER / 6);
+    loop {
+        tokio::select! {
+            () = &mut work => break,
+            _ = heartbeat.tick() => {
+                if let Err(e) = beat(&pool, &run_id).await {
+                    tracing::warn!(run = %run_id, error = %e, "fleet run heartbeat failed");
+                }
+            }
+        }
+    }
     let finished = async {
         let conn = pool.get().await?;
         conn.execute(
@@ -101,6 +115,16 @@ async fn run(
         tracing::error!(run = %run_id, error = %e, "cannot mark fleet run finished");
     }
     tracing::info!(run = %run_id, "fleet migration finished");
+}
+
+async fn beat(pool: &Pool, run_id: &str) -> Result<(), TenantError> {
+    let conn = pool.get().await?;
+    conn.execute(
+        "UPDATE eerp.fleet_runs SET updated_at = now() WHERE id = $1::text::uuid",
+        &[&run_id],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn record(

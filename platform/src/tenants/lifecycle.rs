@@ -52,16 +52,19 @@ pub struct NewTenant {
 }
 
 /// Creates `new` and enables its modules, or finishes a creation that was interrupted.
-/// Returns the tenant and whether it was created now (`false` when it existed).
+/// Returns the tenant and whether it was created now (`false` when it existed). Asking
+/// again for a tenant that is complete changes nothing.
 ///
 /// # Errors
-/// [`TenantError::Invalid`] for a bad slug, plan or module, [`TenantError::Conflict`]
-/// for a deleted tenant of that slug, and database or migration failures.
+/// [`TenantError::Invalid`] for a bad slug, name, plan or module, [`TenantError::Conflict`]
+/// for a deleted tenant of that slug or an existing one with another name or plan, and
+/// database or migration failures.
 pub async fn create(cat: &Catalog<'_>, new: NewTenant) -> Result<(Value, bool), TenantError> {
     let slug = TenantSlug::parse(&new.slug).map_err(|e| TenantError::Invalid(e.to_string()))?;
     let modules = modules_to_enable(cat.registry, new.modules.as_deref())?;
-    let display_name = new.display_name.unwrap_or_else(|| slug.to_string());
-    let plan = new.plan.unwrap_or_else(|| "standard".to_string());
+    let display_name = new.display_name.clone().unwrap_or_else(|| slug.to_string());
+    check_display_name(&display_name)?;
+    let plan = new.plan.clone().unwrap_or_else(|| "standard".to_string());
 
     let mut conn = cat.pool.get().await?;
     let tx = conn.transaction().await?;
@@ -75,7 +78,14 @@ pub async fn create(cat: &Catalog<'_>, new: NewTenant) -> Result<(Value, bool), 
         .await?;
     let (id, created) = match inserted {
         Some(row) => (row.get::<_, String>(0), true),
-        None => existing_for_create(&tx, &slug).await?,
+        None => match existing_for_create(&tx, &slug, &new).await? {
+            Some(id) => (id, false),
+            None => {
+                drop(tx);
+                drop(conn);
+                return Ok((show(cat, &slug).await?, false));
+            }
+        },
     };
     if created {
         for (role, grants) in default_roles().0 {
@@ -115,22 +125,43 @@ pub async fn create(cat: &Catalog<'_>, new: NewTenant) -> Result<(Value, bool), 
     Ok((show(cat, &slug).await?, created))
 }
 
+/// For a slug that exists: its id when its creation must be finished, `None` when it is
+/// complete and matches the request.
 async fn existing_for_create(
     tx: &Transaction<'_>,
     slug: &TenantSlug,
-) -> Result<(String, bool), TenantError> {
+    new: &NewTenant,
+) -> Result<Option<String>, TenantError> {
     let row = tx
         .query_one(
-            "SELECT id::text, status FROM eerp.tenants WHERE slug = $1",
+            "SELECT id::text, status, display_name, plan FROM eerp.tenants WHERE slug = $1 FOR UPDATE",
             &[&slug.as_str()],
         )
         .await?;
-    if row.get::<_, &str>(1) == "deleted" {
+    let (status, name, plan): (&str, &str, &str) = (row.get(1), row.get(2), row.get(3));
+    if status == "deleted" {
         return Err(TenantError::Conflict(format!(
             "tenant `{slug}` was deleted and is waiting to be purged; purge it before reusing the slug"
         )));
     }
-    Ok((row.get(0), false))
+    let differs = new.display_name.as_deref().is_some_and(|n| n != name)
+        || new.plan.as_deref().is_some_and(|p| p != plan);
+    if differs {
+        return Err(TenantError::Conflict(format!(
+            "tenant `{slug}` exists with display name `{name}` and plan `{plan}`; \
+             change its plan with `eerp limits`, or pick another slug"
+        )));
+    }
+    Ok((status == "provisioning").then(|| row.get(0)))
+}
+
+fn check_display_name(name: &str) -> Result<(), TenantError> {
+    if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(TenantError::Invalid(
+            "`display_name` must be 1 to 200 characters without control characters".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn modules_to_enable(
@@ -225,7 +256,7 @@ fn with_effective_limits(base: &Limits, text: &str) -> Result<Value, TenantError
     let mut tenant: Value =
         serde_json::from_str(text).map_err(|e| TenantError::Db(e.to_string()))?;
     let layer = |key: &str| -> Result<LimitOverrides, TenantError> {
-        serde_json::from_value(tenant[key].clone()).map_err(|e| TenantError::Db(e.to_string()))
+        LimitOverrides::from_stored(tenant[key].clone()).map_err(|e| TenantError::Db(e.to_string()))
     };
     let effective = base.with(&layer("plan_limits")?.merged(&layer("limit_overrides")?));
     tenant["effective_limits"] = json!(effective.as_overrides());
@@ -247,12 +278,29 @@ pub async fn transition(
     let (from, to, name): (&[&str], &str, &str) = match action {
         Transition::Suspend => (&["active"], "suspended", "tenant.suspend"),
         Transition::Resume => (&["suspended"], "active", "tenant.resume"),
-        Transition::Delete => (&["active", "suspended"], "deleted", "tenant.delete"),
+        // A tenant whose creation failed for good can be deleted (and then purged).
+        Transition::Delete => (
+            &["active", "suspended", "provisioning"],
+            "deleted",
+            "tenant.delete",
+        ),
     };
-    let before = show(cat, slug).await?;
-    let status = before["status"].as_str().unwrap_or_default().to_string();
+    let mut conn = cat.pool.get().await?;
+    let tx = conn.transaction().await?;
+    // The row lock serialises concurrent actions on one tenant, so each sees the state
+    // the previous one left.
+    let status: String = tx
+        .query_opt(
+            "SELECT status FROM eerp.tenants WHERE slug = $1 FOR UPDATE",
+            &[&slug.as_str()],
+        )
+        .await?
+        .ok_or_else(|| TenantError::NotFound(format!("no tenant `{slug}`")))?
+        .get(0);
     if status == to {
-        return Ok(before);
+        drop(tx);
+        drop(conn);
+        return show(cat, slug).await;
     }
     if !from.contains(&status.as_str()) {
         return Err(TenantError::Conflict(format!(
@@ -260,8 +308,6 @@ pub async fn transition(
             from.join(" or ")
         )));
     }
-    let mut conn = cat.pool.get().await?;
-    let tx = conn.transaction().await?;
     tx.execute(
         "UPDATE eerp.tenants SET status = $2, updated_at = now(),
              deleted_at = CASE WHEN $2 = 'deleted' THEN now() END

@@ -87,7 +87,15 @@ async fn listen_once(
     directory: &TenantDirectory,
     ready: &mut Option<oneshot::Sender<()>>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
+    let mut config: tokio_postgres::Config = database_url.parse()?;
+    // A half-open connection would lose every notification silently until the kernel's
+    // default keepalive (about 2 hours) noticed; probe after 30 s idle instead.
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3);
+    let (client, mut connection) = config.connect(NoTls).await?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
     let sql = format!("LISTEN {CHANNEL}");
     let listen = client.batch_execute(&sql);

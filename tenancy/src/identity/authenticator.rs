@@ -27,6 +27,8 @@ pub struct AuthSettings {
     pub token_cache_capacity: u64,
     /// Minimum time between two JWKS fetches of one issuer.
     pub jwks_cooldown: Duration,
+    /// Age after which a JWKS is fetched again, so withdrawn keys stop verifying.
+    pub jwks_max_age: Duration,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway_secs: u64,
 }
@@ -36,6 +38,7 @@ impl Default for AuthSettings {
         Self {
             token_cache_capacity: 100_000,
             jwks_cooldown: Duration::from_secs(10),
+            jwks_max_age: Duration::from_secs(600),
             leeway_secs: 30,
         }
     }
@@ -127,7 +130,15 @@ impl Authenticator {
     ) -> Result<Self, KeyError> {
         let mut loaded = Vec::with_capacity(issuers.len());
         for config in issuers {
-            loaded.push(IssuerKeys::load(config, fetcher.clone(), settings.jwks_cooldown).await?);
+            loaded.push(
+                IssuerKeys::load(
+                    config,
+                    fetcher.clone(),
+                    settings.jwks_cooldown,
+                    settings.jwks_max_age,
+                )
+                .await?,
+            );
         }
         Ok(Self {
             issuers: loaded,
@@ -165,6 +176,7 @@ impl Authenticator {
     async fn verified(&self, token: &str, kind: Kind) -> Result<Arc<Verified>, AuthError> {
         let digest = token_digest(token, kind);
         if let Some(hit) = self.verified.get(&digest) {
+            self.refresh_if_stale(hit.issuer).await;
             if self.still_valid(&hit) {
                 return Ok(hit);
             }
@@ -175,8 +187,18 @@ impl Authenticator {
         Ok(verified)
     }
 
+    async fn refresh_if_stale(&self, issuer: usize) {
+        let keys = &self.issuers[issuer];
+        if keys.is_stale(&keys.current()) {
+            let (current, changed) = keys.refresh(None).await;
+            if changed {
+                self.evict_rotated(issuer, &current);
+            }
+        }
+    }
+
     fn still_valid(&self, hit: &Verified) -> bool {
-        if hit.expires_at + self.leeway <= now() {
+        if hit.expires_at.saturating_add(self.leeway) <= now() {
             return false;
         }
         let keys = self.issuers[hit.issuer].current();
@@ -204,13 +226,17 @@ impl Authenticator {
                 .as_deref()
                 .ok_or(AuthError::WrongIssuerOrAudience)?,
         };
+        self.refresh_if_stale(index).await;
         let kid = header.kid.as_deref();
         let mut keys = issuer.current();
         if let Some(kid) = kid
-            && !keys.has_kid(kid)
+            && keys.candidates(Some(kid), header.alg).next().is_none()
         {
-            keys = issuer.refresh_for(kid).await.0;
-            self.evict_rotated(index, &keys);
+            let (current, changed) = issuer.refresh(Some(kid)).await;
+            if changed {
+                self.evict_rotated(index, &current);
+            }
+            keys = current;
         }
         let claims =
             self.check_signature(token, header.alg, kid, &keys, &issuer.config, audience)?;

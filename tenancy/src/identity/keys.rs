@@ -71,11 +71,22 @@ pub(crate) struct VerifyKey {
 }
 
 /// The keys of an issuer at one point in time.
-#[derive(Default)]
 pub(crate) struct KeySet {
     pub keys: Vec<VerifyKey>,
     /// Bumped on every successful refresh.
     pub generation: u64,
+    /// When these keys were read.
+    pub loaded_at: Instant,
+}
+
+impl Default for KeySet {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            generation: 0,
+            loaded_at: Instant::now(),
+        }
+    }
 }
 
 impl KeySet {
@@ -83,14 +94,17 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
-    /// Candidate keys for a token with `kid` (if any) signed with `alg`.
+    /// Candidate keys for a token with `kid` (if any) signed with `alg`. Keys without a
+    /// `kid` (PEM files) are candidates for any token of their family: identity providers
+    /// put a `kid` in every token whether or not the verifier was given one.
     pub fn candidates<'a>(
         &'a self,
         kid: Option<&'a str>,
         alg: Algorithm,
     ) -> impl Iterator<Item = &'a VerifyKey> + 'a {
         self.keys.iter().filter(move |k| {
-            family_of(alg) == Some(k.family) && (kid.is_none() || k.kid.as_deref() == kid)
+            family_of(alg) == Some(k.family)
+                && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
         })
     }
 }
@@ -114,6 +128,7 @@ pub(crate) struct IssuerKeys {
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     fetcher: Option<Arc<dyn JwksFetcher>>,
     cooldown: Duration,
+    max_age: Duration,
 }
 
 impl IssuerKeys {
@@ -121,6 +136,7 @@ impl IssuerKeys {
         config: IssuerConfig,
         fetcher: Option<Arc<dyn JwksFetcher>>,
         cooldown: Duration,
+        max_age: Duration,
     ) -> Result<Self, KeyError> {
         check_config(&config)?;
         let keys = Self {
@@ -129,6 +145,7 @@ impl IssuerKeys {
             last_fetch: tokio::sync::Mutex::new(None),
             fetcher,
             cooldown,
+            max_age,
         };
         let initial = match &keys.config.keys {
             KeySource::Hs256Secret(secret) => KeySet {
@@ -137,13 +154,13 @@ impl IssuerKeys {
                     key: DecodingKey::from_secret(secret),
                     family: AlgorithmFamily::Hmac,
                 }],
-                generation: 0,
+                ..KeySet::default()
             },
             KeySource::PemFiles(files) => pem_keys(files)?,
             KeySource::JwksFile(_) | KeySource::JwksUrl(_) => match keys.fetch().await {
                 Ok(set) => set,
-                // The identity provider may be down while we start; the first token with a
-                // kid triggers another attempt.
+                // The identity provider may be down while we start; an empty set counts as
+                // stale, so the next token triggers another attempt.
                 Err(e) => {
                     tracing::warn!(issuer = %keys.config.issuer, error = %e, "no JWKS at start");
                     KeySet::default()
@@ -170,20 +187,33 @@ impl IssuerKeys {
         *guard = Arc::new(set);
     }
 
-    /// Refetches the JWKS because `kid` is unknown, unless another request just did or the
-    /// cooldown since the last fetch has not passed. Returns the keys to use and whether a
-    /// fetch happened.
-    pub async fn refresh_for(&self, kid: &str) -> (Arc<KeySet>, bool) {
-        let refreshable = matches!(
+    fn refreshable(&self) -> bool {
+        matches!(
             self.config.keys,
             KeySource::JwksFile(_) | KeySource::JwksUrl(_)
-        );
-        if !refreshable {
+        )
+    }
+
+    /// Whether the JWKS should be fetched again even without an unknown `kid`: it is older
+    /// than the maximum age (so keys the provider withdrew stop verifying), or empty.
+    pub fn is_stale(&self, keys: &KeySet) -> bool {
+        self.refreshable() && (keys.keys.is_empty() || keys.loaded_at.elapsed() > self.max_age)
+    }
+
+    /// Refetches the JWKS because `kid` is unknown (or, with `None`, because the keys are
+    /// stale), unless another request just did or the cooldown since the last fetch has
+    /// not passed. Returns the keys to use and whether they changed.
+    pub async fn refresh(&self, kid: Option<&str>) -> (Arc<KeySet>, bool) {
+        if !self.refreshable() {
             return (self.current(), false);
         }
         let mut last = self.last_fetch.lock().await;
         let current = self.current();
-        if current.has_kid(kid) {
+        let needed = match kid {
+            Some(kid) => !current.has_kid(kid),
+            None => self.is_stale(&current),
+        };
+        if !needed {
             return (current, false);
         }
         if last.is_some_and(|at| at.elapsed() < self.cooldown) {
@@ -198,7 +228,7 @@ impl IssuerKeys {
             }
             Err(e) => {
                 tracing::warn!(issuer = %self.config.issuer, error = %e, "JWKS refresh failed");
-                (current, true)
+                (current, false)
             }
         }
     }
@@ -236,6 +266,11 @@ fn check_config(config: &IssuerConfig) -> Result<(), KeyError> {
         issuer: config.issuer.clone(),
         detail: detail.to_string(),
     };
+    if config.operator_audience.as_deref() == Some(config.audience.as_str()) {
+        return Err(problem(
+            "the operator audience must differ from the tenant audience, or tenant tokens could reach the admin API",
+        ));
+    }
     if config.algorithms.is_empty() {
         return Err(problem(
             "no algorithms allowed; list RS256, ES256, EdDSA or HS256",
@@ -294,7 +329,7 @@ fn pem_keys(files: &[std::path::PathBuf]) -> Result<KeySet, KeyError> {
     }
     Ok(KeySet {
         keys,
-        generation: 0,
+        ..KeySet::default()
     })
 }
 
@@ -322,6 +357,6 @@ fn jwks_keys(origin: &str, body: &[u8]) -> Result<KeySet, KeyError> {
     }
     Ok(KeySet {
         keys,
-        generation: 0,
+        ..KeySet::default()
     })
 }

@@ -72,10 +72,14 @@ async fn rs256_es256_and_eddsa_tokens_verify_with_pem_keys() {
     ] {
         let pem = KeySource::PemFiles(vec![key_path(&format!("{name}.pub.pem"))]);
         let auth = authenticator(issuer(vec![alg], pem), None).await;
-        let token = sign(alg, None, &private(&format!("{name}.pem"), alg), &claims());
-        let identity = auth.verify(&token).await.unwrap();
-        assert_eq!(identity.tenant.as_str(), "acme", "{alg:?}");
-        assert_eq!(identity.roles, vec!["admin".to_string()]);
+        let key = private(&format!("{name}.pem"), alg);
+        // Identity providers put a kid in every token; a PEM key has none and takes any.
+        for kid in [None, Some("key-2026")] {
+            let token = sign(alg, kid, &key, &claims());
+            let identity = auth.verify(&token).await.unwrap();
+            assert_eq!(identity.tenant.as_str(), "acme", "{alg:?} {kid:?}");
+            assert_eq!(identity.roles, vec!["admin".to_string()]);
+        }
     }
 }
 
@@ -113,6 +117,10 @@ async fn hs256_with_asymmetric_algorithms_or_a_short_secret_is_a_config_error() 
             .await
             .is_err()
     );
+    let mut same_audience = IssuerConfig::hs256("https://idp.test", "eerp", vec![7; 32]);
+    same_audience.operator_audience = Some("eerp".into());
+    let result = Authenticator::new(vec![same_audience], None, AuthSettings::default()).await;
+    assert!(result.is_err(), "tenant tokens could reach the admin API");
 }
 
 #[tokio::test]
@@ -218,7 +226,34 @@ async fn unknown_kids_refetch_once_then_cool_down_and_rotation_evicts_cached_tok
         );
         assert_eq!(auth.verify(&forged).await, Err(AuthError::UnknownKey));
     }
-    assert!(idp.fetches.load(Ordering::SeqCst) <= 3, "cooldown holds");
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2, "cooldown holds");
+}
+
+#[tokio::test]
+async fn a_stale_jwks_is_refetched_so_withdrawn_keys_stop_verifying() {
+    let idp = Arc::new(FakeIdp {
+        body: Mutex::new(jwks(&[("k1", "rsa.pem", Algorithm::RS256)])),
+        fetches: AtomicUsize::new(0),
+    });
+    let config = issuer(
+        vec![Algorithm::RS256],
+        KeySource::JwksUrl("https://idp.test/jwks".into()),
+    );
+    let settings = AuthSettings {
+        jwks_cooldown: Duration::from_millis(10),
+        jwks_max_age: Duration::from_millis(100),
+        ..AuthSettings::default()
+    };
+    let auth = Authenticator::new(vec![config], Some(idp.clone()), settings)
+        .await
+        .unwrap();
+    let key = private("rsa.pem", Algorithm::RS256);
+    let token = sign(Algorithm::RS256, Some("k1"), &key, &claims());
+    assert!(auth.verify(&token).await.is_ok());
+    // The provider withdraws k1 without publishing anything new.
+    *idp.body.lock().unwrap() = jwks(&[]);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(auth.verify(&token).await, Err(AuthError::UnknownKey));
 }
 
 #[tokio::test]
