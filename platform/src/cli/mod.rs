@@ -35,7 +35,7 @@ pub struct Connection {
 pub enum TenantCommand {
     /// Create a tenant with its modules (re-run to finish an interrupted creation).
     Create {
-        /// Slug: lowercase letters, digits and `-`.
+        /// Slug: lower-case letters, digits and `_`, starting with a letter.
         slug: String,
         /// Display name.
         #[arg(long)]

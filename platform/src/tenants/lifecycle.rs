@@ -38,7 +38,7 @@ pub struct Catalog<'a> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
-    /// Slug: lowercase letters, digits and `-`, at most 39 characters.
+    /// Slug: lower-case letters, digits and `_`, starting with a letter, at most 39 characters.
     pub slug: String,
     /// Human name; defaults to the slug.
     #[serde(default)]
