@@ -317,17 +317,16 @@ pub async fn transition(
     .await?;
     let after = json!({"status": to});
     let before_status = json!({"status": status});
-    audit(
-        &tx,
+    commit_audited(
+        tx,
         cat.actor,
         name,
         Some(slug),
+        Change::Tenant(slug.to_string()),
         Some(&before_status),
         Some(&after),
     )
     .await?;
-    announce(&tx, &Change::Tenant(slug.to_string())).await?;
-    tx.commit().await?;
     drop(conn);
     show(cat, slug).await
 }
@@ -401,17 +400,16 @@ async fn purge_one(cat: &Catalog<'_>, id: &str, slug: &str) -> Result<(), Tenant
     tx.execute("DELETE FROM eerp.tenants WHERE id = $1::text::uuid", &[&id])
         .await?;
     let slug_value = TenantSlug::parse(slug).ok();
-    audit(
-        &tx,
+    commit_audited(
+        tx,
         cat.actor,
         "tenant.purge",
         slug_value.as_ref(),
+        Change::Tenant(slug.to_string()),
         Some(&json!({"status": "deleted"})),
         None,
     )
     .await?;
-    announce(&tx, &Change::Tenant(slug.to_string())).await?;
-    tx.commit().await?;
     tracing::info!(tenant = slug, "tenant purged");
     Ok(())
 }
@@ -452,10 +450,21 @@ pub async fn set_module(
         };
         let after = json!({"module": module, "enabled": enabled,
                            "schema": schema_name(slug, &loaded.name)});
-        audit(&tx, cat.actor, action, Some(slug), None, Some(&after)).await?;
+        let change = Change::Tenant(slug.to_string());
+        commit_audited(
+            tx,
+            cat.actor,
+            action,
+            Some(slug),
+            change,
+            None,
+            Some(&after),
+        )
+        .await?;
+    } else {
+        // Already disabled: nothing to record or announce.
+        drop(tx);
     }
-    announce(&tx, &Change::Tenant(slug.to_string())).await?;
-    tx.commit().await?;
     drop(conn);
     show(cat, slug).await
 }
@@ -492,17 +501,16 @@ pub async fn set_limits(
     let pick = |v: &Value| json!({"plan": v["plan"], "limit_overrides": v["limit_overrides"]});
     let after = json!({"plan": plan.map_or(before["plan"].clone(), |p| json!(p)),
                        "limit_overrides": overrides.map_or(before["limit_overrides"].clone(), |o| json!(o))});
-    audit(
-        &tx,
+    commit_audited(
+        tx,
         cat.actor,
         "tenant.limits",
         Some(slug),
+        Change::Tenant(slug.to_string()),
         Some(&pick(&before)),
         Some(&after),
     )
     .await?;
-    announce(&tx, &Change::Tenant(slug.to_string())).await?;
-    tx.commit().await?;
     drop(conn);
     show(cat, slug).await
 }
@@ -553,17 +561,16 @@ pub async fn set_role(
     }
     let after = json!({"role": role, "grants": grants});
     let before = before.map(|g| json!({"role": role, "grants": g}));
-    audit(
-        &tx,
+    commit_audited(
+        tx,
         cat.actor,
         "tenant.role",
         Some(slug),
+        Change::Tenant(slug.to_string()),
         before.as_ref(),
         Some(&after),
     )
     .await?;
-    announce(&tx, &Change::Tenant(slug.to_string())).await?;
-    tx.commit().await?;
     drop(conn);
     show(cat, slug).await
 }
@@ -620,17 +627,16 @@ pub async fn put_plan(
     .await?;
     let record = json!({"plan": name, "limits": after});
     let before = before.map(|b| json!({"plan": name, "limits": b}));
-    audit(
-        &tx,
+    commit_audited(
+        tx,
         cat.actor,
         "plan.put",
         None,
+        Change::All,
         before.as_ref(),
         Some(&record),
     )
     .await?;
-    announce(&tx, &Change::All).await?;
-    tx.commit().await?;
     Ok(record)
 }
 
@@ -671,6 +677,23 @@ async fn tenant_id(cat: &Catalog<'_>, slug: &TenantSlug) -> Result<(String, Stri
         .await?
         .ok_or_else(|| TenantError::NotFound(format!("no tenant `{slug}`")))?;
     Ok((row.get(0), row.get(1)))
+}
+
+/// Appends the action to the audit log, announces the change to every replica, and
+/// commits: the three happen together or not at all.
+async fn commit_audited(
+    tx: Transaction<'_>,
+    actor: &str,
+    action: &str,
+    tenant: Option<&TenantSlug>,
+    change: Change,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Result<(), TenantError> {
+    audit(&tx, actor, action, tenant, before, after).await?;
+    announce(&tx, &change).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Appends to the audit log inside the action's transaction.
