@@ -59,14 +59,10 @@ impl Status {
 /// One tenant as the request path sees it.
 #[derive(Debug, Clone)]
 pub struct TenantEntry {
-    /// Catalog id (uuid text).
-    pub id: String,
     /// Slug.
     pub slug: TenantSlug,
     /// Life cycle state.
     pub status: Status,
-    /// Plan name.
-    pub plan: String,
     /// Defaults, then the plan, then the tenant's overrides.
     pub limits: Limits,
     /// Enabled modules and the migration version each is at.
@@ -166,7 +162,7 @@ async fn load(
     let conn = pool.get().await?;
     let row = conn
         .query_opt(
-            "SELECT t.id::text, t.status, t.plan, p.limits::text, t.limit_overrides::text,
+            "SELECT t.status, p.limits::text, t.limit_overrides::text,
                 coalesce((SELECT json_object_agg(m.module, m.version) FROM eerp.tenant_modules m
                           WHERE m.tenant_id = t.id AND m.enabled), '{}')::text,
                 coalesce((SELECT json_object_agg(r.role, r.grants) FROM eerp.tenant_roles r
@@ -187,18 +183,16 @@ async fn load(
         LimitOverrides::from_stored(json(i)?)
             .map_err(|e| TenantError::Db(format!("catalog limits of {slug}: {e}")))
     };
-    let limits = base.with(&overrides(3)?.merged(&overrides(4)?));
-    let modules = serde_json::from_value(json(5)?)
+    let limits = base.with(&overrides(1)?.merged(&overrides(2)?));
+    let modules = serde_json::from_value(json(3)?)
         .map_err(|e| TenantError::Db(format!("catalog modules of {slug}: {e}")))?;
-    let roles = serde_json::from_value(json(6)?)
+    let roles = serde_json::from_value(json(4)?)
         .map_err(|e| TenantError::Db(format!("catalog roles of {slug}: {e}")))?;
-    let status: &str = row.get(1);
+    let status: &str = row.get(0);
     Ok(Some(Arc::new(TenantEntry {
-        id: row.get(0),
         slug: slug.clone(),
         status: Status::parse(status)
             .ok_or_else(|| TenantError::Db(format!("unknown status `{status}` of {slug}")))?,
-        plan: row.get(2),
         limits,
         modules,
         roles: RoleGrants(roles),
