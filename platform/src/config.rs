@@ -36,6 +36,8 @@ pub struct Settings {
     pub workers: usize,
     /// Extra module files to load besides the built-in ones.
     pub extra_modules: Vec<PathBuf>,
+    /// Tenants with their own `tenant` label in metrics; the rest are `other`.
+    pub metrics_top_tenants: usize,
 }
 
 impl Settings {
@@ -55,6 +57,7 @@ impl Settings {
             db_pool_size: 16,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             extra_modules: Vec::new(),
+            metrics_top_tenants: 20,
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`data_api`]: typed operations from modules -> SQL with bind parameters.
 //! - [`migrations`]: module migration JSON -> DDL, and the platform catalog.
 //! - [`registry`]: loaded modules behind an atomic swap.
+//! - [`metrics`]: Prometheus families, module CPU time, the capped tenant label.
 //! - [`db`]: the shared pool and the request transaction (`SET LOCAL` only).
 //! - [`sql`]: quoted identifiers and literals, and the rules for table and column names.
 //! - [`startup`], [`config`], [`telemetry`]: building and running the app.
@@ -29,6 +30,7 @@ pub mod data_api;
 pub mod db;
 pub mod dev;
 pub mod http;
+pub mod metrics;
 pub mod migrations;
 pub mod registry;
 pub mod runtime;

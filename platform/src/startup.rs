@@ -14,6 +14,7 @@ use wasmtime::Engine;
 use crate::config::Settings;
 use crate::db::create_pool;
 use crate::http;
+use crate::metrics::Metrics;
 use crate::migrations::catalog::migrate_catalog;
 use crate::registry::Registry;
 use crate::runtime::build_engine;
@@ -36,6 +37,10 @@ pub struct AppState {
     pub ceilings: Ceilings,
     /// How long deleted tenants are kept before purge.
     pub purge_grace: std::time::Duration,
+    /// Every metric family.
+    pub metrics: Arc<Metrics>,
+    /// Sandbox instances that can run at once.
+    pub pool_slots: u32,
 }
 
 /// A built application, listening but not yet serving.
@@ -83,6 +88,8 @@ impl App {
                 max_memory_bytes: settings.engine.max_memory_bytes as u64,
             },
             purge_grace: settings.purge_grace,
+            metrics: Arc::new(Metrics::new(settings.metrics_top_tenants)),
+            pool_slots: settings.engine.pool_slots,
         });
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
@@ -91,6 +98,7 @@ impl App {
         let server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(shared.clone())
+                .wrap(actix_web::middleware::from_fn(http::metrics::track))
                 .configure(http::routes)
         })
         .workers(settings.workers.max(1))

@@ -9,6 +9,7 @@ mod fleet;
 mod isolation;
 mod jwks;
 mod limits;
+mod metrics;
 mod migrations;
 mod sandbox;
 mod tenancy;

@@ -35,6 +35,22 @@ pub struct DataUsage {
     pub bytes: u64,
     /// Wall time spent in data calls (database included).
     pub host_time: Duration,
+    /// Each statement's operation and duration, for the query histogram.
+    pub statements: Vec<(&'static str, Duration)>,
+}
+
+/// The operation's name as metrics label it.
+pub fn op_name(op: &DataOp) -> &'static str {
+    match op {
+        DataOp::Insert { .. } => "insert",
+        DataOp::Get { .. } => "get",
+        DataOp::GetForUpdate { .. } => "get_for_update",
+        DataOp::List(_) => "list",
+        DataOp::Update { .. } => "update",
+        DataOp::Delete { .. } => "delete",
+        DataOp::Restore { .. } => "restore",
+        DataOp::Aggregate(_) => "aggregate",
+    }
 }
 
 /// Runs one data API request from the module and returns the reply it will read.
@@ -69,7 +85,13 @@ async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataErro
         ));
     }
     let statement = query::build(&scope.schema, &scope.model, &op)?;
-    let rows = run_statement(scope, &statement).await?;
+    let started = std::time::Instant::now();
+    let rows = run_statement(scope, &statement).await;
+    scope
+        .usage
+        .statements
+        .push((op_name(&op), started.elapsed()));
+    let rows = rows?;
     let rows_returned = rows.len() as u64;
     let bytes_returned: u64 = rows
         .iter()

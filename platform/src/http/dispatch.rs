@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use eerp_abi::envelope::{Principal, Request, Response};
 use eerp_tenancy::Identity;
 use eerp_tenancy::id::schema_name;
@@ -15,12 +15,15 @@ use futures_util::StreamExt;
 use serde_json::value::RawValue;
 
 use super::auth::authenticate;
+use super::metrics::RouteLabel;
 use super::problem::ApiError;
 use crate::data_api::DataUsage;
 use crate::db::DbSession;
+use crate::metrics::Usage;
 use crate::runtime::host::RequestScope;
 use crate::runtime::{Invocation, InvokeError, LoadedModule, Outcome, RouteMatch, invoke};
 use crate::startup::AppState;
+use crate::tenants::gate::Rejected;
 use crate::tenants::{Status, TenantEntry};
 
 /// The request id: the caller's `x-request-id` when it is short and plain, else a new one.
@@ -48,6 +51,9 @@ struct Trace {
     fuel: u64,
     peak_memory: usize,
     instantiate: std::time::Duration,
+    cpu: std::time::Duration,
+    /// Whether the module was called (so usage is worth recording).
+    invoked: bool,
     usage: DataUsage,
     /// What went wrong inside the module call, for operators (never sent to clients).
     error: Option<String>,
@@ -73,6 +79,7 @@ pub async fn module_route(
         }
     };
     let module = req.match_info().get("module").unwrap_or_default();
+    record_metrics(&req, &state, module, &trace);
     tracing::info!(
         target: "eerp::request",
         request_id,
@@ -85,6 +92,7 @@ pub async fn module_route(
         fuel = trace.fuel,
         peak_memory_bytes = trace.peak_memory,
         instantiate_us = trace.instantiate.as_micros() as u64,
+        cpu_us = trace.cpu.as_micros() as u64,
         data_calls = trace.usage.calls,
         data_ms = trace.usage.host_time.as_secs_f64() * 1e3,
         latency_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -98,6 +106,39 @@ pub async fn module_route(
             .insert(header::HeaderName::from_static("x-request-id"), value);
     }
     response
+}
+
+/// Counts the request for its module and tenant, and labels it with its route template.
+fn record_metrics(req: &HttpRequest, state: &AppState, module: &str, trace: &Trace) {
+    // Only loaded modules become label values: the path segment is caller input.
+    if state.registry.get(module).is_none() {
+        return;
+    }
+    if let Some(route) = &trace.route {
+        req.extensions_mut()
+            .insert(RouteLabel(format!("/api/v1/{module}{route}")));
+    }
+    let metrics = &state.metrics;
+    if let Some(outcome) = trace.outcome {
+        metrics.record_outcome(module, trace.tenant.as_deref(), outcome);
+    }
+    if !trace.invoked {
+        return;
+    }
+    let usage = Usage {
+        cpu: trace.cpu,
+        data_api: trace.usage.host_time,
+        fuel: trace.fuel,
+        peak_memory_bytes: trace.peak_memory,
+        instantiation: trace.instantiate,
+    };
+    metrics.record_usage(module, &usage);
+    for (op, duration) in &trace.usage.statements {
+        metrics
+            .query_duration
+            .with_label_values(&[op])
+            .observe(duration.as_secs_f64());
+    }
 }
 
 async fn serve(
@@ -135,11 +176,18 @@ async fn serve(
     if !tenant.roles.allow(&identity.roles, &route.permission) {
         return Err(ApiError::Forbidden(route.permission.clone()));
     }
-    let _permit = state
-        .directory
-        .gate(&tenant)
-        .admit()
-        .map_err(ApiError::Rejected)?;
+    let _permit = state.directory.gate(&tenant).admit().map_err(|rejected| {
+        let reason = match rejected {
+            Rejected::Rate { .. } => "rate",
+            Rejected::Concurrency { .. } => "concurrency",
+        };
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&[reason])
+            .inc();
+        ApiError::Rejected(rejected)
+    })?;
     let limits = tenant.limits.clone();
     let body = read_body(req, payload, limits.max_request_bytes).await?;
     let query = parse_query(req.query_string())?;
@@ -217,6 +265,8 @@ async fn run_module(
     trace.fuel = report.fuel_used;
     trace.peak_memory = report.peak_memory_bytes;
     trace.instantiate = report.instantiate_time;
+    trace.cpu = report.cpu_time;
+    trace.invoked = true;
     trace.usage = report.usage;
     let db_failure = report.db.failure().map(str::to_string);
     let aborted = report.db.is_aborted();

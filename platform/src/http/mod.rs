@@ -5,12 +5,14 @@
 //! | `/api/v1/{module}/...` | module routes, dispatched into the sandbox ([`dispatch`]) |
 //! | `/admin/v1/...` | the operators' admin API ([`admin`]) |
 //! | `/livez`, `/readyz` | health ([`health`]) |
+//! | `/metrics` | Prometheus text exposition ([`metrics`]) |
 //! | anything else | 404 problem |
 
 pub mod admin;
 pub mod auth;
 pub mod dispatch;
 pub mod health;
+pub mod metrics;
 pub mod problem;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -19,6 +21,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/livez", web::get().to(health::livez))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .configure(admin::routes)
         .route("/api/v1/{module}", web::route().to(dispatch::module_route))
         .route(

@@ -5,7 +5,9 @@
 //!   -> instantiate from the cached InstancePre (pooling allocator)
 //!   -> eerp_alloc + write the request envelope
 //!   -> eerp_handle -> packed (ptr, len) -> bounds-checked read -> Response
-//! all inside tokio::time::timeout(wall_time); the Store is dropped afterwards
+//! all inside tokio::time::timeout(wall_time), with the thread CPU time of every poll
+//! added up (so database waits, which return Pending, are not counted); the Store is
+//! dropped afterwards
 //! ```
 //! The transaction is not finished here: the caller commits or rolls back with the
 //! [`DbSession`] handed back in the report, once it knows the outcome.
@@ -22,6 +24,7 @@ use super::loaded::LoadedModule;
 use super::outcome::InvokeError;
 use crate::data_api::DataUsage;
 use crate::db::DbSession;
+use crate::metrics::cpu::CpuTimed;
 
 /// Fuel between voluntary yields to the async executor, so a busy module cannot hold a
 /// worker thread for long (about 0.1 ms of guest code).
@@ -47,6 +50,8 @@ pub struct InvokeReport {
     pub peak_memory_bytes: usize,
     /// Time to instantiate.
     pub instantiate_time: Duration,
+    /// Thread CPU time while the call was polled (instantiation and wasm; not waits).
+    pub cpu_time: Duration,
     /// Data API usage, including time spent in the host.
     pub usage: DataUsage,
     /// The database session, still open if the module used it.
@@ -63,6 +68,7 @@ pub async fn invoke(
     let mut store = Store::new(engine, HostState::for_request(invocation.scope));
     store.limiter(|state| &mut state.limiter);
     let mut instantiate_time = Duration::ZERO;
+    let mut cpu_time = Duration::ZERO;
     let setup = store
         .set_fuel(limits.fuel_per_request)
         .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
@@ -77,6 +83,8 @@ pub async fn invoke(
                 limits.max_response_bytes.min(MAX_RESPONSE_BYTES),
                 &mut instantiate_time,
             );
+            tokio::pin!(call);
+            let call = CpuTimed::new(call, &mut cpu_time);
             match tokio::time::timeout(limits.wall_time, call).await {
                 Ok(result) => result,
                 Err(_) => Ok(Err(InvokeError::Timeout(limits.wall_time))),
@@ -113,6 +121,7 @@ pub async fn invoke(
         fuel_used,
         peak_memory_bytes,
         instantiate_time,
+        cpu_time,
         usage,
         db,
     }

@@ -79,6 +79,8 @@ pub struct TenantDirectory {
     gates: moka::sync::Cache<String, Arc<Gate>>,
     /// Bumped by every invalidation, so a load that raced with one is not trusted.
     invalidations: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl TenantDirectory {
@@ -96,7 +98,17 @@ impl TenantDirectory {
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
             invalidations: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
+    }
+
+    /// Entry lookups so far: (hits, misses).
+    pub fn cache_counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// The limits under every plan.
@@ -110,6 +122,11 @@ impl TenantDirectory {
     /// # Errors
     /// [`TenantError::Db`] when the catalog cannot be read.
     pub async fn get(&self, slug: &TenantSlug) -> Result<Option<Arc<TenantEntry>>, TenantError> {
+        if let Some(entry) = self.entries.get(slug.as_str()).await {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(entry);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let before = self.invalidations.load(Ordering::Acquire);
         let entry = self.cached(slug).await?;
         if self.invalidations.load(Ordering::Acquire) == before {
@@ -131,14 +148,15 @@ impl TenantDirectory {
     /// The admission gate of `entry`, rebuilt when its limits changed.
     pub fn gate(&self, entry: &TenantEntry) -> Arc<Gate> {
         let key = entry.slug.as_str();
-        if let Some(gate) = self.gates.get(key)
-            && gate.fits(&entry.limits)
-        {
+        // `get_with` builds a missing gate once even when requests race for it: two
+        // buckets for one tenant would admit twice its rate.
+        let build = || Arc::new(Gate::new(&entry.limits));
+        let gate = self.gates.get_with_by_ref(key, build);
+        if gate.fits(&entry.limits) {
             return gate;
         }
-        let gate = Arc::new(Gate::new(&entry.limits));
-        self.gates.insert(key.to_string(), gate.clone());
-        gate
+        self.gates.invalidate(key);
+        self.gates.get_with_by_ref(key, build)
     }
 
     /// Forgets `slug` so the next request reads the catalog.

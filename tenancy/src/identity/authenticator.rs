@@ -7,6 +7,7 @@
 //! are evicted.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::errors::ErrorKind;
@@ -83,6 +84,8 @@ pub struct Authenticator {
     issuers: Vec<IssuerKeys>,
     verified: Cache<[u8; 32], Arc<Verified>>,
     leeway: u64,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -148,7 +151,17 @@ impl Authenticator {
                 .support_invalidation_closures()
                 .build(),
             leeway: settings.leeway_secs,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         })
+    }
+
+    /// Token cache lookups so far: (hits, misses).
+    pub fn cache_counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Verifies a tenant token.
@@ -178,10 +191,12 @@ impl Authenticator {
         if let Some(hit) = self.verified.get(&digest) {
             self.refresh_if_stale(hit.issuer).await;
             if self.still_valid(&hit) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(hit);
             }
             self.verified.invalidate(&digest);
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let verified = Arc::new(self.verify_fresh(token, kind).await?);
         self.verified.insert(digest, verified.clone());
         Ok(verified)

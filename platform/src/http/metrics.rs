@@ -1,0 +1,132 @@
+//! `/metrics` and the middleware that counts every HTTP request.
+
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, web};
+
+use crate::metrics::{Metrics, status_class};
+use crate::startup::AppState;
+
+/// The route template of a module route (`/api/v1/crm/contacts/{id}`), set by dispatch
+/// so the HTTP families are labelled by template, never by raw path.
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub String);
+
+/// Counts the request and observes its latency under its route template.
+///
+/// # Errors
+/// Whatever the wrapped service returns.
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    let method = req.method().as_str().to_string();
+    let response = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let route = route_label(&response);
+        let class = status_class(response.status().as_u16());
+        let labels = [route.as_str(), method.as_str(), class];
+        metrics.http_requests.with_label_values(&labels).inc();
+        metrics
+            .http_duration
+            .with_label_values(&labels)
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
+}
+
+fn route_label<B>(response: &ServiceResponse<B>) -> String {
+    let request = response.request();
+    if let Some(label) = request.extensions().get::<RouteLabel>() {
+        return label.0.clone();
+    }
+    match request.match_pattern() {
+        // A module path that matched no module route.
+        Some(pattern) if pattern.starts_with("/api/v1/{module}") => {
+            "/api/v1/{module}/unmatched".into()
+        }
+        Some(pattern) => pattern,
+        None => "unmatched".into(),
+    }
+}
+
+/// `/metrics`: refreshes the values read at scrape time, then renders every family.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    refresh(&state).await;
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+async fn refresh(state: &AppState) {
+    let m: &Metrics = &state.metrics;
+    let pool = state.pool.status();
+    m.db_pool
+        .with_label_values(&["max"])
+        .set(pool.max_size as i64);
+    m.db_pool.with_label_values(&["open"]).set(pool.size as i64);
+    m.db_pool
+        .with_label_values(&["idle"])
+        .set(pool.available as i64);
+    m.db_pool_waiting.set(pool.waiting as i64);
+    if let Some(sandbox) = state.engine.pooling_allocator_metrics() {
+        let in_use = [
+            ("instances", sandbox.core_instances() as i64),
+            ("memories", sandbox.memories() as i64),
+            ("tables", sandbox.tables() as i64),
+            ("stacks", sandbox.stacks() as i64),
+        ];
+        for (resource, value) in in_use {
+            m.sandbox_pool.with_label_values(&[resource]).set(value);
+        }
+    }
+    m.sandbox_slots.set(i64::from(state.pool_slots));
+    catch_up(m, "token", state.auth.cache_counts());
+    catch_up(m, "tenant", state.directory.cache_counts());
+    if let Err(e) = tenants_by_status(state).await {
+        m.scrape_errors.inc();
+        tracing::warn!(error = %e, "metrics: cannot count tenants");
+    }
+}
+
+/// Moves a cache's hit and miss counters up to the cache's own totals.
+fn catch_up(m: &Metrics, cache: &str, (hits, misses): (u64, u64)) {
+    for (result, total) in [("hit", hits), ("miss", misses)] {
+        let counter = m.cache_requests.with_label_values(&[cache, result]);
+        counter.inc_by(total.saturating_sub(counter.get()));
+    }
+}
+
+async fn tenants_by_status(state: &AppState) -> Result<(), String> {
+    let query = async {
+        let conn = state.pool.get().await.map_err(|e| e.to_string())?;
+        conn.query(
+            "SELECT status, count(*) FROM eerp.tenants GROUP BY status",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())
+    };
+    let rows = tokio::time::timeout(Duration::from_secs(2), query)
+        .await
+        .map_err(|_| "timed out after 2 s".to_string())??;
+    for status in ["provisioning", "active", "suspended", "deleted"] {
+        let count = rows
+            .iter()
+            .find(|r| r.get::<_, &str>(0) == status)
+            .map_or(0, |r| r.get::<_, i64>(1));
+        state
+            .metrics
+            .tenants
+            .with_label_values(&[status])
+            .set(count);
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! `/metrics` after scripted workloads: counters move exactly as the requests say, for the
+//! right module, outcome and tenant; module CPU follows the work done, not the waiting.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use eerp_e2e::{TestApp, TestOptions, spawn_app_with};
+use eerp_tenancy::Limits;
+use reqwest::Method;
+use serde_json::json;
+
+/// One scrape: `name{labels}` (labels sorted, as the exposition writes them) -> value.
+async fn scrape(app: &TestApp) -> HashMap<String, f64> {
+    let response = app.send(Method::GET, "/metrics", None, None).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn value(scrape: &HashMap<String, f64>, series: &str) -> f64 {
+    scrape.get(series).copied().unwrap_or(0.0)
+}
+
+async fn hostile_app() -> TestApp {
+    spawn_app_with(TestOptions {
+        hostile: true,
+        ..TestOptions::default()
+    })
+    .await
+}
+
+async fn get(app: &TestApp, token: &str, route: &str) -> u16 {
+    let path = format!("/api/v1/hostile{route}");
+    app.send(Method::GET, &path, Some(token), None)
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_scripted_workload_moves_exactly_the_expected_series() {
+    let app = hostile_app().await;
+    let acme = app.admin_of("acme").await;
+    let bursty = app.admin_of("bursty").await;
+    let limits = json!({"limits": {"requests_per_second": 1, "burst": 2}});
+    let (status, _) = app
+        .admin(Method::PUT, "/tenants/bursty/limits", Some(&limits))
+        .await;
+    assert_eq!(status, 200);
+
+    for _ in 0..3 {
+        assert_eq!(get(&app, &acme, "/count").await, 200);
+    }
+    assert_eq!(get(&app, &acme, "/loop").await, 500);
+    assert_eq!(get(&app, &acme, "/hog").await, 500);
+    let burst: Vec<u16> =
+        futures_util::future::join_all((0..5).map(|_| get(&app, &bursty, "/count"))).await;
+    assert_eq!(burst.iter().filter(|s| **s == 429).count(), 3, "{burst:?}");
+
+    let m = scrape(&app).await;
+    let inv = |outcome: &str| {
+        value(
+            &m,
+            &format!(r#"eerp_module_invocations_total{{module="hostile",outcome="{outcome}"}}"#),
+        )
+    };
+    assert_eq!(inv("ok"), 5.0, "3 from acme, 2 of bursty's burst");
+    assert_eq!(inv("out_of_fuel"), 1.0);
+    assert_eq!(inv("memory_limit"), 1.0);
+    assert_eq!(inv("rate_limited"), 3.0);
+    assert_eq!(inv("trap"), 0.0);
+    assert_eq!(
+        value(
+            &m,
+            r#"eerp_module_invocations_total{module="crm",outcome="ok"}"#
+        ),
+        0.0
+    );
+    let trap = |kind: &str| {
+        value(
+            &m,
+            &format!(r#"eerp_module_traps_total{{kind="{kind}",module="hostile"}}"#),
+        )
+    };
+    assert_eq!((trap("out_of_fuel"), trap("memory_limit")), (1.0, 1.0));
+    assert_eq!(
+        value(&m, r#"eerp_rate_limited_requests_total{reason="rate"}"#),
+        3.0
+    );
+    let count_route = r#"eerp_http_requests_total{method="GET",route="/api/v1/hostile/count",status_class="2xx"}"#;
+    assert_eq!(value(&m, count_route), 5.0);
+    let limited = r#"eerp_http_requests_total{method="GET",route="/api/v1/hostile/count",status_class="4xx"}"#;
+    assert_eq!(value(&m, limited), 3.0);
+    let fuel = value(&m, r#"eerp_module_fuel_consumed_total{module="hostile"}"#);
+    assert!(
+        fuel >= Limits::default().fuel_per_request as f64,
+        "the loop alone used it all"
+    );
+    assert!(value(&m, r#"eerp_module_cpu_seconds_total{module="hostile"}"#) > 0.0);
+    assert_eq!(
+        value(
+            &m,
+            r#"eerp_module_peak_memory_bytes_count{module="hostile"}"#
+        ),
+        7.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            r#"eerp_db_query_duration_seconds_count{op="aggregate"}"#
+        ),
+        5.0
+    );
+    assert_eq!(value(&m, r#"eerp_tenants{status="active"}"#), 2.0);
+    // Before the first scrape no tenant had its own label yet.
+    assert_eq!(
+        value(
+            &m,
+            r#"eerp_tenant_invocations_total{outcome="ok",tenant="other"}"#
+        ),
+        5.0
+    );
+
+    // The scrape promoted both (the cap is 20): from now on they count under their names.
+    assert_eq!(get(&app, &acme, "/count").await, 200);
+    let m = scrape(&app).await;
+    assert_eq!(
+        value(
+            &m,
+            r#"eerp_tenant_invocations_total{outcome="ok",tenant="acme"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            r#"eerp_tenant_invocations_total{outcome="ok",tenant="other"}"#
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            r#"eerp_module_invocations_total{module="hostile",outcome="ok"}"#
+        ),
+        6.0
+    );
+}
+
+async fn cpu_seconds(app: &TestApp) -> f64 {
+    value(
+        &scrape(app).await,
+        r#"eerp_module_cpu_seconds_total{module="hostile"}"#,
+    )
+}
+
+#[tokio::test]
+async fn module_cpu_follows_the_work_and_not_the_database_wait() {
+    let app = hostile_app().await;
+    let token = app.admin_of("acme").await;
+    // `/loop` spins until its fuel runs out: four times the fuel, about four times the CPU.
+    let mut per_fuel = Vec::new();
+    for fuel in [20_000_000u64, 80_000_000] {
+        let limits = json!({"limits": {"fuel_per_request": fuel}});
+        app.admin(Method::PUT, "/tenants/acme/limits", Some(&limits))
+            .await;
+        let before = cpu_seconds(&app).await;
+        assert_eq!(get(&app, &token, "/loop").await, 500);
+        per_fuel.push(cpu_seconds(&app).await - before);
+    }
+    let ratio = per_fuel[1] / per_fuel[0];
+    assert!(
+        (2.0..8.0).contains(&ratio),
+        "CPU {per_fuel:?} for 4x the fuel"
+    );
+
+    // `/lock` waits on a row another session holds: a second of waiting, little CPU.
+    let created = app
+        .send(
+            Method::POST,
+            "/api/v1/hostile/write",
+            Some(&token),
+            Some(&json!({"note": "x"})),
+        )
+        .await;
+    let row: serde_json::Value = created.json().await.unwrap();
+    let id = row["ok"]["id"].as_str().unwrap().to_string();
+    let mut holder = app.state.pool.get().await.unwrap();
+    let tx = holder.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM t_acme__hostile.probes WHERE id = $1::text::uuid FOR UPDATE",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    let before = cpu_seconds(&app).await;
+    let body = json!({"id": id});
+    let waiting = app.send(
+        Method::POST,
+        "/api/v1/hostile/lock",
+        Some(&token),
+        Some(&body),
+    );
+    let release = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tx.rollback().await.unwrap();
+    };
+    let (response, ()) = tokio::join!(waiting, release);
+    assert_eq!(response.status(), 200);
+    let waited_cpu = cpu_seconds(&app).await - before;
+    assert!(
+        waited_cpu < 0.1,
+        "{waited_cpu} s of CPU for a request that waited 1 s"
+    );
+    assert!(
+        waited_cpu < per_fuel[0],
+        "waiting costs less than computing"
+    );
+    let m = scrape(&app).await;
+    assert!(
+        value(
+            &m,
+            r#"eerp_module_data_api_seconds_total{module="hostile"}"#
+        ) >= 0.9
+    );
+}
