@@ -11,6 +11,8 @@
 //! and `https://idp.test`, whose RS256, ES256 and EdDSA keys (`tests/keys`) are published in
 //! a JWKS file with the `kid`s `rsa`, `ec` and `ed` ([`sign_with`]).
 
+pub mod observability;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;

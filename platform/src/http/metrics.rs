@@ -90,10 +90,13 @@ async fn refresh(state: &AppState) {
     m.sandbox_slots.set(i64::from(state.pool_slots));
     catch_up(m, "token", state.auth.cache_counts());
     catch_up(m, "tenant", state.directory.cache_counts());
-    if let Err(e) = tenants_by_status(state).await {
+    let database = tenants_by_status(state).await;
+    if let Err(e) = &database {
         m.scrape_errors.inc();
         tracing::warn!(error = %e, "metrics: cannot count tenants");
     }
+    let ready = database.is_ok() && !state.registry.names().is_empty();
+    m.ready.set(i64::from(ready));
 }
 
 /// Moves a cache's hit and miss counters up to the cache's own totals.

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub db_pool_waiting: IntGauge,
     /// Scrapes whose catalog query failed.
     pub scrape_errors: IntCounter,
+    /// 1 when the database answered this scrape's query and modules are loaded.
+    pub ready: IntGauge,
     /// Invocations by tenant (capped) and outcome.
     pub tenant_invocations: IntCounterVec,
     top: TopTenants,
@@ -190,6 +192,11 @@ impl Metrics {
                 "Scrapes that could not read the catalog (tenant counts are then stale).",
             )
             .unwrap_or_else(|e| panic!("eerp_metrics_scrape_errors_total: {e}")),
+            ready: IntGauge::new(
+                "eerp_ready",
+                "1 when the database answered the scrape's catalog query and modules are loaded, as /readyz; else 0.",
+            )
+            .unwrap_or_else(|e| panic!("eerp_ready: {e}")),
             tenant_invocations: counter(
                 "eerp_tenant_invocations_total",
                 "Module invocations by tenant and outcome; only the most active tenants have their own label, the rest count as `other`.",
@@ -221,6 +228,7 @@ impl Metrics {
             Box::new(self.db_pool.clone()),
             Box::new(self.db_pool_waiting.clone()),
             Box::new(self.scrape_errors.clone()),
+            Box::new(self.ready.clone()),
             Box::new(self.tenant_invocations.clone()),
         ];
         for collector in collectors {
