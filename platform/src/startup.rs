@@ -64,6 +64,8 @@ impl App {
         let engine = build_engine(&settings.engine)
             .map_err(|e| anyhow::anyhow!("configuring the wasm engine: {e:#}"))?;
         let registry = Registry::load(&engine, &settings.extra_modules).await?;
+        let metrics = Metrics::new(settings.metrics_top_tenants);
+        metrics.register_modules(&registry.names());
         let auth = Authenticator::new(
             settings.issuers.clone(),
             Some(Arc::new(crate::http::auth::HttpJwks::new()?)),
@@ -88,7 +90,7 @@ impl App {
                 max_memory_bytes: settings.engine.max_memory_bytes as u64,
             },
             purge_grace: settings.purge_grace,
-            metrics: Arc::new(Metrics::new(settings.metrics_top_tenants)),
+            metrics: Arc::new(metrics),
             pool_slots: settings.engine.pool_slots,
         });
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))

@@ -183,6 +183,29 @@ fn printed_curl_lines_work_and_ctrl_c_stops_everything() {
     let stats = server.run("/stats", "");
     assert_eq!(stats["by_status"][0]["values"]["count"], 1);
 
+    // The README's metrics check: CPU, fuel and trap series of the module after traffic.
+    let metrics = Command::new("curl")
+        .args(["-s", &format!("{}/metrics", server.base)])
+        .output()
+        .expect("curl runs");
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    for family in [
+        "eerp_module_cpu_seconds_total{module=\"crm\"}",
+        "eerp_module_fuel_consumed_total{module=\"crm\"}",
+        "eerp_module_traps_total{kind=\"out_of_fuel\",module=\"crm\"}",
+        "eerp_module_invocations_total{module=\"crm\",outcome=\"ok\"}",
+    ] {
+        assert!(metrics.contains(family), "/metrics lacks {family}");
+    }
+    let fuel_line = metrics
+        .lines()
+        .find(|l| l.starts_with("eerp_module_fuel_consumed_total{module=\"crm\"}"))
+        .unwrap_or_default();
+    assert!(
+        !fuel_line.ends_with(" 0"),
+        "the calls above consumed fuel: {fuel_line}"
+    );
+
     let status = server.interrupt();
     assert!(
         status.success(),

@@ -46,6 +46,20 @@ async fn get(app: &TestApp, token: &str, route: &str) -> u16 {
 #[tokio::test]
 async fn a_scripted_workload_moves_exactly_the_expected_series() {
     let app = hostile_app().await;
+    let fresh = scrape(&app).await;
+    for module in ["crm", "hostile"] {
+        for series in [
+            format!(r#"eerp_module_cpu_seconds_total{{module="{module}"}}"#),
+            format!(r#"eerp_module_fuel_consumed_total{{module="{module}"}}"#),
+            format!(r#"eerp_module_traps_total{{kind="trap",module="{module}"}}"#),
+        ] {
+            assert_eq!(
+                fresh.get(&series),
+                Some(&0.0),
+                "{series} exists from the start"
+            );
+        }
+    }
     let acme = app.admin_of("acme").await;
     let bursty = app.admin_of("bursty").await;
     let limits = json!({"limits": {"requests_per_second": 1, "burst": 2}});

@@ -74,13 +74,16 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 async fn refresh(state: &AppState) {
     let m: &Metrics = &state.metrics;
     let pool = state.pool.status();
-    m.db_pool
-        .with_label_values(&["max"])
-        .set(pool.max_size as i64);
-    m.db_pool.with_label_values(&["open"]).set(pool.size as i64);
-    m.db_pool
-        .with_label_values(&["idle"])
-        .set(pool.available as i64);
+    let in_use = pool.size.saturating_sub(pool.available);
+    let connections = [
+        ("max", pool.max_size),
+        ("open", pool.size),
+        ("idle", pool.available),
+        ("in_use", in_use),
+    ];
+    for (state, count) in connections {
+        m.db_pool.with_label_values(&[state]).set(count as i64);
+    }
     m.db_pool_waiting.set(pool.waiting as i64);
     if let Some(sandbox) = state.engine.pooling_allocator_metrics() {
         let in_use = [

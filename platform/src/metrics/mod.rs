@@ -56,7 +56,7 @@ pub struct Metrics {
     pub sandbox_pool: IntGaugeVec,
     /// Sandbox pool capacity (instance slots).
     pub sandbox_slots: IntGauge,
-    /// Database pool connections by state (`open`, `idle`, `max`).
+    /// Database pool connections by state (`open`, `in_use`, `idle`, `max`).
     pub db_pool: IntGaugeVec,
     /// Requests waiting for a database connection.
     pub db_pool_waiting: IntGauge,
@@ -179,7 +179,7 @@ impl Metrics {
             .unwrap_or_else(|e| panic!("eerp_sandbox_pool_slots: {e}")),
             db_pool: gauge(
                 "eerp_db_pool_connections",
-                "Database pool connections by state (open, idle, max).",
+                "Database pool connections by state (open, in_use, idle, max).",
                 &["state"],
             ),
             db_pool_waiting: IntGauge::new(
@@ -235,6 +235,24 @@ impl Metrics {
             if let Err(e) = self.registry.register(collector) {
                 panic!("registering a metric family: {e}");
             }
+        }
+    }
+
+    /// Creates every per-module series at zero, so each loaded module shows its CPU, fuel,
+    /// outcome and trap series before its first call (and `rate()` sees the first one).
+    pub fn register_modules(&self, modules: &[String]) {
+        for module in modules {
+            let module = module.as_str();
+            for outcome in Outcome::ALL {
+                self.invocations
+                    .with_label_values(&[module, outcome.as_str()]);
+                if is_trap(outcome.as_str()) {
+                    self.traps.with_label_values(&[module, outcome.as_str()]);
+                }
+            }
+            self.module_cpu.with_label_values(&[module]);
+            self.data_api_seconds.with_label_values(&[module]);
+            self.fuel.with_label_values(&[module]);
         }
     }
 

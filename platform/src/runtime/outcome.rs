@@ -35,6 +35,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, for metrics that show each one from the start.
+    pub const ALL: [Outcome; 11] = [
+        Outcome::Ok,
+        Outcome::ModuleError,
+        Outcome::OutOfFuel,
+        Outcome::MemoryLimit,
+        Outcome::Timeout,
+        Outcome::StackOverflow,
+        Outcome::Trap,
+        Outcome::BadAbi,
+        Outcome::PoolExhausted,
+        Outcome::RateLimited,
+        Outcome::DbError,
+    ];
+
     /// The label used in logs (problem type slugs spell it with `-`).
     pub fn as_str(self) -> &'static str {
         match self {
