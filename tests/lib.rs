@@ -187,6 +187,7 @@ pub fn test_settings(database_url: String, options: TestOptions) -> Settings {
     if let Some(ttl) = options.tenant_cache_ttl {
         settings.tenant_cache_ttl = ttl;
     }
+    settings.metrics_refresh = Duration::from_millis(100);
     settings.engine = EngineSettings {
         pool_slots: options.pool_slots.unwrap_or(16),
         ..EngineSettings::default()

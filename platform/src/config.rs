@@ -38,6 +38,8 @@ pub struct Settings {
     pub extra_modules: Vec<PathBuf>,
     /// Tenants with their own `tenant` label in metrics; the rest are `other`.
     pub metrics_top_tenants: usize,
+    /// How often tenant counts and readiness are read for metrics.
+    pub metrics_refresh: Duration,
 }
 
 impl Settings {
@@ -58,6 +60,7 @@ impl Settings {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             extra_modules: Vec::new(),
             metrics_top_tenants: 20,
+            metrics_refresh: Duration::from_secs(5),
         }
     }
 }

@@ -126,6 +126,9 @@ struct ServeArgs {
     /// Extra module files to load.
     #[arg(long = "module", env = "EERP_MODULES", value_delimiter = ',')]
     modules: Vec<PathBuf>,
+    /// Tenants with their own `tenant` label in metrics (the rest count as `other`).
+    #[arg(long, env = "EERP_METRICS_TOP_TENANTS", default_value_t = 20)]
+    metrics_top_tenants: usize,
 }
 
 #[tokio::main]
@@ -210,6 +213,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.port = args.port;
     settings.extra_modules = args.modules;
     settings.purge_grace = Duration::from_secs(args.purge_grace_days * 24 * 3600);
+    settings.metrics_top_tenants = args.metrics_top_tenants;
     let app = App::build(settings).await?;
     tracing::info!(port = app.port(), "serving");
     app.run_until_stopped().await?;

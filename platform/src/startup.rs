@@ -96,6 +96,10 @@ impl App {
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
+        tokio::spawn(http::metrics::refresh_catalog_forever(
+            state.clone(),
+            settings.metrics_refresh,
+        ));
         let shared = state.clone();
         let server = HttpServer::new(move || {
             ActixApp::new()

@@ -75,19 +75,37 @@ async fn a_scripted_workload_moves_exactly_the_expected_series() {
     assert_eq!(get(&app, &acme, "/hog").await, 500);
     let burst: Vec<u16> =
         futures_util::future::join_all((0..5).map(|_| get(&app, &bursty, "/count"))).await;
-    assert_eq!(burst.iter().filter(|s| **s == 429).count(), 3, "{burst:?}");
+    // Two fit the burst; the rest are refused unless a second passed meanwhile (a slow
+    // machine), so the counters are compared with what the client saw.
+    let refused = burst.iter().filter(|s| **s == 429).count() as f64;
+    assert!(refused >= 1.0, "{burst:?}");
+    let admitted = 5.0 - refused;
 
-    let m = scrape(&app).await;
+    // Tenant counts are read in the background (every 100 ms in tests).
+    let started = std::time::Instant::now();
+    let mut m = scrape(&app).await;
+    while value(&m, r#"eerp_tenants{status="active"}"#) != 2.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "tenant counts never refreshed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        m = scrape(&app).await;
+    }
     let inv = |outcome: &str| {
         value(
             &m,
             &format!(r#"eerp_module_invocations_total{{module="hostile",outcome="{outcome}"}}"#),
         )
     };
-    assert_eq!(inv("ok"), 5.0, "3 from acme, 2 of bursty's burst");
+    assert_eq!(
+        inv("ok"),
+        3.0 + admitted,
+        "3 from acme, the rest from bursty's burst"
+    );
     assert_eq!(inv("out_of_fuel"), 1.0);
     assert_eq!(inv("memory_limit"), 1.0);
-    assert_eq!(inv("rate_limited"), 3.0);
+    assert_eq!(inv("rate_limited"), refused);
     assert_eq!(inv("trap"), 0.0);
     assert_eq!(
         value(
@@ -105,12 +123,12 @@ async fn a_scripted_workload_moves_exactly_the_expected_series() {
     assert_eq!((trap("out_of_fuel"), trap("memory_limit")), (1.0, 1.0));
     assert_eq!(
         value(&m, r#"eerp_rate_limited_requests_total{reason="rate"}"#),
-        3.0
+        refused
     );
     let count_route = r#"eerp_http_requests_total{method="GET",route="/api/v1/hostile/count",status_class="2xx"}"#;
-    assert_eq!(value(&m, count_route), 5.0);
+    assert_eq!(value(&m, count_route), 3.0 + admitted);
     let limited = r#"eerp_http_requests_total{method="GET",route="/api/v1/hostile/count",status_class="4xx"}"#;
-    assert_eq!(value(&m, limited), 3.0);
+    assert_eq!(value(&m, limited), refused);
     let fuel = value(&m, r#"eerp_module_fuel_consumed_total{module="hostile"}"#);
     assert!(
         fuel >= Limits::default().fuel_per_request as f64,
@@ -122,24 +140,19 @@ async fn a_scripted_workload_moves_exactly_the_expected_series() {
             &m,
             r#"eerp_module_peak_memory_bytes_count{module="hostile"}"#
         ),
-        7.0
+        5.0 + admitted,
+        "every call that got an instance"
     );
     assert_eq!(
         value(
             &m,
             r#"eerp_db_query_duration_seconds_count{op="aggregate"}"#
         ),
-        5.0
+        3.0 + admitted
     );
-    assert_eq!(value(&m, r#"eerp_tenants{status="active"}"#), 2.0);
     // Before the first scrape no tenant had its own label yet.
-    assert_eq!(
-        value(
-            &m,
-            r#"eerp_tenant_invocations_total{outcome="ok",tenant="other"}"#
-        ),
-        5.0
-    );
+    let other_ok = r#"eerp_tenant_invocations_total{outcome="ok",tenant="other"}"#;
+    assert_eq!(value(&m, other_ok), 3.0 + admitted);
 
     // The scrape promoted both (the cap is 20): from now on they count under their names.
     assert_eq!(get(&app, &acme, "/count").await, 200);
@@ -152,18 +165,16 @@ async fn a_scripted_workload_moves_exactly_the_expected_series() {
         1.0
     );
     assert_eq!(
-        value(
-            &m,
-            r#"eerp_tenant_invocations_total{outcome="ok",tenant="other"}"#
-        ),
-        5.0
+        value(&m, other_ok),
+        3.0 + admitted,
+        "other keeps what came before"
     );
     assert_eq!(
         value(
             &m,
             r#"eerp_module_invocations_total{module="hostile",outcome="ok"}"#
         ),
-        6.0
+        4.0 + admitted
     );
 }
 
@@ -221,7 +232,20 @@ async fn module_cpu_follows_the_work_and_not_the_database_wait() {
         Some(&token),
         Some(&body),
     );
+    let blocked = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+        app.database
+    );
     let release = async {
+        // The second of waiting starts once the module's statement waits on the lock.
+        let started = std::time::Instant::now();
+        while app.scalar(&blocked).await == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the call never waited"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
         tx.rollback().await.unwrap();
     };

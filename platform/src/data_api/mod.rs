@@ -85,13 +85,7 @@ async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataErro
         ));
     }
     let statement = query::build(&scope.schema, &scope.model, &op)?;
-    let started = std::time::Instant::now();
-    let rows = run_statement(scope, &statement).await;
-    scope
-        .usage
-        .statements
-        .push((op_name(&op), started.elapsed()));
-    let rows = rows?;
+    let rows = run_statement(scope, &statement, op_name(&op)).await?;
     let rows_returned = rows.len() as u64;
     let bytes_returned: u64 = rows
         .iter()
@@ -119,9 +113,12 @@ async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataErro
     statement.shape.render(&rows)
 }
 
+/// Runs `statement` in the request's transaction and records its duration under `op`
+/// (the statement alone: not the connection checkout or `BEGIN` of a first statement).
 async fn run_statement(
     scope: &mut RequestScope,
     statement: &Statement,
+    op: &'static str,
 ) -> Result<Vec<tokio_postgres::Row>, DataError> {
     let params: Vec<(&(dyn ToSql + Sync), Type)> = statement
         .params
@@ -132,7 +129,12 @@ async fn run_statement(
         })
         .collect();
     let result = match scope.db.client().await {
-        Ok(client) => client.query_typed(&statement.sql, &params).await,
+        Ok(client) => {
+            let started = std::time::Instant::now();
+            let result = client.query_typed(&statement.sql, &params).await;
+            scope.usage.statements.push((op, started.elapsed()));
+            result
+        }
         Err(reason) => {
             return Err(error(DataErrorKind::Unavailable, reason));
         }

@@ -12,17 +12,25 @@ pub async fn livez() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `/readyz`: the database answers within 2 s and modules are loaded.
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = tokio::time::timeout(Duration::from_secs(2), async {
-        let conn = state.pool.get().await.map_err(|e| e.to_string())?;
+/// Whether the database answers `SELECT 1` within 2 s: `/readyz` and `eerp_ready`.
+///
+/// # Errors
+/// What failed, for the readiness answer.
+pub async fn probe_database(pool: &deadpool_postgres::Pool) -> Result<(), String> {
+    tokio::time::timeout(Duration::from_secs(2), async {
+        let conn = pool.get().await.map_err(|e| e.to_string())?;
         conn.simple_query("SELECT 1")
             .await
             .map_err(|e| e.to_string())?;
         Ok::<(), String>(())
     })
     .await
-    .unwrap_or_else(|_| Err("timed out after 2 s".into()));
+    .unwrap_or_else(|_| Err("timed out after 2 s".into()))
+}
+
+/// `/readyz`: the database answers within 2 s and modules are loaded.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = probe_database(&state.pool).await;
     let modules = state.registry.names();
     let ready = database.is_ok() && !modules.is_empty();
     let body = json!({

@@ -7,6 +7,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, web};
 
+use super::health::probe_database;
 use crate::metrics::{Metrics, status_class};
 use crate::startup::AppState;
 
@@ -63,15 +64,17 @@ fn route_label<B>(response: &ServiceResponse<B>) -> String {
     }
 }
 
-/// `/metrics`: refreshes the values read at scrape time, then renders every family.
+/// `/metrics`: refreshes the values that are cheap to read at scrape time, then renders
+/// every family. What needs the database is refreshed in the background
+/// ([`refresh_catalog_forever`]), so scraping never takes a pooled connection.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    refresh(&state).await;
+    refresh(&state);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
 }
 
-async fn refresh(state: &AppState) {
+fn refresh(state: &AppState) {
     let m: &Metrics = &state.metrics;
     let pool = state.pool.status();
     let in_use = pool.size.saturating_sub(pool.available);
@@ -97,22 +100,25 @@ async fn refresh(state: &AppState) {
         }
     }
     m.sandbox_slots.set(i64::from(state.pool_slots));
-    catch_up(m, "token", state.auth.cache_counts());
-    catch_up(m, "tenant", state.directory.cache_counts());
-    let database = tenants_by_status(state).await;
-    if let Err(e) = &database {
-        m.scrape_errors.inc();
-        tracing::warn!(error = %e, "metrics: cannot count tenants");
-    }
-    let ready = database.is_ok() && !state.registry.names().is_empty();
-    m.ready.set(i64::from(ready));
+    m.catch_up_cache("token", state.auth.cache_counts());
+    m.catch_up_cache("tenant", state.directory.cache_counts());
 }
 
-/// Moves a cache's hit and miss counters up to the cache's own totals.
-fn catch_up(m: &Metrics, cache: &str, (hits, misses): (u64, u64)) {
-    for (result, total) in [("hit", hits), ("miss", misses)] {
-        let counter = m.cache_requests.with_label_values(&[cache, result]);
-        counter.inc_by(total.saturating_sub(counter.get()));
+/// Every `every`, counts tenants by status and probes the database for `eerp_ready`.
+pub async fn refresh_catalog_forever(state: web::Data<AppState>, every: Duration) {
+    loop {
+        let database = probe_database(&state.pool).await;
+        let counted = match &database {
+            Ok(()) => tenants_by_status(&state).await,
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(e) = &counted {
+            state.metrics.scrape_errors.inc();
+            tracing::warn!(error = %e, "metrics: cannot read the catalog");
+        }
+        let ready = database.is_ok() && !state.registry.names().is_empty();
+        state.metrics.ready.set(i64::from(ready));
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -3,9 +3,9 @@
 //!
 //! Names are in base units with the `eerp_` prefix and `_total` on counters. Labels are
 //! bounded: `route` is a route template (from the module manifests and the HTTP table),
-//! `module` a loaded module, `outcome` and `kind` fixed sets. `tenant` appears on one
-//! family only, `eerp_tenant_invocations_total`, capped to the N most active tenants plus
-//! `other` ([`top_tenants`]).
+//! `module` a loaded module, `method` one of seven or `other`, `outcome` and `kind` fixed
+//! sets. `tenant` appears on one family only, `eerp_tenant_invocations_total`, capped to N
+//! tenants per replica plus `other` ([`top_tenants`]).
 //!
 //! - [`cpu`]: thread CPU time while wasm runs.
 //! - [`top_tenants`]: the capped tenant label.
@@ -60,13 +60,15 @@ pub struct Metrics {
     pub db_pool: IntGaugeVec,
     /// Requests waiting for a database connection.
     pub db_pool_waiting: IntGauge,
-    /// Scrapes whose catalog query failed.
+    /// Catalog refreshes that failed.
     pub scrape_errors: IntCounter,
-    /// 1 when the database answered this scrape's query and modules are loaded.
+    /// 1 when the database answered the latest probe and modules are loaded.
     pub ready: IntGauge,
     /// Invocations by tenant (capped) and outcome.
     pub tenant_invocations: IntCounterVec,
     top: TopTenants,
+    /// Serialises [`Metrics::catch_up_cache`]: concurrent scrapes would add a delta twice.
+    catch_up: std::sync::Mutex<()>,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -99,7 +101,7 @@ impl Metrics {
             ),
             http_duration: histogram(
                 "eerp_http_request_duration_seconds",
-                "HTTP request latency, from the first byte read to the response.",
+                "HTTP request latency in the service, from routing to the response.",
                 &["route", "method", "status_class"],
                 seconds.clone(),
             ),
@@ -111,7 +113,7 @@ impl Metrics {
             module_cpu: prometheus::CounterVec::new(
                 Opts::new(
                     "eerp_module_cpu_seconds_total",
-                    "Thread CPU seconds while the module's wasm ran; database waits excluded.",
+                    "Thread CPU seconds while the module call was polled (instantiation, wasm, host work in those polls); database waits excluded.",
                 ),
                 &["module"],
             )
@@ -189,20 +191,21 @@ impl Metrics {
             .unwrap_or_else(|e| panic!("eerp_db_pool_waiting_requests: {e}")),
             scrape_errors: IntCounter::new(
                 "eerp_metrics_scrape_errors_total",
-                "Scrapes that could not read the catalog (tenant counts are then stale).",
+                "Background catalog reads for metrics that failed (tenant counts are then stale).",
             )
             .unwrap_or_else(|e| panic!("eerp_metrics_scrape_errors_total: {e}")),
             ready: IntGauge::new(
                 "eerp_ready",
-                "1 when the database answered the scrape's catalog query and modules are loaded, as /readyz; else 0.",
+                "1 when the database answered the latest readiness probe (as /readyz, every few seconds) and modules are loaded; else 0.",
             )
             .unwrap_or_else(|e| panic!("eerp_ready: {e}")),
             tenant_invocations: counter(
                 "eerp_tenant_invocations_total",
-                "Module invocations by tenant and outcome; only the most active tenants have their own label, the rest count as `other`.",
+                "Module invocations by tenant and outcome; up to N tenants per replica have their own label, the rest count as `other`.",
                 &["tenant", "outcome"],
             ),
             top: TopTenants::new(top_tenants),
+            catch_up: std::sync::Mutex::new(()),
         };
         metrics.register_all();
         metrics
@@ -256,6 +259,18 @@ impl Metrics {
         }
     }
 
+    /// Moves a cache's hit and miss counters up to the totals its owner keeps.
+    pub fn catch_up_cache(&self, cache: &str, (hits, misses): (u64, u64)) {
+        let _serial = match self.catch_up.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (result, total) in [("hit", hits), ("miss", misses)] {
+            let counter = self.cache_requests.with_label_values(&[cache, result]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+
     /// Records one request's module outcome for `module` and `tenant`.
     pub fn record_outcome(&self, module: &str, tenant: Option<&str>, outcome: Outcome) {
         let outcome = outcome.as_str();
@@ -280,6 +295,11 @@ impl Metrics {
             .with_label_values(&[module])
             .inc_by(usage.data_api.as_secs_f64());
         self.fuel.with_label_values(&[module]).inc_by(usage.fuel);
+        // No instance (the pool was full): nothing to say about memory or instantiation,
+        // and zeros would drag the histograms down exactly when the pool saturates.
+        if usage.instantiation.is_zero() {
+            return;
+        }
         self.peak_memory
             .with_label_values(&[module])
             .observe(usage.peak_memory_bytes as f64);
@@ -288,9 +308,16 @@ impl Metrics {
             .observe(usage.instantiation.as_secs_f64());
     }
 
-    /// The text exposition of every family. Promotes newly active tenants first.
+    /// The text exposition of every family. Promotes newly active tenants first, with
+    /// their series created at 0, so their first calls count in `rate()` (a counter that
+    /// appears with a value shows no increase).
     pub fn render(&self) -> String {
-        self.top.promote();
+        for tenant in self.top.promote() {
+            for outcome in Outcome::ALL {
+                self.tenant_invocations
+                    .with_label_values(&[tenant.as_str(), outcome.as_str()]);
+            }
+        }
         let mut buffer = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             tracing::error!(error = %e, "cannot encode metrics");

@@ -1,5 +1,5 @@
-//! The capped `tenant` label: the N most active tenants get their own series, everyone
-//! else is counted as `other`.
+//! The capped `tenant` label: up to N tenants get their own series, everyone else is
+//! counted as `other`.
 //!
 //! Promotion is sticky and happens at scrape time: the most active unpromoted tenants since
 //! the last scrape take the free slots and keep them until the process restarts. A promoted
@@ -60,19 +60,28 @@ impl TopTenants {
         OTHER.to_string()
     }
 
-    /// Gives free slots to the most active pending tenants; forgets the rest.
-    pub fn promote(&self) {
-        let mut state = match self.state.lock() {
+    /// Gives free slots to the most active pending tenants, forgets the rest, and returns
+    /// the tenants promoted now.
+    pub fn promote(&self) -> Vec<String> {
+        let lock = || match self.state.lock() {
             Ok(state) => state,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let free = self.slots.saturating_sub(state.promoted.len());
-        let mut pending: Vec<(String, u64)> = state.pending.drain().collect();
-        // Most active first; ties by name so the choice does not depend on hash order.
+        let mut pending: Vec<(String, u64)> = {
+            let mut state = lock();
+            if state.promoted.len() >= self.slots {
+                return Vec::new();
+            }
+            std::mem::take(&mut state.pending).into_iter().collect()
+        };
+        // Sorted outside the lock every request takes. Most active first; ties by name so
+        // the choice does not depend on hash order.
         pending.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        for (tenant, _) in pending.into_iter().take(free) {
-            state.promoted.insert(tenant);
-        }
+        let mut state = lock();
+        let free = self.slots.saturating_sub(state.promoted.len());
+        let promoted: Vec<String> = pending.into_iter().take(free).map(|(t, _)| t).collect();
+        state.promoted.extend(promoted.iter().cloned());
+        promoted
     }
 }
 
@@ -90,7 +99,7 @@ mod tests {
             top.label("medium");
         }
         top.label("quiet");
-        top.promote();
+        assert_eq!(top.promote(), ["busy", "medium"]);
         assert_eq!(top.label("busy"), "busy");
         assert_eq!(top.label("medium"), "medium");
         assert_eq!(top.label("quiet"), OTHER);

@@ -147,16 +147,29 @@ impl TenantDirectory {
 
     /// The admission gate of `entry`, rebuilt when its limits changed.
     pub fn gate(&self, entry: &TenantEntry) -> Arc<Gate> {
+        use moka::ops::compute::{CompResult, Op};
         let key = entry.slug.as_str();
-        // `get_with` builds a missing gate once even when requests race for it: two
-        // buckets for one tenant would admit twice its rate.
-        let build = || Arc::new(Gate::new(&entry.limits));
-        let gate = self.gates.get_with_by_ref(key, build);
-        if gate.fits(&entry.limits) {
+        if let Some(gate) = self.gates.get(key)
+            && gate.fits(&entry.limits)
+        {
             return gate;
         }
-        self.gates.invalidate(key);
-        self.gates.get_with_by_ref(key, build)
+        // Missing or built for other limits: replace it under the key's lock, so requests
+        // racing here end up with one gate (two buckets would admit twice the rate).
+        let result = self
+            .gates
+            .entry_by_ref(key)
+            .and_compute_with(|current| match current {
+                Some(gate) if gate.value().fits(&entry.limits) => Op::Nop,
+                _ => Op::Put(Arc::new(Gate::new(&entry.limits))),
+            });
+        match result {
+            CompResult::Inserted(gate)
+            | CompResult::ReplacedWith(gate)
+            | CompResult::Unchanged(gate) => gate.into_value(),
+            // The closure never removes; a fresh gate is still a correct answer.
+            CompResult::Removed(_) | CompResult::StillNone(_) => Arc::new(Gate::new(&entry.limits)),
+        }
     }
 
     /// Forgets `slug` so the next request reads the catalog.
