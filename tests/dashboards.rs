@@ -4,10 +4,8 @@
 use std::collections::BTreeSet;
 
 use eerp_e2e::observability::{
-    alert_rules, concrete, dashboards, drive_workload, metric_names, panel_queries,
+    alert_rules, app_after_workload, concrete, dashboards, metric_names, panel_queries,
 };
-use eerp_e2e::{TestOptions, spawn_app_with};
-use reqwest::Method;
 
 #[test]
 fn dashboards_follow_the_house_rules() {
@@ -66,15 +64,7 @@ fn dashboards_follow_the_house_rules() {
 
 #[tokio::test]
 async fn every_metric_in_dashboards_and_alerts_is_exported() {
-    let app = spawn_app_with(TestOptions {
-        hostile: true,
-        ..TestOptions::default()
-    })
-    .await;
-    app.create_tenant("acme").await;
-    drive_workload(&app, "acme").await;
-    let response = app.send(Method::GET, "/metrics", None, None).await;
-    let text = response.text().await.expect("a scrape");
+    let (_app, text) = app_after_workload().await;
     let mut exported = BTreeSet::new();
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         let mut words = line.split_whitespace().skip(2);

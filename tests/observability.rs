@@ -98,6 +98,25 @@ pub fn metric_names(expr: &str) -> BTreeSet<String> {
     names.0
 }
 
+/// The app with the hostile module and tenant `acme` after [`drive_workload`], and a scrape
+/// of its `/metrics` taken then.
+pub async fn app_after_workload() -> (crate::TestApp, String) {
+    let app = crate::spawn_app_with(crate::TestOptions {
+        hostile: true,
+        ..crate::TestOptions::default()
+    })
+    .await;
+    app.create_tenant("acme").await;
+    drive_workload(&app, "acme").await;
+    let scrape = app
+        .send(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .text()
+        .await
+        .expect("a scrape");
+    (app, scrape)
+}
+
 /// Traffic that makes every family the dashboards read have samples: CRM calls, the
 /// hostile module's out-of-fuel loop and memory hog, and a burst over `tenant`'s rate.
 pub async fn drive_workload(app: &crate::TestApp, tenant: &str) {

@@ -11,10 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use eerp_e2e::observability::{
-    alert_rules, concrete, dashboards_dir, drive_workload, panel_queries,
+    alert_rules, app_after_workload, concrete, dashboards_dir, drive_workload, panel_queries,
 };
-use eerp_e2e::{TestOptions, spawn_app_with};
-use reqwest::Method;
 use serde_json::Value;
 
 fn free_port() -> u16 {
@@ -58,17 +56,9 @@ async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Value {
 
 #[tokio::test]
 async fn a_real_prometheus_answers_every_panel_and_alert_query() {
-    let app = spawn_app_with(TestOptions {
-        hostile: true,
-        ..TestOptions::default()
-    })
-    .await;
-    app.create_tenant("acme").await;
-    drive_workload(&app, "acme").await;
+    let (app, scrape) = app_after_workload().await;
 
     // promtool on a real scrape and on the rules.
-    let scrape = app.send(Method::GET, "/metrics", None, None).await;
-    let scrape = scrape.text().await.expect("a scrape");
     let (ok, out) = promtool(&["check", "metrics"], Some(&scrape));
     assert!(ok && out.trim().is_empty(), "promtool check metrics: {out}");
     let (ok, out) = promtool(&["check", "rules", "eerp.rules.yml"], None);
