@@ -6,6 +6,16 @@ use serde_json::{Value, json};
 
 const CONTACTS: &str = "/api/v1/crm/contacts";
 
+/// Creates the contact "Ada" with `token`; the status and the answer.
+async fn create_ada(app: &TestApp, token: &str) -> (u16, Value) {
+    let body = json!({"name": "Ada"});
+    let response = app
+        .send(Method::POST, CONTACTS, Some(token), Some(&body))
+        .await;
+    let (status, _, answer) = status_and_json(response).await;
+    (status, answer)
+}
+
 async fn contact_count(app: &TestApp, schema: &str) -> i64 {
     app.scalar(&format!("SELECT count(*) FROM {schema}.contacts"))
         .await
@@ -32,15 +42,7 @@ async fn create_suspend_resume_delete_and_purge_are_served_and_audited() {
         &eerp_tenancy::id::TenantSlug::parse("acme").unwrap(),
         &["admin"],
     );
-    let created = app
-        .send(
-            Method::POST,
-            CONTACTS,
-            Some(&token),
-            Some(&json!({"name": "Ada"})),
-        )
-        .await;
-    assert_eq!(created.status(), 201);
+    assert_eq!(create_ada(&app, &token).await.0, 201);
 
     let (status, suspended) = app.admin(Method::POST, "/tenants/acme/suspend", None).await;
     assert_eq!(
@@ -210,15 +212,7 @@ async fn tenant_roles_grant_what_the_operator_sets_and_403_names_the_permission(
         .await;
     assert_eq!(status, 200, "{tenant}");
     let sales = app.token(&acme, &["sales"]);
-    let created = app
-        .send(
-            Method::POST,
-            CONTACTS,
-            Some(&sales),
-            Some(&json!({"name": "Ada"})),
-        )
-        .await;
-    let (_, _, contact) = status_and_json(created).await;
+    let (_, contact) = create_ada(&app, &sales).await;
     let path = format!("{CONTACTS}/{}", contact["id"].as_str().unwrap());
     let (status, _, problem) =
         status_and_json(app.send(Method::DELETE, &path, Some(&sales), None).await).await;
@@ -259,15 +253,7 @@ async fn tenant_roles_grant_what_the_operator_sets_and_403_names_the_permission(
 async fn a_disabled_module_is_hidden_and_its_data_returns_when_enabled_again() {
     let app = spawn_app().await;
     let token = app.admin_of("acme").await;
-    let created = app
-        .send(
-            Method::POST,
-            CONTACTS,
-            Some(&token),
-            Some(&json!({"name": "Ada"})),
-        )
-        .await;
-    assert_eq!(created.status(), 201);
+    assert_eq!(create_ada(&app, &token).await.0, 201);
     let (status, _) = app
         .admin(Method::DELETE, "/tenants/acme/modules/crm", None)
         .await;

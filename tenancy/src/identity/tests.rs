@@ -173,8 +173,8 @@ impl JwksFetcher for FakeIdp {
     }
 }
 
-#[tokio::test]
-async fn unknown_kids_refetch_once_then_cool_down_and_rotation_evicts_cached_tokens() {
+/// A fake identity provider publishing `k1` (the `rsa` key), and an issuer using its JWKS.
+fn idp_publishing_k1() -> (Arc<FakeIdp>, IssuerConfig) {
     let idp = Arc::new(FakeIdp {
         body: Mutex::new(jwks(&[("k1", "rsa.pem", Algorithm::RS256)])),
         fetches: AtomicUsize::new(0),
@@ -183,6 +183,12 @@ async fn unknown_kids_refetch_once_then_cool_down_and_rotation_evicts_cached_tok
         vec![Algorithm::RS256],
         KeySource::JwksUrl("https://idp.test/jwks".into()),
     );
+    (idp, config)
+}
+
+#[tokio::test]
+async fn unknown_kids_refetch_once_then_cool_down_and_rotation_evicts_cached_tokens() {
+    let (idp, config) = idp_publishing_k1();
     let auth = Arc::new(authenticator(config, Some(idp.clone())).await);
     assert_eq!(idp.fetches.load(Ordering::SeqCst), 1, "fetched at start");
     let old = sign(
@@ -231,14 +237,7 @@ async fn unknown_kids_refetch_once_then_cool_down_and_rotation_evicts_cached_tok
 
 #[tokio::test]
 async fn a_stale_jwks_is_refetched_so_withdrawn_keys_stop_verifying() {
-    let idp = Arc::new(FakeIdp {
-        body: Mutex::new(jwks(&[("k1", "rsa.pem", Algorithm::RS256)])),
-        fetches: AtomicUsize::new(0),
-    });
-    let config = issuer(
-        vec![Algorithm::RS256],
-        KeySource::JwksUrl("https://idp.test/jwks".into()),
-    );
+    let (idp, config) = idp_publishing_k1();
     let settings = AuthSettings {
         jwks_cooldown: Duration::from_millis(10),
         jwks_max_age: Duration::from_millis(100),
