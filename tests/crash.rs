@@ -63,7 +63,7 @@ async fn a_creation_killed_half_way_is_finished_by_running_it_again() {
         reqwest::Client::new()
             .post(format!("http://127.0.0.1:{port}/admin/v1/tenants"))
             .bearer_auth(&operator)
-            .json(&json!({"slug": "victim"}))
+            .json(&json!({"slug": "victim", "modules": ["crm", "hostile"]}))
             .send(),
     );
     let waiting = Instant::now();
@@ -122,7 +122,11 @@ async fn a_creation_killed_half_way_is_finished_by_running_it_again() {
         .await;
     assert_eq!(refused.status(), 503);
     let (status, tenant) = app
-        .admin(Method::POST, "/tenants", Some(&json!({"slug": "victim"})))
+        .admin(
+            Method::POST,
+            "/tenants",
+            Some(&json!({"slug": "victim", "modules": ["crm", "hostile"]})),
+        )
         .await;
     assert_eq!(status, 200, "{tenant}");
     assert_eq!(tenant["status"], "active");

@@ -12,6 +12,7 @@
 //! a JWKS file with the `kid`s `rsa`, `ec` and `ed` ([`sign_with`]).
 
 pub mod observability;
+pub mod probe;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -167,8 +168,22 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
             database
         }
     };
+    let first_replica = options.database.is_none();
+    let hostile = options.hostile;
     let settings = test_settings(with_database(&server_url, &database), options);
-    start(settings, database).await
+    let app = start(settings, database).await;
+    if hostile && first_replica {
+        // New tenants get their plan's modules; the hostile tests want it everywhere.
+        let body = json!({"modules": ["crm", "hostile"]});
+        let (status, plan) = app
+            .admin(Method::PUT, "/plans/standard/modules", Some(&body))
+            .await;
+        assert_eq!(
+            status, 200,
+            "the standard plan gets the hostile module: {plan}"
+        );
+    }
+    app
 }
 
 /// The settings of a test app serving `database_url`.
@@ -220,7 +235,7 @@ pub async fn start(settings: Settings, database: String) -> TestApp {
 }
 
 impl TestApp {
-    /// Creates tenant `slug` with every loaded module enabled, through the admin API.
+    /// Creates tenant `slug` with its plan's modules, through the admin API.
     pub async fn create_tenant(&self, slug: &str) -> TenantSlug {
         let (status, body) = self
             .admin(Method::POST, "/tenants", Some(&json!({"slug": slug})))

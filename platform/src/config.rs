@@ -34,8 +34,10 @@ pub struct Settings {
     pub db_pool_size: usize,
     /// HTTP worker threads.
     pub workers: usize,
-    /// Extra module files to load besides the built-in ones.
+    /// Module files stored in the catalog at start-up besides the built-in ones.
     pub extra_modules: Vec<PathBuf>,
+    /// Largest module an operator may upload, in bytes.
+    pub max_module_bytes: usize,
     /// Tenants with their own `tenant` label in metrics; the rest are `other`.
     pub metrics_top_tenants: usize,
     /// How often tenant counts and readiness are read for metrics.
@@ -59,6 +61,7 @@ impl Settings {
             db_pool_size: 16,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             extra_modules: Vec::new(),
+            max_module_bytes: 32 << 20,
             metrics_top_tenants: 20,
             metrics_refresh: Duration::from_secs(5),
         }

@@ -24,6 +24,7 @@
 //! It must never let a module choose a tenant, a schema or SQL text, and never set
 //! session-level state on a pooled connection.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod data_api;
@@ -32,6 +33,7 @@ pub mod dev;
 pub mod http;
 pub mod metrics;
 pub mod migrations;
+pub mod notify;
 pub mod registry;
 pub mod runtime;
 pub mod sql;

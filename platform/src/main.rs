@@ -123,9 +123,12 @@ struct ServeArgs {
     /// Days a deleted tenant's data is kept before `eerp tenant purge` may drop it.
     #[arg(long, env = "EERP_PURGE_GRACE_DAYS", default_value_t = 30)]
     purge_grace_days: u64,
-    /// Extra module files to load.
+    /// Module files to store in the catalog at start-up (like `eerp module upload`).
     #[arg(long = "module", env = "EERP_MODULES", value_delimiter = ',')]
     modules: Vec<PathBuf>,
+    /// Largest module upload, in bytes.
+    #[arg(long, env = "EERP_MAX_MODULE_BYTES", default_value_t = 32 << 20)]
+    max_module_bytes: usize,
     /// Tenants with their own `tenant` label in metrics (the rest count as `other`).
     #[arg(long, env = "EERP_METRICS_TOP_TENANTS", default_value_t = 20)]
     metrics_top_tenants: usize,
@@ -212,6 +215,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.host = args.host;
     settings.port = args.port;
     settings.extra_modules = args.modules;
+    settings.max_module_bytes = args.max_module_bytes;
     settings.purge_grace = Duration::from_secs(args.purge_grace_days * 24 * 3600);
     settings.metrics_top_tenants = args.metrics_top_tenants;
     let app = App::build(settings).await?;

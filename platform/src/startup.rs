@@ -16,10 +16,11 @@ use crate::db::create_pool;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::migrations::catalog::migrate_catalog;
-use crate::registry::Registry;
+use crate::notify::{Listeners, spawn_listener};
+use crate::registry::store::ModuleStore;
+use crate::registry::{BUILTIN_MODULES, Registry};
 use crate::runtime::build_engine;
 use crate::tenants::TenantDirectory;
-use crate::tenants::notify::spawn_listener;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -41,6 +42,19 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Sandbox instances that can run at once.
     pub pool_slots: u32,
+    /// Largest module upload, in bytes.
+    pub max_module_bytes: usize,
+}
+
+impl AppState {
+    /// The module store over this app's pool, engine and registry.
+    pub fn module_store(&self) -> ModuleStore<'_> {
+        ModuleStore {
+            pool: &self.pool,
+            engine: &self.engine,
+            registry: &self.registry,
+        }
+    }
 }
 
 /// A built application, listening but not yet serving.
@@ -63,8 +77,21 @@ impl App {
             .context("migrating the catalog schema `eerp`")?;
         let engine = build_engine(&settings.engine)
             .map_err(|e| anyhow::anyhow!("configuring the wasm engine: {e:#}"))?;
-        let registry = Registry::load(&engine, &settings.extra_modules).await?;
-        let metrics = Metrics::new(settings.metrics_top_tenants);
+        let registry = Arc::new(Registry::default());
+        let store = ModuleStore {
+            pool: &pool,
+            engine: &engine,
+            registry: &registry,
+        };
+        store
+            .seed(BUILTIN_MODULES, &settings.extra_modules)
+            .await
+            .context("storing the built-in modules in the catalog")?;
+        store
+            .sync()
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the stored modules: {}", e.chain()))?;
+        let metrics = Arc::new(Metrics::new(settings.metrics_top_tenants));
         metrics.register_modules(&registry.names());
         let auth = Authenticator::new(
             settings.issuers.clone(),
@@ -79,20 +106,27 @@ impl App {
             settings.tenant_cache_capacity,
             settings.tenant_cache_ttl,
         ));
-        spawn_listener(settings.database_url.clone(), directory.clone()).await;
+        let modules_changed = Arc::new(tokio::sync::Notify::new());
+        let listeners = Listeners {
+            directory: directory.clone(),
+            modules: modules_changed.clone(),
+        };
+        spawn_listener(settings.database_url.clone(), listeners).await;
         let state = web::Data::new(AppState {
             pool,
             engine,
-            registry: Arc::new(registry),
+            registry,
             auth,
             directory,
             ceilings: Ceilings {
                 max_memory_bytes: settings.engine.max_memory_bytes as u64,
             },
             purge_grace: settings.purge_grace,
-            metrics: Arc::new(metrics),
+            metrics,
             pool_slots: settings.engine.pool_slots,
+            max_module_bytes: settings.max_module_bytes,
         });
+        tokio::spawn(sync_modules_forever(state.clone(), modules_changed));
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
@@ -133,5 +167,17 @@ impl App {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Reloads the module store into the registry whenever a change is announced, so every
+/// replica serves a new version within moments of its upload.
+async fn sync_modules_forever(state: web::Data<AppState>, changed: Arc<tokio::sync::Notify>) {
+    loop {
+        changed.notified().await;
+        match state.module_store().sync().await {
+            Ok(()) => state.metrics.register_modules(&state.registry.names()),
+            Err(e) => tracing::error!(error = %e.chain(), "cannot reload the module store"),
+        }
     }
 }

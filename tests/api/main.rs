@@ -11,6 +11,7 @@ mod jwks;
 mod limits;
 mod metrics;
 mod migrations;
+mod modules;
 mod sandbox;
 mod tenancy;
 mod tokens;

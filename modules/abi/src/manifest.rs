@@ -43,3 +43,13 @@ pub enum Capability {
     /// The `data_call` and `data_take` imports: the data API on the module's own tables.
     Data,
 }
+
+impl Capability {
+    /// The name a manifest uses for it (`log`, `data`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Log => "log",
+            Capability::Data => "data",
+        }
+    }
+}

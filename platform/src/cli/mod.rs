@@ -6,6 +6,7 @@
 //! the problem's detail and exits with status 1.
 
 mod client;
+mod modules;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::dev::{DEV_AUDIENCE, DEV_ISSUER};
 pub use client::AdminClient;
+pub use modules::ModuleCommand;
 
 /// Where the admin API is and who calls it.
 #[derive(Debug, Clone)]
@@ -43,7 +45,7 @@ pub enum TenantCommand {
         /// Plan (default `standard`).
         #[arg(long)]
         plan: Option<String>,
-        /// Modules to enable (default: all loaded), comma separated.
+        /// Modules to enable (default: the plan's), comma separated.
         #[arg(long, value_delimiter = ',')]
         modules: Option<Vec<String>>,
     },
@@ -97,24 +99,19 @@ pub enum AdminCommand {
         #[arg(long)]
         plan: Option<String>,
     },
-    /// List plans, or set one: `eerp plan set gold fuel_per_request=100000000`.
+    /// List plans, set one (`eerp plan set gold fuel_per_request=100000000`), or set the
+    /// modules its new tenants get (`eerp plan modules gold crm,hello`).
     Plan {
-        /// `list` or `set`.
+        /// `list`, `set` or `modules`.
         action: String,
-        /// Plan name (for `set`).
+        /// Plan name (for `set` and `modules`).
         name: Option<String>,
-        /// `field=value` limits (for `set`).
-        limits: Vec<String>,
+        /// `field=value` limits (for `set`), module names (for `modules`).
+        values: Vec<String>,
     },
-    /// Enable or disable a module for a tenant: `eerp module enable acme crm`.
-    Module {
-        /// `enable` or `disable`.
-        action: String,
-        /// Slug.
-        slug: String,
-        /// Module name.
-        module: String,
-    },
+    /// Upload, list and retire module versions; enable, upgrade or disable them per tenant.
+    #[command(subcommand)]
+    Module(ModuleCommand),
     /// Set what a tenant role grants: `eerp role acme sales crm.*`.
     Role {
         /// Slug.
@@ -124,10 +121,14 @@ pub enum AdminCommand {
         /// Permission patterns (none removes the role).
         grants: Vec<String>,
     },
-    /// Apply a module's new migrations to every tenant, with a progress bar.
+    /// Upgrade every tenant of a module to its newest (or a given) version, with a
+    /// progress bar.
     MigrateAll {
         /// Module name.
         module: String,
+        /// Target version (default: the newest stored).
+        #[arg(long)]
+        version: Option<String>,
         /// Tenants migrated at once.
         #[arg(long, default_value_t = 4)]
         workers: usize,
@@ -167,34 +168,39 @@ pub async fn run(connection: Connection, command: AdminCommand) -> anyhow::Resul
         AdminCommand::Plan {
             action,
             name,
-            limits,
+            values,
         } => match (action.as_str(), name) {
             ("list", _) => client.get("/plans").await?,
             ("set", Some(name)) => {
                 let mut body = json!({});
-                apply_assignments(&mut body, &limits)?;
+                apply_assignments(&mut body, &values)?;
                 client.put(&format!("/plans/{name}"), &body).await?
             }
-            _ => anyhow::bail!("use `eerp plan list` or `eerp plan set <name> field=value ...`"),
-        },
-        AdminCommand::Module {
-            action,
-            slug,
-            module,
-        } => {
-            let path = format!("/tenants/{slug}/modules/{module}");
-            match action.as_str() {
-                "enable" => client.put(&path, &json!({})).await?,
-                "disable" => client.delete(&path).await?,
-                _ => anyhow::bail!("use `eerp module enable|disable <tenant> <module>`"),
+            ("modules", Some(name)) => {
+                let modules: Vec<&str> = values
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .filter(|m| !m.is_empty())
+                    .collect();
+                let body = json!({"modules": modules});
+                client.put(&format!("/plans/{name}/modules"), &body).await?
             }
-        }
+            _ => anyhow::bail!(
+                "use `eerp plan list`, `eerp plan set <name> field=value ...` or \
+                 `eerp plan modules <name> <module>,...`"
+            ),
+        },
+        AdminCommand::Module(command) => return modules::run(&connection, command).await,
         AdminCommand::Role { slug, role, grants } => {
             let path = format!("/tenants/{slug}/roles/{role}");
             client.put(&path, &json!({"grants": grants})).await?
         }
-        AdminCommand::MigrateAll { module, workers } => {
-            return migrate_all(&client, &module, workers).await;
+        AdminCommand::MigrateAll {
+            module,
+            version,
+            workers,
+        } => {
+            return migrate_all(&client, &module, version.as_deref(), workers).await;
         }
         AdminCommand::Audit { tenant, limit } => {
             let mut path = format!("/audit?limit={limit}");
@@ -259,7 +265,10 @@ fn print_tenant_table(tenants: &Value) {
             .into_iter()
             .flatten()
             .filter(|m| m["enabled"].as_bool() == Some(true))
-            .map(|m| format!("{}@v{}", m["name"].as_str().unwrap_or("?"), m["version"]))
+            .map(|m| {
+                let name = m["name"].as_str().unwrap_or("?");
+                format!("{name}@{}", m["version"].as_str().unwrap_or("?"))
+            })
             .collect();
         println!(
             "{:<40} {:<13} {:<12} {}",
@@ -296,11 +305,16 @@ fn apply_assignments(object: &mut Value, assignments: &[String]) -> anyhow::Resu
     Ok(())
 }
 
-async fn migrate_all(client: &AdminClient, module: &str, workers: usize) -> anyhow::Result<()> {
+async fn migrate_all(
+    client: &AdminClient,
+    module: &str,
+    version: Option<&str>,
+    workers: usize,
+) -> anyhow::Result<()> {
     let run = client
         .post(
             &format!("/modules/{module}/migrate"),
-            &json!({"workers": workers}),
+            &json!({"workers": workers, "version": version}),
         )
         .await?;
     let id = run["id"]
@@ -315,7 +329,10 @@ async fn migrate_all(client: &AdminClient, module: &str, workers: usize) -> anyh
         )?
         .progress_chars("=> "),
     );
-    bar.set_message(format!("{module} -> v{}", run["target_version"]));
+    bar.set_message(format!(
+        "{module} -> {}",
+        run["module_version"].as_str().unwrap_or("?")
+    ));
     let mut run = run;
     loop {
         let done = run["done"].as_u64().unwrap_or(0) + run["failed"].as_u64().unwrap_or(0);

@@ -67,7 +67,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     let state = app.state();
     let catalog = Catalog {
         pool: &state.pool,
-        registry: &state.registry,
+        modules: state.module_store(),
         base: state.directory.base_limits(),
         ceilings: state.ceilings,
         actor: "eerp-dev",

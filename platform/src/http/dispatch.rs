@@ -4,6 +4,7 @@
 //! line.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::header;
@@ -111,7 +112,7 @@ pub async fn module_route(
 /// Counts the request for its module and tenant, and labels it with its route template.
 fn record_metrics(req: &HttpRequest, state: &AppState, module: &str, trace: &Trace) {
     // Only loaded modules become label values: the path segment is caller input.
-    if state.registry.get(module).is_none() {
+    if !state.registry.has(module) {
         return;
     }
     if let Some(route) = &trace.route {
@@ -153,11 +154,8 @@ async fn serve(
         .map_err(ApiError::Auth)?;
     trace.tenant = Some(identity.tenant.to_string());
     let module_name = req.match_info().get("module").unwrap_or_default();
-    let module = state
-        .registry
-        .get(module_name)
-        .ok_or_else(|| ApiError::UnknownModule(module_name.to_string()))?;
-    let tenant = check_tenant(state, &identity, module_name).await?;
+    let tenant = check_tenant(state, &identity).await?;
+    let module = served_module(state, &tenant, module_name).await?;
 
     let tail = req.match_info().get("tail").unwrap_or_default();
     let method = req.method().as_str();
@@ -231,12 +229,8 @@ async fn serve(
     .await
 }
 
-/// The token's tenant, if it may be served and has `module` enabled.
-async fn check_tenant(
-    state: &AppState,
-    identity: &Identity,
-    module: &str,
-) -> Result<std::sync::Arc<TenantEntry>, ApiError> {
+/// The token's tenant, if it may be served.
+async fn check_tenant(state: &AppState, identity: &Identity) -> Result<Arc<TenantEntry>, ApiError> {
     let tenant = state
         .directory
         .get(&identity.tenant)
@@ -249,10 +243,29 @@ async fn check_tenant(
         Status::Provisioning => return Err(ApiError::Provisioning),
         Status::Deleted => return Err(ApiError::UnknownTenant),
     }
-    if !tenant.modules.contains_key(module) {
-        return Err(ApiError::UnknownModule(module.to_string()));
-    }
     Ok(tenant)
+}
+
+/// The version of `module` the tenant is served: loaded from the module store if this
+/// replica has not loaded it yet (a notification still on its way).
+async fn served_module(
+    state: &AppState,
+    tenant: &TenantEntry,
+    module: &str,
+) -> Result<Arc<LoadedModule>, ApiError> {
+    let unknown = || ApiError::UnknownModule(module.to_string());
+    let version = tenant.modules.get(module).ok_or_else(unknown)?;
+    if let Some(loaded) = state.registry.get(module, version) {
+        return Ok(loaded);
+    }
+    let loaded = state
+        .module_store()
+        .load(module, version)
+        .await
+        .map_err(|e| ApiError::Db(e.chain()))?
+        .ok_or_else(unknown)?;
+    state.metrics.register_modules(&[module.to_string()]);
+    Ok(loaded)
 }
 
 async fn run_module(

@@ -98,13 +98,21 @@ pub async fn apply_module(
         .await?;
         newly.push(step.version);
     }
-    // The module counts as enabled once its schema is complete; a module disabled earlier
-    // stays disabled (only its version moves).
+    // The module counts as enabled once its schema is complete, and from then on the
+    // tenant is served this module version; a module disabled earlier stays disabled
+    // (only its versions move).
     let version = steps.last().map_or(0, |s| s.version as i32);
     tx.execute(
-        "INSERT INTO eerp.tenant_modules (tenant_id, module, version) VALUES ($1::text::uuid, $2, $3)
-         ON CONFLICT (tenant_id, module) DO UPDATE SET version = EXCLUDED.version",
-        &[&tenant_id, &module.name.as_str(), &version],
+        "INSERT INTO eerp.tenant_modules (tenant_id, module, version, module_version)
+         VALUES ($1::text::uuid, $2, $3, $4)
+         ON CONFLICT (tenant_id, module) DO UPDATE
+         SET version = EXCLUDED.version, module_version = EXCLUDED.module_version",
+        &[
+            &tenant_id,
+            &module.name.as_str(),
+            &version,
+            &module.version.to_string(),
+        ],
     )
     .await?;
     tx.commit().await?;
@@ -112,4 +120,115 @@ pub async fn apply_module(
         tracing::info!(%tenant, module = %module.name, versions = ?newly, "migrations applied");
     }
     Ok(newly)
+}
+
+/// Applies every migration of `module` to a scratch schema inside a transaction that is
+/// then rolled back, so a module whose migrations PostgreSQL refuses is never stored.
+///
+/// # Errors
+/// [`MigrationError::Invalid`] naming the step PostgreSQL refused and why,
+/// [`MigrationError::Unavailable`] when the database cannot be reached.
+pub async fn dry_run(pool: &Pool, module: &LoadedModule) -> Result<(), MigrationError> {
+    let schema = format!("eerp_dry_run_{}", uuid::Uuid::new_v4().simple());
+    let (steps, _) = plan(&schema, &module.migrations)?;
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| MigrationError::Unavailable(format!("no database connection: {e}")))?;
+    let tx = conn.transaction().await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '5s'; SET LOCAL statement_timeout = '30s';
+         CREATE SCHEMA {}",
+        quote_ident(&schema)
+    ))
+    .await?;
+    for step in &steps {
+        for statement in &step.statements {
+            if let Err(e) = tx.batch_execute(statement).await {
+                return Err(match MigrationError::from(e) {
+                    MigrationError::Db(message) => MigrationError::Invalid {
+                        version: step.version,
+                        message: format!("PostgreSQL refuses it: {message}"),
+                    },
+                    other => other,
+                });
+            }
+        }
+    }
+    tx.rollback().await?;
+    Ok(())
+}
+
+/// Switches the tenant back to `module`, an older version, without touching its schema.
+/// Allowed only when every migration step of `module` was applied to the tenant exactly
+/// as `module` declares it: the newer steps stay applied, and the older code ignores
+/// what it does not know.
+///
+/// # Errors
+/// [`MigrationError::NotAPrefix`] naming the step that does not fit, database failures.
+pub async fn roll_back(
+    pool: &Pool,
+    tenant_id: &str,
+    tenant: &TenantSlug,
+    module: &LoadedModule,
+) -> Result<(), MigrationError> {
+    let schema = schema_name(tenant, &module.name);
+    let (steps, _) = plan(&schema, &module.migrations)?;
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| MigrationError::Unavailable(format!("no database connection: {e}")))?;
+    let tx = conn.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&format!("eerp.migrate:{schema}")],
+    )
+    .await?;
+    let history = tx
+        .query(
+            "SELECT version, step::text FROM eerp.migration_history
+             WHERE tenant_id = $1::text::uuid AND module = $2",
+            &[&tenant_id, &module.name.as_str()],
+        )
+        .await?;
+    let refuse = |reason: String| MigrationError::NotAPrefix {
+        module: module.name.to_string(),
+        tenant: tenant.to_string(),
+        version: module.version.to_string(),
+        reason,
+    };
+    for step in &steps {
+        let recorded = history
+            .iter()
+            .find(|row| row.get::<_, i32>(0) as u32 == step.version)
+            .and_then(|row| serde_json::from_str::<Value>(row.get::<_, &str>(1)).ok());
+        match recorded {
+            Some(recorded) if recorded == step.json => {}
+            Some(_) => {
+                return Err(refuse(format!(
+                    "its migration v{} differs from the one applied",
+                    step.version
+                )));
+            }
+            None => {
+                return Err(refuse(format!(
+                    "its migration v{} was never applied to this tenant",
+                    step.version
+                )));
+            }
+        }
+    }
+    tx.execute(
+        "UPDATE eerp.tenant_modules SET module_version = $3
+         WHERE tenant_id = $1::text::uuid AND module = $2",
+        &[
+            &tenant_id,
+            &module.name.as_str(),
+            &module.version.to_string(),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%tenant, module = %module.name, version = %module.version, "module rolled back");
+    Ok(())
 }

@@ -96,6 +96,27 @@ const VERSIONS: &[&str] = &[
         at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (run_id, tenant)
     );",
+    // v3: the module store (every module version's wasm bytes, hash and manifest), the
+    // module version each tenant is served, and the modules each plan gives new tenants.
+    "CREATE TABLE eerp.module_versions (
+        module text NOT NULL,
+        version text NOT NULL,
+        abi_version integer NOT NULL,
+        sha256 text NOT NULL,
+        wasm bytea NOT NULL,
+        manifest jsonb NOT NULL,
+        migration_version integer NOT NULL,
+        builtin boolean NOT NULL DEFAULT false,
+        uploaded_by text NOT NULL,
+        uploaded_at timestamptz NOT NULL DEFAULT now(),
+        retired_at timestamptz,
+        PRIMARY KEY (module, version)
+    );
+    ALTER TABLE eerp.tenant_modules ADD COLUMN module_version text;
+    ALTER TABLE eerp.fleet_runs ADD COLUMN target_module_version text;
+    ALTER TABLE eerp.plans ADD COLUMN modules text[] NOT NULL DEFAULT '{}';
+    -- Before v3 every tenant got every built-in module, and CRM was the only one.
+    UPDATE eerp.plans SET modules = '{crm}';",
 ];
 
 /// Brings the catalog to the newest version. Safe to run from many replicas at once: the

@@ -13,7 +13,7 @@ pub mod plan;
 
 use thiserror::Error;
 
-pub use apply::apply_module;
+pub use apply::{apply_module, dry_run, roll_back};
 pub use model::{ColumnModel, SchemaModel, TableModel};
 
 /// Why migrations could not be planned or applied.
@@ -60,6 +60,21 @@ pub enum MigrationError {
         applied: u32,
         /// Highest known version.
         known: u32,
+    },
+    /// A rollback to a version whose migrations are not a prefix of the applied ones.
+    #[error(
+        "tenant `{tenant}` cannot go back to `{module}` {version}: {reason}; only a version \
+         whose migrations the tenant has all applied, unchanged, can serve it"
+    )]
+    NotAPrefix {
+        /// Module.
+        module: String,
+        /// Tenant.
+        tenant: String,
+        /// The version asked for.
+        version: String,
+        /// Which step does not fit.
+        reason: String,
     },
     /// PostgreSQL refused a statement.
     #[error("database error while migrating: {0}")]

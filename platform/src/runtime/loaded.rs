@@ -7,6 +7,8 @@ use eerp_abi::manifest::{Capability, Manifest, Route};
 use eerp_abi::migration::{Migration, parse_migrations};
 use eerp_abi::{ABI_VERSION, exports, unpack};
 use eerp_tenancy::id::ModuleName;
+use semver::Version;
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 use wasmtime::{Engine, Instance, InstancePre, Linker, Module, ModuleExport, Store};
 
@@ -37,7 +39,8 @@ pub enum LoadError {
     },
     /// An import of a capability the manifest did not ask for.
     #[error(
-        "the module imports `eerp.{name}` but its manifest does not request the `{capability:?}` capability"
+        "the module imports `eerp.{name}` but its manifest does not request the `{}` capability",
+        capability.as_str()
     )]
     UngrantedImport {
         /// Import name.
@@ -60,6 +63,10 @@ pub enum LoadError {
 pub struct LoadedModule {
     /// Its validated name.
     pub name: ModuleName,
+    /// Its version, from the manifest.
+    pub version: Version,
+    /// SHA-256 of its wasm bytes, lower-case hex.
+    pub sha256: String,
     /// Its manifest.
     pub manifest: Manifest,
     /// Its migration steps, oldest first.
@@ -132,16 +139,18 @@ impl LoadedModule {
     /// # Errors
     /// [`LoadError`] naming what is wrong with the module.
     pub async fn load(engine: &Engine, wasm: &[u8]) -> Result<Self, LoadError> {
-        let module = Module::new(engine, wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let sha256 = hex(&Sha256::digest(wasm));
+        let module = compile(engine, wasm).await?;
         let known = known_imports(&module)?;
         let (manifest, migrations) = read_descriptors(engine, &module).await?;
-        let name = check_manifest(&manifest)?;
+        let (name, version) = check_manifest(&manifest)?;
         check_imports_granted(&known, &manifest.capabilities)?;
         let routes = manifest
             .routes
             .iter()
             .map(parse_route)
             .collect::<Result<Vec<_>, _>>()?;
+        check_overlaps(&routes)?;
         let model = SchemaModel::from_migrations(&migrations)?;
         let mut linker = Linker::new(engine);
         host::link(&mut linker, &manifest.capabilities)
@@ -161,6 +170,8 @@ impl LoadedModule {
         };
         Ok(Self {
             name,
+            version,
+            sha256,
             manifest,
             migrations,
             model: Arc::new(model),
@@ -280,6 +291,42 @@ fn parse_route(route: &Route) -> Result<RouteTemplate, LoadError> {
     })
 }
 
+/// Refuses two routes of one method that match the same paths (`/a/{id}` and `/a/{x}`):
+/// only one of them could ever be called.
+fn check_overlaps(routes: &[RouteTemplate]) -> Result<(), LoadError> {
+    for (i, a) in routes.iter().enumerate() {
+        let clash = routes[i + 1..].iter().find(|b| {
+            a.route.method == b.route.method
+                && a.segments.len() == b.segments.len()
+                && a.segments.iter().zip(&b.segments).all(|pair| match pair {
+                    (Segment::Literal(x), Segment::Literal(y)) => x == y,
+                    (Segment::Param(_), Segment::Param(_)) => true,
+                    _ => false,
+                })
+        });
+        if let Some(b) = clash {
+            return Err(LoadError::Manifest(format!(
+                "routes `{} {}` and `{} {}` match the same paths; give them distinct paths",
+                a.route.method, a.route.path, b.route.method, b.route.path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Compiles off the async worker: cranelift can take a while on a large module.
+async fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, LoadError> {
+    let (engine, wasm) = (engine.clone(), wasm.to_vec());
+    tokio::task::spawn_blocking(move || Module::new(&engine, &wasm))
+        .await
+        .map_err(|e| LoadError::Compile(format!("the compiler task failed: {e}")))?
+        .map_err(|e| LoadError::Compile(format!("{e:#}")))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn is_identifier(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -315,7 +362,7 @@ fn check_imports_granted(
     }
 }
 
-fn check_manifest(manifest: &Manifest) -> Result<ModuleName, LoadError> {
+fn check_manifest(manifest: &Manifest) -> Result<(ModuleName, Version), LoadError> {
     if manifest.abi_version != ABI_VERSION {
         return Err(LoadError::Manifest(format!(
             "abi_version is {}, this host speaks ABI {ABI_VERSION}",
@@ -323,6 +370,12 @@ fn check_manifest(manifest: &Manifest) -> Result<ModuleName, LoadError> {
         )));
     }
     let name = ModuleName::parse(&manifest.name).map_err(|e| LoadError::Manifest(e.to_string()))?;
+    let version = Version::parse(&manifest.version).map_err(|e| {
+        LoadError::Manifest(format!(
+            "version `{}` is not a semantic version like 1.2.0: {e}",
+            manifest.version
+        ))
+    })?;
     let prefix = format!("{name}.");
     if let Some(route) = manifest
         .routes
@@ -334,7 +387,7 @@ fn check_manifest(manifest: &Manifest) -> Result<ModuleName, LoadError> {
             route.method, route.path, route.permission
         )));
     }
-    Ok(name)
+    Ok((name, version))
 }
 
 /// Instantiates the module once, with every known import linked (the data imports trap

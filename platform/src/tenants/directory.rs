@@ -65,8 +65,8 @@ pub struct TenantEntry {
     pub status: Status,
     /// Defaults, then the plan, then the tenant's overrides.
     pub limits: Limits,
-    /// Enabled modules and the migration version each is at.
-    pub modules: BTreeMap<String, i32>,
+    /// Enabled modules and the module version each is served.
+    pub modules: BTreeMap<String, String>,
     /// The tenant's roles.
     pub roles: RoleGrants,
 }
@@ -194,8 +194,9 @@ async fn load(
     let row = conn
         .query_opt(
             "SELECT t.status, p.limits::text, t.limit_overrides::text,
-                coalesce((SELECT json_object_agg(m.module, m.version) FROM eerp.tenant_modules m
-                          WHERE m.tenant_id = t.id AND m.enabled), '{}')::text,
+                coalesce((SELECT json_object_agg(m.module, m.module_version) FROM eerp.tenant_modules m
+                          WHERE m.tenant_id = t.id AND m.enabled AND m.module_version IS NOT NULL),
+                         '{}')::text,
                 coalesce((SELECT json_object_agg(r.role, r.grants) FROM eerp.tenant_roles r
                           WHERE r.tenant_id = t.id), '{}')::text
              FROM eerp.tenants t JOIN eerp.plans p ON p.name = t.plan

@@ -1,7 +1,7 @@
-//! Fleet migration: apply a module's new migrations to every tenant that has it.
+//! Fleet migration: upgrade every tenant that has a module to one of its versions.
 //!
-//! A run takes the tenants whose recorded version of the module is below the module's
-//! newest, and migrates them with N workers, one transaction per (tenant, module). A
+//! A run takes the tenants served an older version of the module than the target, and
+//! migrates and switches them with N workers, one transaction per (tenant, module). A
 //! failure is recorded with its tenant and the run goes on. Running again picks up only
 //! the tenants still behind, so an interrupted or partly failed run is resumed by starting
 //! a new one.
@@ -34,31 +34,43 @@ pub async fn start(
 ) -> Result<Value, TenantError> {
     let target = module.migrations.last().map_or(0, |m| m.version as i32);
     let conn = pool.get().await?;
-    let behind = conn
+    let candidates = conn
         .query(
-            "SELECT t.id::text, t.slug FROM eerp.tenants t
+            "SELECT t.id::text, t.slug, m.module_version FROM eerp.tenants t
              JOIN eerp.tenant_modules m ON m.tenant_id = t.id
-             WHERE m.module = $1 AND m.version < $2 AND t.status <> 'deleted'
+             WHERE m.module = $1 AND t.status <> 'deleted'
+               AND (m.version < $2 OR m.module_version IS DISTINCT FROM $3)
              ORDER BY t.slug",
-            &[&module.name.as_str(), &target],
+            &[&module.name.as_str(), &target, &module.version.to_string()],
         )
         .await?;
+    // Behind: missing migrations, or served an older version. Tenants served a newer
+    // version are left alone (going back is a rollback, one tenant at a time).
+    let tenants: Vec<(String, String)> = candidates
+        .iter()
+        .filter(|r| {
+            r.get::<_, Option<&str>>(2)
+                .and_then(|v| semver::Version::parse(v).ok())
+                .is_none_or(|served| served <= module.version)
+        })
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     let run_id: String = conn
         .query_one(
-            "INSERT INTO eerp.fleet_runs (module, target_version, workers, total, status)
-             VALUES ($1, $2, $3, $4, CASE WHEN $4 = 0 THEN 'finished' ELSE 'running' END)
+            "INSERT INTO eerp.fleet_runs (module, target_version, target_module_version, workers, total, status)
+             VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 0 THEN 'finished' ELSE 'running' END)
              RETURNING id::text",
             &[
                 &module.name.as_str(),
                 &target,
+                &module.version.to_string(),
                 &(workers as i32),
-                &(behind.len() as i32),
+                &(tenants.len() as i32),
             ],
         )
         .await?
         .get(0);
     drop(conn);
-    let tenants: Vec<(String, String)> = behind.iter().map(|r| (r.get(0), r.get(1))).collect();
     tracing::info!(run = %run_id, module = %module.name, tenants = tenants.len(), workers, "fleet migration started");
     tokio::spawn(run(pool.clone(), module, tenants, workers, run_id.clone()));
     run_status(pool, &run_id).await
@@ -167,7 +179,8 @@ pub async fn run_status(pool: &Pool, run_id: &str) -> Result<Value, TenantError>
     let row = conn
         .query_opt(
             "SELECT json_build_object('id', r.id, 'module', r.module,
-                 'target_version', r.target_version, 'workers', r.workers,
+                 'target_version', r.target_version, 'module_version', r.target_module_version,
+                 'workers', r.workers,
                  'status', CASE WHEN r.status = 'running' AND r.updated_at < now() - make_interval(secs => $2)
                                 THEN 'interrupted' ELSE r.status END,
                  'total', r.total, 'done', r.done, 'failed', r.failed,

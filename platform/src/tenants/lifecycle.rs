@@ -7,7 +7,7 @@
 //! tenant that is not served and that the same `create` call completes.
 
 use deadpool_postgres::{Pool, Transaction};
-use eerp_tenancy::id::{TenantSlug, schema_name};
+use eerp_tenancy::id::{ModuleName, TenantSlug, schema_name};
 use eerp_tenancy::limits::Ceilings;
 use eerp_tenancy::permission::{default_roles, is_valid_pattern};
 use eerp_tenancy::{LimitOverrides, Limits};
@@ -15,17 +15,19 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::TenantError;
-use super::notify::{Change, announce};
-use crate::registry::Registry;
+use crate::audit::{audit, commit_audited};
+use crate::migrations::MigrationError;
+use crate::notify::{Change, announce};
+use crate::registry::store::ModuleStore;
 use crate::runtime::LoadedModule;
 use crate::sql::quote_ident;
 
-/// What an operator action needs: the catalog, the loaded modules, the limit rules.
+/// What an operator action needs: the catalog, the module store, the limit rules.
 pub struct Catalog<'a> {
     /// The shared pool.
     pub pool: &'a Pool,
-    /// Loaded modules.
-    pub registry: &'a Registry,
+    /// The module store and the loaded versions.
+    pub modules: ModuleStore<'a>,
     /// Limits under every plan.
     pub base: &'a Limits,
     /// Highest values limits may take.
@@ -46,7 +48,7 @@ pub struct NewTenant {
     /// Plan; defaults to `standard`.
     #[serde(default)]
     pub plan: Option<String>,
-    /// Modules to enable; defaults to every loaded module.
+    /// Modules to enable (each at its newest stored version); defaults to the plan's.
     #[serde(default)]
     pub modules: Option<Vec<String>>,
 }
@@ -61,7 +63,6 @@ pub struct NewTenant {
 /// database or migration failures.
 pub async fn create(cat: &Catalog<'_>, new: NewTenant) -> Result<(Value, bool), TenantError> {
     let slug = TenantSlug::parse(&new.slug).map_err(|e| TenantError::Invalid(e.to_string()))?;
-    let modules = modules_to_enable(cat.registry, new.modules.as_deref())?;
     let display_name = new.display_name.clone().unwrap_or_else(|| slug.to_string());
     check_display_name(&display_name)?;
     let plan = new.plan.clone().unwrap_or_else(|| "standard".to_string());
@@ -69,6 +70,11 @@ pub async fn create(cat: &Catalog<'_>, new: NewTenant) -> Result<(Value, bool), 
     let mut conn = cat.pool.get().await?;
     let tx = conn.transaction().await?;
     check_plan(&tx, &plan).await?;
+    let names = match &new.modules {
+        Some(names) => names.clone(),
+        None => plan_modules(&tx, &plan).await?,
+    };
+    let modules = modules_to_enable(&cat.modules, &names)?;
     let inserted = tx
         .query_opt(
             "INSERT INTO eerp.tenants (slug, display_name, plan, status)
@@ -164,24 +170,29 @@ fn check_display_name(name: &str) -> Result<(), TenantError> {
     Ok(())
 }
 
+/// The newest stored version of each module in `names`.
 fn modules_to_enable(
-    registry: &Registry,
-    names: Option<&[String]>,
+    store: &ModuleStore<'_>,
+    names: &[String],
 ) -> Result<Vec<std::sync::Arc<LoadedModule>>, TenantError> {
-    let Some(names) = names else {
-        return Ok(registry.modules());
-    };
     names
         .iter()
         .map(|name| {
-            registry.get(name).ok_or_else(|| {
+            store.registry.newest(name).ok_or_else(|| {
                 TenantError::Invalid(format!(
-                    "no module `{name}` is loaded; loaded modules: {}",
-                    registry.names().join(", ")
+                    "no module `{name}` is stored; stored modules: {}",
+                    store.registry.names().join(", ")
                 ))
             })
         })
         .collect()
+}
+
+async fn plan_modules(tx: &Transaction<'_>, plan: &str) -> Result<Vec<String>, TenantError> {
+    Ok(tx
+        .query_one("SELECT modules FROM eerp.plans WHERE name = $1", &[&plan])
+        .await?
+        .get(0))
 }
 
 async fn check_plan(tx: &Transaction<'_>, plan: &str) -> Result<(), TenantError> {
@@ -246,7 +257,8 @@ const TENANT_JSON: &str = "SELECT json_build_object(
         'plan_limits', p.limits, 'limit_overrides', t.limit_overrides,
         'created_at', t.created_at, 'updated_at', t.updated_at, 'deleted_at', t.deleted_at,
         'modules', coalesce((SELECT json_agg(json_build_object(
-                'name', m.module, 'version', m.version, 'enabled', m.enabled) ORDER BY m.module)
+                'name', m.module, 'version', m.module_version, 'migration_version', m.version,
+                'enabled', m.enabled) ORDER BY m.module)
             FROM eerp.tenant_modules m WHERE m.tenant_id = t.id), '[]'),
         'roles', coalesce((SELECT json_object_agg(r.role, r.grants)
             FROM eerp.tenant_roles r WHERE r.tenant_id = t.id), '{}'))::text
@@ -414,47 +426,109 @@ async fn purge_one(cat: &Catalog<'_>, id: &str, slug: &str) -> Result<(), Tenant
     Ok(())
 }
 
-/// Enables `module` for the tenant (creating and migrating its schema) or disables it
-/// (data kept; requests to it get 404). Idempotent.
+/// Enables `module` for the tenant at `version` (default: the version it had, else the
+/// newest stored), creating and migrating its schema, or disables it (data kept; requests
+/// to it get 404). Naming another version upgrades the tenant (migrations first, then the
+/// switch, in one transaction) or rolls it back, which is allowed only while the older
+/// version's migrations are a prefix of what the tenant has applied. Idempotent.
 ///
 /// # Errors
-/// [`TenantError::NotFound`] for an unknown tenant or module, migration failures.
+/// [`TenantError::NotFound`] for an unknown tenant, module or version,
+/// [`TenantError::Conflict`] for a refused rollback, migration failures.
 pub async fn set_module(
     cat: &Catalog<'_>,
     slug: &TenantSlug,
     module: &str,
     enabled: bool,
+    version: Option<&str>,
 ) -> Result<Value, TenantError> {
-    let loaded = cat
-        .registry
-        .get(module)
-        .ok_or_else(|| TenantError::NotFound(format!("no module `{module}` is loaded")))?;
+    let name = ModuleName::parse(module)
+        .map_err(|_| TenantError::NotFound(format!("no module `{module}` is stored")))?;
     let (id, _) = tenant_id(cat, slug).await?;
-    if enabled {
-        crate::migrations::apply_module(cat.pool, &id, slug, &loaded).await?;
+    let current = served_version(cat, &id, module).await?;
+    if !enabled {
+        return disable_module(cat, slug, &id, &name).await;
     }
+    let target = match version.map(str::to_string).or(current.clone()) {
+        Some(version) => cat
+            .modules
+            .load(module, &version)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                TenantError::NotFound(format!(
+                    "no version {version} of module `{module}` is stored, or it was retired; \
+                 `eerp module list` shows the stored versions"
+                ))
+            })?,
+        None => cat
+            .modules
+            .registry
+            .newest(module)
+            .ok_or_else(|| TenantError::NotFound(format!("no module `{module}` is stored")))?,
+    };
+    let target_version = target.version.to_string();
+    let action = match crate::migrations::apply_module(cat.pool, &id, slug, &target).await {
+        Ok(_) if current.as_ref().is_none_or(|c| *c == target_version) => "module.enable",
+        Ok(_) => "module.upgrade",
+        Err(MigrationError::Ahead { .. }) => {
+            crate::migrations::roll_back(cat.pool, &id, slug, &target)
+                .await
+                .map_err(|e| match e {
+                    MigrationError::NotAPrefix { .. } => TenantError::Conflict(e.to_string()),
+                    other => TenantError::Migration(other),
+                })?;
+            "module.rollback"
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut conn = cat.pool.get().await?;
+    let tx = conn.transaction().await?;
+    tx.execute(
+        "UPDATE eerp.tenant_modules SET enabled = true WHERE tenant_id = $1::text::uuid AND module = $2",
+        &[&id, &module],
+    )
+    .await?;
+    let before = current.map(|v| json!({"module": module, "version": v}));
+    let after = json!({"module": module, "version": target_version, "enabled": true,
+                       "schema": schema_name(slug, &name)});
+    commit_audited(
+        tx,
+        cat.actor,
+        action,
+        Some(slug),
+        Change::Tenant(slug.to_string()),
+        before.as_ref(),
+        Some(&after),
+    )
+    .await?;
+    drop(conn);
+    show(cat, slug).await
+}
+
+async fn disable_module(
+    cat: &Catalog<'_>,
+    slug: &TenantSlug,
+    id: &str,
+    name: &ModuleName,
+) -> Result<Value, TenantError> {
     let mut conn = cat.pool.get().await?;
     let tx = conn.transaction().await?;
     let changed = tx
         .execute(
-            "UPDATE eerp.tenant_modules SET enabled = $3
-             WHERE tenant_id = $1::text::uuid AND module = $2 AND enabled <> $3",
-            &[&id, &module, &enabled],
+            "UPDATE eerp.tenant_modules SET enabled = false
+             WHERE tenant_id = $1::text::uuid AND module = $2 AND enabled",
+            &[&id, &name.as_str()],
         )
         .await?;
-    if changed > 0 || enabled {
-        let action = if enabled {
-            "module.enable"
-        } else {
-            "module.disable"
-        };
-        let after = json!({"module": module, "enabled": enabled,
-                           "schema": schema_name(slug, &loaded.name)});
+    if changed > 0 {
+        let after = json!({"module": name.as_str(), "enabled": false,
+                           "schema": schema_name(slug, name)});
         let change = Change::Tenant(slug.to_string());
         commit_audited(
             tx,
             cat.actor,
-            action,
+            "module.disable",
             Some(slug),
             change,
             None,
@@ -462,11 +536,32 @@ pub async fn set_module(
         )
         .await?;
     } else {
-        // Already disabled: nothing to record or announce.
+        // Already disabled, or never enabled: nothing to record or announce.
         drop(tx);
     }
     drop(conn);
     show(cat, slug).await
+}
+
+/// The module version the tenant is served (or was, while disabled).
+async fn served_version(
+    cat: &Catalog<'_>,
+    id: &str,
+    module: &str,
+) -> Result<Option<String>, TenantError> {
+    let conn = cat.pool.get().await?;
+    Ok(conn
+        .query_opt(
+            "SELECT module_version FROM eerp.tenant_modules
+             WHERE tenant_id = $1::text::uuid AND module = $2",
+            &[&id, &module],
+        )
+        .await?
+        .and_then(|row| row.get(0)))
+}
+
+fn store_error(e: crate::registry::StoreError) -> TenantError {
+    TenantError::Db(e.chain())
 }
 
 /// Replaces the tenant's limit overrides (`{}` removes them all) and/or its plan.
@@ -583,7 +678,8 @@ pub async fn plans(cat: &Catalog<'_>) -> Result<Vec<Value>, TenantError> {
     let conn = cat.pool.get().await?;
     let rows = conn
         .query(
-            "SELECT json_build_object('name', name, 'limits', limits)::text FROM eerp.plans ORDER BY name",
+            "SELECT json_build_object('name', name, 'limits', limits, 'modules', modules)::text
+             FROM eerp.plans ORDER BY name",
             &[],
         )
         .await?;
@@ -620,7 +716,9 @@ pub async fn put_plan(
         .and_then(|row| serde_json::from_str::<Value>(row.get(0)).ok());
     let after = json!(limits);
     tx.execute(
-        "INSERT INTO eerp.plans (name, limits) VALUES ($1, $2::text::jsonb)
+        // A new plan starts with the standard plan's modules.
+        "INSERT INTO eerp.plans (name, limits, modules) VALUES ($1, $2::text::jsonb,
+             coalesce((SELECT modules FROM eerp.plans WHERE name = 'standard'), '{}'))
          ON CONFLICT (name) DO UPDATE SET limits = EXCLUDED.limits, updated_at = now()",
         &[&name, &after.to_string()],
     )
@@ -634,6 +732,50 @@ pub async fn put_plan(
         None,
         Change::All,
         before.as_ref(),
+        Some(&record),
+    )
+    .await?;
+    Ok(record)
+}
+
+/// Sets the modules new tenants on plan `name` get (tenants that exist keep theirs).
+///
+/// # Errors
+/// [`TenantError::NotFound`] for an unknown plan, [`TenantError::Invalid`] for a module
+/// the store does not hold.
+pub async fn set_plan_modules(
+    cat: &Catalog<'_>,
+    name: &str,
+    modules: &[String],
+) -> Result<Value, TenantError> {
+    modules_to_enable(&cat.modules, modules)?;
+    let mut conn = cat.pool.get().await?;
+    let tx = conn.transaction().await?;
+    let before: Vec<String> = tx
+        .query_opt(
+            "SELECT modules FROM eerp.plans WHERE name = $1 FOR UPDATE",
+            &[&name],
+        )
+        .await?
+        .ok_or_else(|| {
+            TenantError::NotFound(format!(
+                "no plan `{name}`; `eerp plan list` shows the plans"
+            ))
+        })?
+        .get(0);
+    tx.execute(
+        "UPDATE eerp.plans SET modules = $2, updated_at = now() WHERE name = $1",
+        &[&name, &modules],
+    )
+    .await?;
+    let record = json!({"plan": name, "modules": modules});
+    commit_audited(
+        tx,
+        cat.actor,
+        "plan.modules",
+        None,
+        Change::All,
+        Some(&json!({"plan": name, "modules": before})),
         Some(&record),
     )
     .await?;
@@ -677,45 +819,4 @@ async fn tenant_id(cat: &Catalog<'_>, slug: &TenantSlug) -> Result<(String, Stri
         .await?
         .ok_or_else(|| TenantError::NotFound(format!("no tenant `{slug}`")))?;
     Ok((row.get(0), row.get(1)))
-}
-
-/// Appends the action to the audit log, announces the change to every replica, and
-/// commits: the three happen together or not at all.
-async fn commit_audited(
-    tx: Transaction<'_>,
-    actor: &str,
-    action: &str,
-    tenant: Option<&TenantSlug>,
-    change: Change,
-    before: Option<&Value>,
-    after: Option<&Value>,
-) -> Result<(), TenantError> {
-    audit(&tx, actor, action, tenant, before, after).await?;
-    announce(&tx, &change).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Appends to the audit log inside the action's transaction.
-async fn audit(
-    tx: &Transaction<'_>,
-    actor: &str,
-    action: &str,
-    tenant: Option<&TenantSlug>,
-    before: Option<&Value>,
-    after: Option<&Value>,
-) -> Result<(), TenantError> {
-    tx.execute(
-        "INSERT INTO eerp.audit_log (actor, action, tenant, before, after)
-         VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb)",
-        &[
-            &actor,
-            &action,
-            &tenant.map(TenantSlug::as_str),
-            &before.map(Value::to_string),
-            &after.map(Value::to_string),
-        ],
-    )
-    .await?;
-    Ok(())
 }

@@ -4,7 +4,6 @@
 //! - [`gate`]: per-tenant rate and concurrency admission.
 //! - [`lifecycle`]: provisioning and every operator action, each audited.
 //! - [`fleet`]: applying a module's new migrations to every tenant.
-//! - [`notify`]: cache invalidation across replicas.
 //!
 //! Every step of provisioning is idempotent, so a crashed `create` is finished by running
 //! it again; a tenant is served only once it is `active`.
@@ -13,7 +12,6 @@ pub mod directory;
 pub mod fleet;
 pub mod gate;
 pub mod lifecycle;
-pub mod notify;
 
 use thiserror::Error;
 

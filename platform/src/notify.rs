@@ -2,19 +2,20 @@
 //!
 //! Every catalog change an operator makes sends a notification on [`CHANNEL`] in the same
 //! transaction, so it is delivered only if the change committed. Each replica keeps one
-//! dedicated connection listening (not a pooled one: `LISTEN` is session state) and drops
-//! the named tenant from its [`TenantDirectory`]. After a reconnect it drops everything,
-//! since notifications sent meanwhile are lost.
+//! dedicated connection listening (not a pooled one: `LISTEN` is session state): a tenant
+//! change drops that tenant from its [`TenantDirectory`], a module change wakes the
+//! registry's catalog sync. After a reconnect it does both for everything, since
+//! notifications sent meanwhile are lost.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use futures_util::StreamExt;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::directory::TenantDirectory;
+use crate::tenants::TenantDirectory;
 
 /// The notification channel.
 pub const CHANNEL: &str = "eerp_catalog";
@@ -26,6 +27,8 @@ pub enum Change {
     Tenant(String),
     /// Something many tenants share (a plan).
     All,
+    /// The module store: a version was uploaded, replaced or retired.
+    Modules,
 }
 
 impl Change {
@@ -33,10 +36,14 @@ impl Change {
         match self {
             Change::Tenant(slug) => format!("tenant:{slug}"),
             Change::All => "all".into(),
+            Change::Modules => "modules".into(),
         }
     }
 
     fn parse(payload: &str) -> Change {
+        if payload == "modules" {
+            return Change::Modules;
+        }
         match payload.strip_prefix("tenant:") {
             Some(slug) => Change::Tenant(slug.to_string()),
             None => Change::All,
@@ -58,35 +65,42 @@ pub async fn announce(
         .map(|_| ())
 }
 
+/// Who hears of changes: the tenant directory, and the registry's sync task through a
+/// [`Notify`] (many module changes in a row wake it once).
+#[derive(Clone)]
+pub struct Listeners {
+    /// Tenant entries to drop.
+    pub directory: Arc<TenantDirectory>,
+    /// Woken when the module store changed.
+    pub modules: Arc<Notify>,
+}
+
 /// Listens for changes until the process ends, reconnecting with a pause. Resolves once
 /// the first `LISTEN` is in place, so a replica that has started does not miss changes.
-pub async fn spawn_listener(database_url: String, directory: Arc<TenantDirectory>) {
+pub async fn spawn_listener(database_url: String, listeners: Listeners) {
     let (ready, listening) = oneshot::channel();
-    tokio::spawn(listen_forever(database_url, directory, ready));
+    tokio::spawn(listen_forever(database_url, listeners, ready));
     // If the first connection fails the listener keeps retrying; start anyway.
     let _ = tokio::time::timeout(Duration::from_secs(5), listening).await;
 }
 
-async fn listen_forever(
-    database_url: String,
-    directory: Arc<TenantDirectory>,
-    ready: oneshot::Sender<()>,
-) {
+async fn listen_forever(database_url: String, listeners: Listeners, ready: oneshot::Sender<()>) {
     let mut ready = Some(ready);
     loop {
-        if let Err(e) = listen_once(&database_url, &directory, &mut ready).await {
+        if let Err(e) = listen_once(&database_url, &listeners, &mut ready).await {
             tracing::warn!(error = %e, "cache invalidation listener lost its connection; reconnecting");
         }
-        directory.invalidate_all();
+        listeners.directory.invalidate_all();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
 async fn listen_once(
     database_url: &str,
-    directory: &TenantDirectory,
+    listeners: &Listeners,
     ready: &mut Option<oneshot::Sender<()>>,
 ) -> Result<(), tokio_postgres::Error> {
+    let directory = &listeners.directory;
     let mut config: tokio_postgres::Config = database_url.parse()?;
     // A half-open connection would lose every notification silently until the kernel's
     // default keepalive (about 2 hours) noticed; probe after 30 s idle instead.
@@ -112,6 +126,7 @@ async fn listen_once(
         }
     }
     directory.invalidate_all();
+    listeners.modules.notify_one();
     if let Some(ready) = ready.take() {
         let _ = ready.send(());
     }
@@ -120,6 +135,7 @@ async fn listen_once(
             match Change::parse(note.payload()) {
                 Change::Tenant(slug) => directory.invalidate(&slug).await,
                 Change::All => directory.invalidate_all(),
+                Change::Modules => listeners.modules.notify_one(),
             }
         }
     }
@@ -132,7 +148,7 @@ mod tests {
 
     #[test]
     fn payloads_round_trip() {
-        for change in [Change::Tenant("acme".into()), Change::All] {
+        for change in [Change::Tenant("acme".into()), Change::All, Change::Modules] {
             assert_eq!(Change::parse(&change.payload()), change);
         }
     }

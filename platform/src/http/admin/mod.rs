@@ -12,10 +12,14 @@
 //! | `DELETE /tenants/{slug}` | soft delete |
 //! | `POST /purge` | drop tenants deleted longer ago than the grace period |
 //! | `PUT /tenants/{slug}/limits` | `{"plan"?, "limits"?}`: plan and overrides |
-//! | `PUT`/`DELETE /tenants/{slug}/modules/{module}` | enable / disable a module |
+//! | `PUT`/`DELETE /tenants/{slug}/modules/{module}` | `{"version"?}`: enable, upgrade or roll back / disable a module |
 //! | `PUT /tenants/{slug}/roles/{role}` | `{"grants": [...]}` |
 //! | `GET /plans`, `PUT /plans/{name}` | plans (named limit presets) |
-//! | `POST /modules/{module}/migrate` | `{"workers"?}`: start a fleet migration |
+//! | `PUT /plans/{name}/modules` | `{"modules": [...]}`: what new tenants on the plan get |
+//! | `POST /modules` | upload a module version (`application/wasm`) |
+//! | `GET /modules` | every stored module version |
+//! | `GET`/`DELETE /modules/{module}/versions/{version}` | show / retire a version |
+//! | `POST /modules/{module}/migrate` | `{"workers"?, "version"?}`: upgrade every tenant |
 //! | `GET /migration-runs/{id}` | a fleet migration's progress and failures |
 //! | `GET /audit?tenant=&before=&limit=` | the audit log, newest first |
 
@@ -28,6 +32,8 @@ use eerp_tenancy::id::TenantSlug;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+mod modules;
 
 use super::auth::authenticate_operator;
 use super::dispatch::request_id;
@@ -60,7 +66,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/purge", web::post().to(purge))
             .route("/plans", web::get().to(list_plans))
             .route("/plans/{name}", web::put().to(put_plan))
-            .route("/modules/{module}/migrate", web::post().to(migrate_all))
+            .route(
+                "/plans/{name}/modules",
+                web::put().to(modules::set_plan_modules),
+            )
+            .route("/modules", web::post().to(modules::upload))
+            .route("/modules", web::get().to(modules::list))
+            .route(
+                "/modules/{module}/versions/{version}",
+                web::get().to(modules::show),
+            )
+            .route(
+                "/modules/{module}/versions/{version}",
+                web::delete().to(modules::retire),
+            )
+            .route(
+                "/modules/{module}/migrate",
+                web::post().to(modules::migrate_all),
+            )
             .route("/migration-runs/{id}", web::get().to(migration_run))
             .route("/audit", web::get().to(audit))
             .default_service(web::route().to(unknown)),
@@ -68,11 +91,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Problems are boxed: they are large and only the error path carries them.
-type Answer = Result<(StatusCode, Value), Box<Problem>>;
+pub(super) type Answer = Result<(StatusCode, Value), Box<Problem>>;
 
 /// Authenticates the operator, runs `action` with a [`Catalog`] for them, and answers
 /// JSON or a problem.
-async fn operate<F>(req: &HttpRequest, state: &AppState, action: F) -> HttpResponse
+pub(super) async fn operate<F>(req: &HttpRequest, state: &AppState, action: F) -> HttpResponse
 where
     F: AsyncFnOnce(&Catalog<'_>) -> Answer,
 {
@@ -83,7 +106,7 @@ where
     };
     let catalog = Catalog {
         pool: &state.pool,
-        registry: &state.registry,
+        modules: state.module_store(),
         base: state.directory.base_limits(),
         ceilings: state.ceilings,
         actor: &operator.subject,
@@ -112,7 +135,7 @@ where
     }
 }
 
-fn tenant_problem(e: TenantError) -> Box<Problem> {
+pub(super) fn tenant_problem(e: TenantError) -> Box<Problem> {
     use StatusCode as S;
     let problem = match e {
         TenantError::NotFound(detail) => {
@@ -140,7 +163,7 @@ fn tenant_problem(e: TenantError) -> Box<Problem> {
     Box::new(problem)
 }
 
-fn ok(value: Value) -> Answer {
+pub(super) fn ok(value: Value) -> Answer {
     Ok((StatusCode::OK, value))
 }
 
@@ -156,7 +179,7 @@ fn slug(req: &HttpRequest) -> Result<TenantSlug, Box<Problem>> {
     })
 }
 
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Box<Problem>> {
+pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Box<Problem>> {
     let text = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
@@ -282,23 +305,40 @@ async fn set_limits(
     .await
 }
 
-async fn set_module(req: &HttpRequest, state: &AppState, enabled: bool) -> HttpResponse {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModuleBody {
+    version: Option<String>,
+}
+
+async fn set_module(
+    req: &HttpRequest,
+    state: &AppState,
+    enabled: bool,
+    bytes: &[u8],
+) -> HttpResponse {
     operate(req, state, async |cat| {
         let module = req.match_info().get("module").unwrap_or_default();
-        let tenant = lifecycle::set_module(cat, &slug(req)?, module, enabled)
-            .await
-            .map_err(tenant_problem)?;
+        let change: ModuleBody = body(bytes)?;
+        let tenant =
+            lifecycle::set_module(cat, &slug(req)?, module, enabled, change.version.as_deref())
+                .await
+                .map_err(tenant_problem)?;
         ok(tenant)
     })
     .await
 }
 
-async fn enable_module(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    set_module(&req, &state, true).await
+async fn enable_module(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> HttpResponse {
+    set_module(&req, &state, true, &bytes).await
 }
 
 async fn disable_module(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    set_module(&req, &state, false).await
+    set_module(&req, &state, false, b"").await
 }
 
 #[derive(Deserialize)]
@@ -352,37 +392,6 @@ async fn put_plan(req: HttpRequest, state: web::Data<AppState>, bytes: web::Byte
         ok(lifecycle::put_plan(cat, name, &limits)
             .await
             .map_err(tenant_problem)?)
-    })
-    .await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MigrateBody {
-    workers: Option<usize>,
-}
-
-async fn migrate_all(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    bytes: web::Bytes,
-) -> HttpResponse {
-    operate(&req, &state, async |cat| {
-        let name = req.match_info().get("module").unwrap_or_default();
-        let change: MigrateBody = body(&bytes)?;
-        let module = cat.registry.get(name).ok_or_else(|| {
-            tenant_problem(TenantError::NotFound(format!(
-                "no module `{name}` is loaded"
-            )))
-        })?;
-        // Each worker holds a pooled connection; at most half the pool, so requests
-        // keep being served during the run.
-        let most = (cat.pool.status().max_size / 2).max(1);
-        let workers = change.workers.unwrap_or(4).clamp(1, most);
-        let run = fleet::start(cat.pool, module, workers)
-            .await
-            .map_err(tenant_problem)?;
-        Ok((StatusCode::ACCEPTED, run))
     })
     .await
 }

@@ -1,0 +1,128 @@
+//! `eerp module ...`: the module store and per-tenant module versions.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::{AdminClient, Connection};
+
+/// Module commands.
+#[derive(Debug, Subcommand)]
+pub enum ModuleCommand {
+    /// Upload a module version (`.wasm`); every replica loads it within seconds. It is
+    /// enabled for no tenant until an operator enables it.
+    Upload {
+        /// The module file.
+        file: PathBuf,
+    },
+    /// List stored module versions and how many tenants each serves.
+    List,
+    /// Enable a module for a tenant (its newest version, or `--version`).
+    Enable {
+        /// Tenant slug.
+        slug: String,
+        /// Module name.
+        module: String,
+        /// Version to serve.
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Disable a module for a tenant; its data is kept.
+    Disable {
+        /// Tenant slug.
+        slug: String,
+        /// Module name.
+        module: String,
+    },
+    /// Move a tenant to another version of a module: migrate, then switch. Going back is
+    /// allowed while the older version's migrations are a prefix of the tenant's.
+    Upgrade {
+        /// Tenant slug.
+        slug: String,
+        /// Module name.
+        module: String,
+        /// Version to serve.
+        version: String,
+    },
+    /// Retire a version no tenant uses: replicas unload it.
+    Retire {
+        /// Module name.
+        module: String,
+        /// Version.
+        version: String,
+    },
+}
+
+/// Runs a module command.
+///
+/// # Errors
+/// When the file cannot be read, or the service refuses (the problem's detail).
+pub async fn run(connection: &Connection, command: ModuleCommand) -> anyhow::Result<()> {
+    let client = AdminClient::new(connection)?;
+    let output = match command {
+        ModuleCommand::Upload { file } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            client
+                .post_bytes("/modules", "application/wasm", bytes)
+                .await?
+        }
+        ModuleCommand::List => {
+            print_versions(&client.get("/modules").await?["modules"]);
+            return Ok(());
+        }
+        ModuleCommand::Enable {
+            slug,
+            module,
+            version,
+        } => {
+            let path = format!("/tenants/{slug}/modules/{module}");
+            client.put(&path, &json!({"version": version})).await?
+        }
+        ModuleCommand::Disable { slug, module } => {
+            client
+                .delete(&format!("/tenants/{slug}/modules/{module}"))
+                .await?
+        }
+        ModuleCommand::Upgrade {
+            slug,
+            module,
+            version,
+        } => {
+            let path = format!("/tenants/{slug}/modules/{module}");
+            client.put(&path, &json!({"version": version})).await?
+        }
+        ModuleCommand::Retire { module, version } => {
+            client
+                .delete(&format!("/modules/{module}/versions/{version}"))
+                .await?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
+}
+
+fn print_versions(versions: &Value) {
+    println!(
+        "{:<20} {:<12} {:<8} {:<8} {:<10} SHA256",
+        "MODULE", "VERSION", "ROUTES", "TENANTS", "STATE"
+    );
+    for v in versions.as_array().into_iter().flatten() {
+        let state = if v["retired_at"].is_null() {
+            "live"
+        } else {
+            "retired"
+        };
+        println!(
+            "{:<20} {:<12} {:<8} {:<8} {:<10} {}",
+            v["name"].as_str().unwrap_or(""),
+            v["version"].as_str().unwrap_or(""),
+            v["routes"],
+            v["tenants"],
+            state,
+            v["sha256"].as_str().unwrap_or("").get(..16).unwrap_or("")
+        );
+    }
+}

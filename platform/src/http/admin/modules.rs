@@ -1,0 +1,229 @@
+//! The module store's admin routes: upload, list, show and retire module versions, the
+//! fleet upgrade, and the modules each plan gives new tenants.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Answer, body, ok, operate, tenant_problem};
+use crate::http::problem::{ApiError, Problem};
+use crate::migrations::MigrationError;
+use crate::registry::{StoreError, Upload, store::Uploader};
+use crate::startup::AppState;
+use crate::tenants::{TenantError, fleet, lifecycle};
+
+fn store_problem(e: StoreError) -> Box<Problem> {
+    use StatusCode as S;
+    let refused = |detail: String| {
+        Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "module-invalid",
+            "Module refused",
+            format!("the module was not stored: {detail}"),
+        )
+    };
+    let problem = match e {
+        StoreError::Invalid(e) => refused(e.to_string()),
+        StoreError::DryRun(MigrationError::Unavailable(detail)) => ApiError::Db(detail).problem(),
+        e @ StoreError::DryRun(_) => refused(e.chain()),
+        StoreError::Conflict(detail) => Problem::new(S::CONFLICT, "conflict", "Conflict", detail),
+        StoreError::NotFound(detail) => {
+            Problem::new(S::NOT_FOUND, "not-found", "Not found", detail)
+        }
+        e @ (StoreError::Db(_) | StoreError::Pool(_)) => {
+            tracing::error!(error = %e.chain(), "module store failed");
+            ApiError::Db(e.chain()).problem()
+        }
+    };
+    Box::new(problem)
+}
+
+fn is_wasm(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|mime| mime == "application/wasm" || mime == "application/octet-stream")
+}
+
+/// Reads the whole body, refusing more than `limit` bytes without buffering them.
+async fn read_capped(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, Box<Problem>> {
+    let too_large = || {
+        Box::new(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Module too large",
+            format!("modules may be at most {limit} bytes (`eerp serve --max-module-bytes`)"),
+        ))
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            Box::new(ApiError::BadRequest(format!("the body could not be read: {e}")).problem())
+        })?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// `POST /modules`: the body is the module's wasm bytes.
+pub async fn upload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    operate(&req, &state, async |cat| {
+        if !is_wasm(&req) {
+            return Err(Box::new(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the module's bytes with `content-type: application/wasm`",
+            )));
+        }
+        let wasm = read_capped(payload, state.max_module_bytes).await?;
+        let uploader = Uploader {
+            actor: cat.actor,
+            builtin: false,
+        };
+        let (upload, module) = cat
+            .modules
+            .upload(&wasm, uploader)
+            .await
+            .map_err(store_problem)?;
+        let stored = cat
+            .modules
+            .show(module.name.as_str(), &module.version.to_string())
+            .await
+            .map_err(store_problem)?;
+        state.metrics.register_modules(&[module.name.to_string()]);
+        let status = match upload {
+            Upload::Created => StatusCode::CREATED,
+            Upload::Unchanged | Upload::Restored | Upload::Replaced => StatusCode::OK,
+        };
+        Ok((status, stored))
+    })
+    .await
+}
+
+/// `GET /modules`.
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    operate(&req, &state, async |cat| {
+        let versions = cat.modules.list().await.map_err(store_problem)?;
+        ok(json!({"modules": versions}))
+    })
+    .await
+}
+
+fn name_and_version(req: &HttpRequest) -> (&str, &str) {
+    let info = req.match_info();
+    (
+        info.get("module").unwrap_or_default(),
+        info.get("version").unwrap_or_default(),
+    )
+}
+
+/// `GET /modules/{module}/versions/{version}`.
+pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    operate(&req, &state, async |cat| {
+        let (name, version) = name_and_version(&req);
+        ok(cat
+            .modules
+            .show(name, version)
+            .await
+            .map_err(store_problem)?)
+    })
+    .await
+}
+
+/// `DELETE /modules/{module}/versions/{version}`.
+pub async fn retire(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    operate(&req, &state, async |cat| {
+        let (name, version) = name_and_version(&req);
+        ok(cat
+            .modules
+            .retire(name, version, cat.actor)
+            .await
+            .map_err(store_problem)?)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MigrateBody {
+    workers: Option<usize>,
+    version: Option<String>,
+}
+
+/// `POST /modules/{module}/migrate`: upgrade every tenant to `version` (default newest).
+pub async fn migrate_all(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> HttpResponse {
+    operate(&req, &state, async |cat| -> Answer {
+        let name = req.match_info().get("module").unwrap_or_default();
+        let change: MigrateBody = body(&bytes)?;
+        let module = match &change.version {
+            Some(version) => cat
+                .modules
+                .load(name, version)
+                .await
+                .map_err(store_problem)?,
+            None => cat.modules.registry.newest(name),
+        };
+        let module = module.ok_or_else(|| {
+            tenant_problem(TenantError::NotFound(format!(
+                "no module `{name}`{} is stored",
+                change
+                    .version
+                    .as_ref()
+                    .map(|v| format!(" at version {v}"))
+                    .unwrap_or_default()
+            )))
+        })?;
+        // Each worker holds a pooled connection; at most half the pool, so requests
+        // keep being served during the run.
+        let most = (cat.pool.status().max_size / 2).max(1);
+        let workers = change.workers.unwrap_or(4).clamp(1, most);
+        let run = fleet::start(cat.pool, module, workers)
+            .await
+            .map_err(tenant_problem)?;
+        Ok((StatusCode::ACCEPTED, run))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanModulesBody {
+    modules: Vec<String>,
+}
+
+/// `PUT /plans/{name}/modules`.
+pub async fn set_plan_modules(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> HttpResponse {
+    operate(&req, &state, async |cat| {
+        let name = req.match_info().get("name").unwrap_or_default();
+        let change: PlanModulesBody = body(&bytes)?;
+        ok(lifecycle::set_plan_modules(cat, name, &change.modules)
+            .await
+            .map_err(tenant_problem)?)
+    })
+    .await
+}
