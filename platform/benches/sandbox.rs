@@ -10,9 +10,11 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use eerp_abi::envelope::{Principal, Request};
 use eerp_platform::data_api::DataUsage;
+use eerp_platform::data_api::RequestScope;
 use eerp_platform::db::DbSession;
 use eerp_platform::registry::BUILTIN_MODULES;
-use eerp_platform::runtime::host::{HostState, RequestScope};
+use eerp_platform::runtime::host::HostState;
+use eerp_platform::runtime::host::events::EventState;
 use eerp_platform::runtime::{
     EngineSettings, Invocation, LoadedModule, RouteMatch, build_engine, invoke,
 };
@@ -43,8 +45,8 @@ fn scope(module: &LoadedModule) -> RequestScope {
         tenant: TenantSlug::parse("bench").expect("valid slug"),
         module: ModuleName::parse("crm").expect("valid name"),
         schema: "t_bench__crm".into(),
-        request_id: "bench".into(),
         model: Arc::clone(&module.model),
+        grants: Vec::new(),
         limits: Limits::default(),
         db: DbSession::detached(),
         usage: DataUsage::default(),
@@ -53,7 +55,14 @@ fn scope(module: &LoadedModule) -> RequestScope {
 
 /// A Store set up as `invoke` sets it up, for the partial-path measurements.
 fn fresh_store(engine: &wasmtime::Engine, module: &LoadedModule) -> wasmtime::Store<HostState> {
-    let mut store = wasmtime::Store::new(engine, HostState::for_request(scope(module)));
+    let mut store = wasmtime::Store::new(
+        engine,
+        HostState::for_request(
+            scope(module),
+            "bench",
+            EventState::new(module.events.clone()),
+        ),
+    );
     store.limiter(|state| &mut state.limiter);
     store.set_fuel(1_000_000).expect("fuel is on");
     store
@@ -164,6 +173,7 @@ fn sandbox(c: &mut Criterion) {
                         handler_id,
                         envelope: bytes.clone(),
                         scope: scope(&module),
+                        request_id: "bench".into(),
                     },
                 ));
                 let response = report.result.expect("the module answers");

@@ -18,7 +18,7 @@
 //! - [`metrics`]: Prometheus families, module CPU time, the capped tenant label.
 //! - [`db`]: the shared pool and the request transaction (`SET LOCAL` only).
 //! - [`sql`]: quoted identifiers and literals, and the rules for table and column names.
-//! - [`startup`], [`config`], [`telemetry`]: building and running the app.
+//! - [`startup`], [`state`], [`config`], [`telemetry`]: building and running the app.
 //! - [`dev`]: `eerp dev` and the throwaway PostgreSQL it (and the tests) start.
 //!
 //! It must never let a module choose a tenant, a schema or SQL text, and never set
@@ -38,8 +38,10 @@ pub mod registry;
 pub mod runtime;
 pub mod sql;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod tenants;
 
 pub use config::Settings;
-pub use startup::{App, AppState};
+pub use startup::App;
+pub use state::AppState;

@@ -2,20 +2,17 @@
 //!
 //! Every catalog change an operator makes sends a notification on [`CHANNEL`] in the same
 //! transaction, so it is delivered only if the change committed. Each replica keeps one
-//! dedicated connection listening (not a pooled one: `LISTEN` is session state): a tenant
-//! change drops that tenant from its [`TenantDirectory`], a module change wakes the
-//! registry's catalog sync. After a reconnect it does both for everything, since
-//! notifications sent meanwhile are lost.
+//! dedicated connection listening (not a pooled one: `LISTEN` is session state) and passes
+//! what it hears to the application ([`crate::startup`] drops tenant entries and wakes the
+//! module store's sync). After a reconnect everything starts over ([`Heard::Resync`]),
+//! since notifications sent meanwhile are lost.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use futures_util::StreamExt;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, NoTls};
-
-use crate::tenants::TenantDirectory;
 
 /// The notification channel.
 pub const CHANNEL: &str = "eerp_catalog";
@@ -65,42 +62,50 @@ pub async fn announce(
         .map(|_| ())
 }
 
-/// Who hears of changes: the tenant directory, and the registry's sync task through a
-/// [`Notify`] (many module changes in a row wake it once).
-#[derive(Clone)]
-pub struct Listeners {
-    /// Tenant entries to drop.
-    pub directory: Arc<TenantDirectory>,
-    /// Woken when the module store changed.
-    pub modules: Arc<Notify>,
+/// What the listener hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// One announced change.
+    Change(Change),
+    /// The listener (re)connected or lost its connection: changes may have been missed,
+    /// so every cache should start over.
+    Resync,
 }
 
-/// Listens for changes until the process ends, reconnecting with a pause. Resolves once
-/// the first `LISTEN` is in place, so a replica that has started does not miss changes.
-pub async fn spawn_listener(database_url: String, listeners: Listeners) {
+/// Listens for changes until the process ends, reconnecting with a pause, and passes
+/// what it hears on. Resolves once the first `LISTEN` is in place, so a replica that has
+/// started does not miss changes.
+pub async fn spawn_listener(database_url: String) -> mpsc::UnboundedReceiver<Heard> {
     let (ready, listening) = oneshot::channel();
-    tokio::spawn(listen_forever(database_url, listeners, ready));
+    let (sink, heard) = mpsc::unbounded_channel();
+    tokio::spawn(listen_forever(database_url, sink, ready));
     // If the first connection fails the listener keeps retrying; start anyway.
     let _ = tokio::time::timeout(Duration::from_secs(5), listening).await;
+    heard
 }
 
-async fn listen_forever(database_url: String, listeners: Listeners, ready: oneshot::Sender<()>) {
+async fn listen_forever(
+    database_url: String,
+    sink: mpsc::UnboundedSender<Heard>,
+    ready: oneshot::Sender<()>,
+) {
     let mut ready = Some(ready);
     loop {
-        if let Err(e) = listen_once(&database_url, &listeners, &mut ready).await {
+        if let Err(e) = listen_once(&database_url, &sink, &mut ready).await {
             tracing::warn!(error = %e, "cache invalidation listener lost its connection; reconnecting");
         }
-        listeners.directory.invalidate_all();
+        if sink.send(Heard::Resync).is_err() {
+            return; // nobody listens any more: the app is gone
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
 async fn listen_once(
     database_url: &str,
-    listeners: &Listeners,
+    sink: &mpsc::UnboundedSender<Heard>,
     ready: &mut Option<oneshot::Sender<()>>,
 ) -> Result<(), tokio_postgres::Error> {
-    let directory = &listeners.directory;
     let mut config: tokio_postgres::Config = database_url.parse()?;
     // A half-open connection would lose every notification silently until the kernel's
     // default keepalive (about 2 hours) noticed; probe after 30 s idle instead.
@@ -125,18 +130,19 @@ async fn listen_once(
             },
         }
     }
-    directory.invalidate_all();
-    listeners.modules.notify_one();
+    if sink.send(Heard::Resync).is_err() {
+        return Ok(());
+    }
     if let Some(ready) = ready.take() {
         let _ = ready.send(());
     }
     while let Some(message) = messages.next().await {
-        if let AsyncMessage::Notification(note) = message? {
-            match Change::parse(note.payload()) {
-                Change::Tenant(slug) => directory.invalidate(&slug).await,
-                Change::All => directory.invalidate_all(),
-                Change::Modules => listeners.modules.notify_one(),
-            }
+        if let AsyncMessage::Notification(note) = message?
+            && sink
+                .send(Heard::Change(Change::parse(note.payload())))
+                .is_err()
+        {
+            return Ok(());
         }
     }
     Ok(())

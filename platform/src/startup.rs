@@ -6,56 +6,20 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{App as ActixApp, HttpServer, web};
 use anyhow::Context;
-use deadpool_postgres::Pool;
 use eerp_tenancy::Authenticator;
 use eerp_tenancy::limits::Ceilings;
-use wasmtime::Engine;
 
 use crate::config::Settings;
 use crate::db::create_pool;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::migrations::catalog::migrate_catalog;
-use crate::notify::{Listeners, spawn_listener};
+use crate::notify::{Change, Heard, spawn_listener};
 use crate::registry::store::ModuleStore;
 use crate::registry::{BUILTIN_MODULES, Registry};
 use crate::runtime::build_engine;
+use crate::state::AppState;
 use crate::tenants::TenantDirectory;
-
-/// What every request handler shares.
-pub struct AppState {
-    /// The one pool for all tenants.
-    pub pool: Pool,
-    /// The one wasm engine.
-    pub engine: Engine,
-    /// Loaded modules.
-    pub registry: Arc<Registry>,
-    /// Token verification, with its key and token caches.
-    pub auth: Authenticator,
-    /// Tenant entries and admission gates, invalidated across replicas.
-    pub directory: Arc<TenantDirectory>,
-    /// Highest limits an operator may set.
-    pub ceilings: Ceilings,
-    /// How long deleted tenants are kept before purge.
-    pub purge_grace: std::time::Duration,
-    /// Every metric family.
-    pub metrics: Arc<Metrics>,
-    /// Sandbox instances that can run at once.
-    pub pool_slots: u32,
-    /// Largest module upload, in bytes.
-    pub max_module_bytes: usize,
-}
-
-impl AppState {
-    /// The module store over this app's pool, engine and registry.
-    pub fn module_store(&self) -> ModuleStore<'_> {
-        ModuleStore {
-            pool: &self.pool,
-            engine: &self.engine,
-            registry: &self.registry,
-        }
-    }
-}
 
 /// A built application, listening but not yet serving.
 pub struct App {
@@ -107,11 +71,12 @@ impl App {
             settings.tenant_cache_ttl,
         ));
         let modules_changed = Arc::new(tokio::sync::Notify::new());
-        let listeners = Listeners {
-            directory: directory.clone(),
-            modules: modules_changed.clone(),
-        };
-        spawn_listener(settings.database_url.clone(), listeners).await;
+        let heard = spawn_listener(settings.database_url.clone()).await;
+        tokio::spawn(apply_changes(
+            heard,
+            directory.clone(),
+            modules_changed.clone(),
+        ));
         let state = web::Data::new(AppState {
             pool,
             engine,
@@ -167,6 +132,25 @@ impl App {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Acts on what the catalog listener hears: drops tenant entries, wakes the module sync.
+async fn apply_changes(
+    mut heard: tokio::sync::mpsc::UnboundedReceiver<Heard>,
+    directory: Arc<TenantDirectory>,
+    modules_changed: Arc<tokio::sync::Notify>,
+) {
+    while let Some(heard) = heard.recv().await {
+        match heard {
+            Heard::Change(Change::Tenant(slug)) => directory.invalidate(&slug).await,
+            Heard::Change(Change::All) => directory.invalidate_all(),
+            Heard::Change(Change::Modules) => modules_changed.notify_one(),
+            Heard::Resync => {
+                directory.invalidate_all();
+                modules_changed.notify_one();
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 mod auth;
 mod bad_input;
 mod contacts;
+mod cross_module;
 mod fleet;
 mod isolation;
 mod jwks;

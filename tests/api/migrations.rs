@@ -33,7 +33,7 @@ async fn apply(
     tenant: &(String, TenantSlug),
     module: &LoadedModule,
 ) -> Result<Vec<u32>, MigrationError> {
-    apply_module(&app.state.pool, &tenant.0, &tenant.1, module).await
+    apply_module(&app.state.pool, &tenant.0, &tenant.1, module.schema()).await
 }
 
 #[tokio::test]

@@ -228,8 +228,11 @@ async fn refused_uploads_name_the_problem_and_store_nothing() {
         "entity": "items", "version": 2,
         "operations": [{"type": "create_index", "table": "items", "column": "label", "index_type": "gin"}]
     }));
-    let mut overlapping = Probe::new("probe", "2.0.3");
-    overlapping.routes.push(("GET", "/version", "version.read"));
+    let overlapping = Probe::new("probe", "2.0.3").route(
+        "GET",
+        "/version",
+        eerp_e2e::probe::Action::answer(json!({"status": 200})),
+    );
     let not_semver = Probe::new("probe", "two");
     let cases: [(Vec<u8>, u16, &str); 6] = [
         (b"not wasm at all".to_vec(), 422, "does not compile"),
@@ -248,8 +251,11 @@ async fn refused_uploads_name_the_problem_and_store_nothing() {
     }
 
     // Same version, other bytes.
-    let mut changed = v1();
-    changed.routes.push(("GET", "/extra", "version.read"));
+    let changed = v1().route(
+        "GET",
+        "/extra",
+        eerp_e2e::probe::Action::answer(json!({"status": 200})),
+    );
     let (status, problem) = upload(&app, &changed).await;
     assert_eq!(status, 409, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("immutable"));

@@ -4,6 +4,10 @@
 //! every name and value against that schema, builds the SQL itself and runs it in the
 //! request's transaction, in the schema of the calling tenant. Values are JSON: `numeric`
 //! columns travel as decimal strings (`"12.50"`) so nothing is rounded through a float.
+//!
+//! Every operation may name `module`: another module's table of the same tenant. Only
+//! `get`, `list` and `aggregate` may, and only with a read grant in the manifest
+//! (`read:crm.contacts`) while that module is enabled for the tenant.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -14,6 +18,9 @@ use serde_json::{Map, Value};
 pub enum DataOp {
     /// Insert one row; returns it.
     Insert {
+        /// Another module whose table this reads (needs a read grant); absent: this module.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        module: Option<String>,
         /// Table name.
         table: String,
         /// Column values; `id` and the timestamps are set by the host.
@@ -21,6 +28,9 @@ pub enum DataOp {
     },
     /// Fetch one row by id; `not_found` if absent or soft-deleted.
     Get {
+        /// Another module whose table this reads (needs a read grant); absent: this module.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        module: Option<String>,
         /// Table name.
         table: String,
         /// Row id (uuid).
@@ -31,6 +41,9 @@ pub enum DataOp {
     },
     /// Fetch one live row by id and lock it until the request ends (`FOR UPDATE`).
     GetForUpdate {
+        /// Another module whose table this reads (needs a read grant); absent: this module.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        module: Option<String>,
         /// Table name.
         table: String,
         /// Row id (uuid).
@@ -40,6 +53,9 @@ pub enum DataOp {
     List(ListQuery),
     /// Change some columns of one live row; returns it.
     Update {
+        /// Another module whose table this reads (needs a read grant); absent: this module.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        module: Option<String>,
         /// Table name.
         table: String,
         /// Row id (uuid).
@@ -49,6 +65,9 @@ pub enum DataOp {
     },
     /// Soft delete: set `deleted_at` on a live row; returns it.
     Delete {
+        /// Another module whose table this reads (needs a read grant); absent: this module.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        module: Option<String>,
         /// Table name.
         table: String,
         /// Row id (uuid).
@@ -56,6 +75,9 @@ pub enum DataOp {
     },
     /// Undo a soft delete; returns the row.
     Restore {
+        /// Another module whose table this reads (needs a read grant); absent: this module.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        module: Option<String>,
         /// Table name.
         table: String,
         /// Row id (uuid).
@@ -66,10 +88,51 @@ pub enum DataOp {
     Aggregate(AggregateQuery),
 }
 
+impl DataOp {
+    /// The other module whose table the operation names, if any.
+    pub fn module(&self) -> Option<&str> {
+        match self {
+            DataOp::Insert { module, .. }
+            | DataOp::Get { module, .. }
+            | DataOp::GetForUpdate { module, .. }
+            | DataOp::Update { module, .. }
+            | DataOp::Delete { module, .. }
+            | DataOp::Restore { module, .. } => module.as_deref(),
+            DataOp::List(query) => query.module.as_deref(),
+            DataOp::Aggregate(query) => query.module.as_deref(),
+        }
+    }
+
+    /// The table the operation names.
+    pub fn table(&self) -> &str {
+        match self {
+            DataOp::Insert { table, .. }
+            | DataOp::Get { table, .. }
+            | DataOp::GetForUpdate { table, .. }
+            | DataOp::Update { table, .. }
+            | DataOp::Delete { table, .. }
+            | DataOp::Restore { table, .. } => table,
+            DataOp::List(query) => &query.table,
+            DataOp::Aggregate(query) => &query.table,
+        }
+    }
+
+    /// Whether the operation only reads (and so may go through a read grant).
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            DataOp::Get { .. } | DataOp::List(_) | DataOp::Aggregate(_)
+        )
+    }
+}
+
 /// Parameters of [`DataOp::List`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Another module whose table this reads (needs a read grant); absent: this module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
     /// Table name.
     pub table: String,
     /// All must hold (AND).
@@ -150,6 +213,9 @@ pub struct ListPage {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateQuery {
+    /// Another module whose table this reads (needs a read grant); absent: this module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
     /// Table name.
     pub table: String,
     /// All must hold (AND).
@@ -248,6 +314,9 @@ pub enum DataErrorKind {
     Conflict,
     /// A per-request cap (calls, rows, bytes) was reached.
     LimitExceeded,
+    /// The operation needs a grant the module does not have, or writes through a read
+    /// grant.
+    Forbidden,
     /// The database failed; the request will be rolled back.
     Unavailable,
 }

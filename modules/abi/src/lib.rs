@@ -62,6 +62,9 @@ pub mod imports {
     pub const DATA_CALL: &str = "data_call";
     /// `data_take(dst_ptr: i32)`: copy the held result of the last `data_call` to `dst_ptr`.
     pub const DATA_TAKE: &str = "data_take";
+    /// `emit(ptr: i32, len: i32)`: queue the event `{"event": name, "payload": any}`; its
+    /// subscribers run after this handler returns, in the same transaction.
+    pub const EMIT: &str = "emit";
 }
 
 /// Log levels accepted by the `log` import.

@@ -19,7 +19,23 @@ pub struct Manifest {
     /// not linked, so such a module fails to load.
     #[serde(default)]
     pub capabilities: Vec<Capability>,
+    /// Read grants on other modules' tables of the same tenant, as `read:<module>.<table>`
+    /// (`read:crm.contacts`). Honoured only while that module is enabled for the tenant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
+    /// Events the module may emit (needs the `events` capability), each named
+    /// `<this module>.<event>`, e.g. `inventory.stock_moved`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+    /// Events the module handles, any module's. Subscription `i` is called as
+    /// `eerp_handle(routes.len() + i, ..)` with an event envelope.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<String>,
 }
+
+/// The method of the request envelope an event handler receives; its `route` is the
+/// event's name and its `body` the payload.
+pub const EVENT_METHOD: &str = "EVENT";
 
 /// One HTTP route served by a module, mounted under `/api/v1/<module>`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -40,8 +56,11 @@ pub struct Route {
 pub enum Capability {
     /// The `log` import.
     Log,
-    /// The `data_call` and `data_take` imports: the data API on the module's own tables.
+    /// The `data_call` and `data_take` imports: the data API on the module's own tables
+    /// (and, with grants, reads of other modules' tables).
     Data,
+    /// The `emit` import: domain events for other modules' subscriptions.
+    Events,
 }
 
 impl Capability {
@@ -50,6 +69,7 @@ impl Capability {
         match self {
             Capability::Log => "log",
             Capability::Data => "data",
+            Capability::Events => "events",
         }
     }
 }

@@ -321,6 +321,7 @@ pub fn list_query(req: &Request) -> Result<ListQuery, Error> {
         }
     };
     Ok(ListQuery {
+        module: None,
         table: TABLE.into(),
         filter,
         order,
@@ -366,6 +367,7 @@ fn list(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
 /// which makes it the module's compute-heavy route.
 fn duplicates(ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
     let page = ctx.list(ListQuery {
+        module: None,
         table: TABLE.into(),
         filter: Vec::new(),
         order: None,
@@ -469,6 +471,7 @@ fn edit_distance(a: &[char], b: &[char]) -> usize {
 
 fn stats(ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
     let result = ctx.aggregate(AggregateQuery {
+        module: None,
         table: TABLE.into(),
         filter: Vec::new(),
         group_by: vec!["status".into()],

@@ -46,6 +46,7 @@ impl Ctx {
     pub fn insert(&mut self, table: &str, values: &impl Serialize) -> Result<Value, DataError> {
         let values = to_object(values)?;
         self.call(&DataOp::Insert {
+            module: None,
             table: table.to_string(),
             values,
         })
@@ -57,6 +58,7 @@ impl Ctx {
     /// [`DataErrorKind::NotFound`] when there is none; see [`Ctx::insert`] for the rest.
     pub fn get(&mut self, table: &str, id: &str) -> Result<Value, DataError> {
         self.call(&DataOp::Get {
+            module: None,
             table: table.to_string(),
             id: id.to_string(),
             include_deleted: false,
@@ -69,6 +71,7 @@ impl Ctx {
     /// As [`Ctx::get`].
     pub fn get_including_deleted(&mut self, table: &str, id: &str) -> Result<Value, DataError> {
         self.call(&DataOp::Get {
+            module: None,
             table: table.to_string(),
             id: id.to_string(),
             include_deleted: true,
@@ -81,6 +84,7 @@ impl Ctx {
     /// As [`Ctx::get`].
     pub fn get_for_update(&mut self, table: &str, id: &str) -> Result<Value, DataError> {
         self.call(&DataOp::GetForUpdate {
+            module: None,
             table: table.to_string(),
             id: id.to_string(),
         })
@@ -106,6 +110,7 @@ impl Ctx {
     ) -> Result<Value, DataError> {
         let values = to_object(values)?;
         self.call(&DataOp::Update {
+            module: None,
             table: table.to_string(),
             id: id.to_string(),
             values,
@@ -118,6 +123,7 @@ impl Ctx {
     /// As [`Ctx::get`].
     pub fn delete(&mut self, table: &str, id: &str) -> Result<Value, DataError> {
         self.call(&DataOp::Delete {
+            module: None,
             table: table.to_string(),
             id: id.to_string(),
         })
@@ -129,6 +135,7 @@ impl Ctx {
     /// [`DataErrorKind::NotFound`] when no soft-deleted row has that id.
     pub fn restore(&mut self, table: &str, id: &str) -> Result<Value, DataError> {
         self.call(&DataOp::Restore {
+            module: None,
             table: table.to_string(),
             id: id.to_string(),
         })

@@ -108,6 +108,9 @@ impl Module {
             abi_version: ABI_VERSION,
             routes,
             capabilities,
+            grants: Vec::new(),
+            events: Vec::new(),
+            subscriptions: Vec::new(),
         }
     }
 

@@ -130,6 +130,8 @@ impl From<DataError> for Error {
             DataErrorKind::Invalid => 400,
             DataErrorKind::Conflict => 409,
             DataErrorKind::LimitExceeded => 422,
+            // A missing grant is the module's (or the operator's) doing, not the caller's.
+            DataErrorKind::Forbidden => 500,
             DataErrorKind::Unavailable => 503,
         };
         let title = match err.kind {
@@ -137,6 +139,7 @@ impl From<DataError> for Error {
             DataErrorKind::Invalid => "Invalid request",
             DataErrorKind::Conflict => "Conflict",
             DataErrorKind::LimitExceeded => "Request limit reached",
+            DataErrorKind::Forbidden => "Module not permitted",
             DataErrorKind::Unavailable => "Data unavailable",
         };
         Error::new(status, title, err.message)

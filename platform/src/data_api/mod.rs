@@ -12,6 +12,7 @@
 
 pub mod cursor;
 pub mod query;
+pub mod scope;
 pub mod values;
 
 use std::time::Duration;
@@ -21,8 +22,8 @@ use serde_json::Value;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::runtime::host::RequestScope;
 use query::{Param, Statement};
+pub use scope::{ReadGrant, RequestScope};
 
 /// What one request has used of the data API.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -84,7 +85,8 @@ async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataErro
             "an earlier data call of this request failed, so its transaction can only roll back",
         ));
     }
-    let statement = query::build(&scope.schema, &scope.model, &op)?;
+    let (schema, model) = scope.target(&op)?;
+    let statement = query::build(schema, model, &op)?;
     let rows = run_statement(scope, &statement, op_name(&op)).await?;
     let rows_returned = rows.len() as u64;
     let bytes_returned: u64 = rows
@@ -180,7 +182,7 @@ fn classify(e: &tokio_postgres::Error) -> (DataErrorKind, String) {
     (kind, message)
 }
 
-fn error(kind: DataErrorKind, message: impl Into<String>) -> DataError {
+pub(crate) fn error(kind: DataErrorKind, message: impl Into<String>) -> DataError {
     DataError {
         kind,
         message: message.into(),

@@ -103,20 +103,11 @@ fn not_found(table: &str, id: &str) -> DataError {
 /// [`DataErrorKind::Invalid`] naming the unknown table or column or the value that does
 /// not fit.
 pub fn build(schema: &str, model: &SchemaModel, op: &DataOp) -> Result<Statement, DataError> {
-    let table_name = match op {
-        DataOp::Insert { table, .. }
-        | DataOp::Get { table, .. }
-        | DataOp::GetForUpdate { table, .. }
-        | DataOp::Update { table, .. }
-        | DataOp::Delete { table, .. }
-        | DataOp::Restore { table, .. } => table,
-        DataOp::List(query) => &query.table,
-        DataOp::Aggregate(query) => &query.table,
-    };
+    let table_name = op.table();
     let table = model.table(table_name).ok_or_else(|| {
         let known: Vec<&str> = model.table_names().collect();
         invalid(format!(
-            "unknown table `{table_name}`; this module declares: {}",
+            "unknown table `{table_name}`; the module declares: {}",
             known.join(", ")
         ))
     })?;

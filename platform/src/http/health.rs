@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `/livez`: the process answers. No I/O, so a slow database never restarts the pod.
 pub async fn livez() -> HttpResponse {

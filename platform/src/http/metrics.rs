@@ -9,7 +9,7 @@ use actix_web::{HttpMessage, HttpResponse, web};
 
 use super::health::probe_database;
 use crate::metrics::{Metrics, status_class};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The route template of a module route (`/api/v1/crm/contacts/{id}`), set by dispatch
 /// so the HTTP families are labelled by template, never by raw path.

@@ -274,6 +274,14 @@ fn invoke_problem(e: &InvokeError) -> Problem {
             "Module broke the ABI",
             "the module returned something ABI v1 does not allow; the request was rolled back",
         ),
+        InvokeError::EventLimit(_) => Problem::new(
+            S::INTERNAL_SERVER_ERROR,
+            "event-limit",
+            "Event loop stopped",
+            format!(
+                "{e}; the request was rolled back. Check which subscriptions emit events again"
+            ),
+        ),
         InvokeError::PoolExhausted => Problem::new(
             S::SERVICE_UNAVAILABLE,
             "pool-exhausted",

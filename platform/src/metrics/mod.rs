@@ -7,10 +7,8 @@
 //! sets. `tenant` appears on one family only, `eerp_tenant_invocations_total`, capped to N
 //! tenants per replica plus `other` ([`top_tenants`]).
 //!
-//! - [`cpu`]: thread CPU time while wasm runs.
 //! - [`top_tenants`]: the capped tenant label.
 
-pub mod cpu;
 pub mod top_tenants;
 
 use std::time::Duration;
@@ -345,7 +343,13 @@ pub struct Usage {
 fn is_trap(outcome: &str) -> bool {
     matches!(
         outcome,
-        "out_of_fuel" | "memory_limit" | "timeout" | "stack_overflow" | "trap" | "bad_abi"
+        "out_of_fuel"
+            | "memory_limit"
+            | "timeout"
+            | "stack_overflow"
+            | "trap"
+            | "bad_abi"
+            | "event_limit"
     )
 }
 

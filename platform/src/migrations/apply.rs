@@ -4,9 +4,8 @@ use deadpool_postgres::Pool;
 use eerp_tenancy::id::{TenantSlug, schema_name};
 use serde_json::Value;
 
-use super::MigrationError;
 use super::plan::plan;
-use crate::runtime::LoadedModule;
+use super::{MigrationError, ModuleSchema};
 use crate::sql::quote_ident;
 
 /// Applies the steps of `module` that tenant `tenant` (catalog id `tenant_id`) lacks, in
@@ -23,10 +22,10 @@ pub async fn apply_module(
     pool: &Pool,
     tenant_id: &str,
     tenant: &TenantSlug,
-    module: &LoadedModule,
+    module: ModuleSchema<'_>,
 ) -> Result<Vec<u32>, MigrationError> {
-    let schema = schema_name(tenant, &module.name);
-    let (steps, _) = plan(&schema, &module.migrations)?;
+    let schema = schema_name(tenant, module.name);
+    let (steps, _) = plan(&schema, module.migrations)?;
     let mut conn = pool
         .get()
         .await
@@ -128,9 +127,9 @@ pub async fn apply_module(
 /// # Errors
 /// [`MigrationError::Invalid`] naming the step PostgreSQL refused and why,
 /// [`MigrationError::Unavailable`] when the database cannot be reached.
-pub async fn dry_run(pool: &Pool, module: &LoadedModule) -> Result<(), MigrationError> {
+pub async fn dry_run(pool: &Pool, module: ModuleSchema<'_>) -> Result<(), MigrationError> {
     let schema = format!("eerp_dry_run_{}", uuid::Uuid::new_v4().simple());
-    let (steps, _) = plan(&schema, &module.migrations)?;
+    let (steps, _) = plan(&schema, module.migrations)?;
     let mut conn = pool
         .get()
         .await
@@ -170,10 +169,10 @@ pub async fn roll_back(
     pool: &Pool,
     tenant_id: &str,
     tenant: &TenantSlug,
-    module: &LoadedModule,
+    module: ModuleSchema<'_>,
 ) -> Result<(), MigrationError> {
-    let schema = schema_name(tenant, &module.name);
-    let (steps, _) = plan(&schema, &module.migrations)?;
+    let schema = schema_name(tenant, module.name);
+    let (steps, _) = plan(&schema, module.migrations)?;
     let mut conn = pool
         .get()
         .await

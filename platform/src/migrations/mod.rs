@@ -11,10 +11,24 @@ pub mod catalog;
 pub mod model;
 pub mod plan;
 
+use eerp_abi::migration::Migration;
+use eerp_tenancy::id::ModuleName;
+use semver::Version;
 use thiserror::Error;
 
 pub use apply::{apply_module, dry_run, roll_back};
 pub use model::{ColumnModel, SchemaModel, TableModel};
+
+/// A module version's schema as migrations see it: who it is and its steps.
+#[derive(Debug, Clone, Copy)]
+pub struct ModuleSchema<'a> {
+    /// The module.
+    pub name: &'a ModuleName,
+    /// The module version a tenant is served once these steps are applied.
+    pub version: &'a Version,
+    /// Its migration steps, oldest first.
+    pub migrations: &'a [Migration],
+}
 
 /// Why migrations could not be planned or applied.
 #[derive(Debug, Error)]

@@ -124,7 +124,7 @@ impl ModuleStore<'_> {
         let checked = decide(&module, uploader, existing.as_ref())?.needs_dry_run();
         if checked {
             // Before the transaction, on a connection of its own, so a pool of one works.
-            dry_run(self.pool, &module)
+            dry_run(self.pool, module.schema())
                 .await
                 .map_err(StoreError::DryRun)?;
         }

@@ -18,13 +18,14 @@ use eerp_abi::envelope::{MAX_RESPONSE_BYTES, Response};
 use eerp_abi::unpack;
 use wasmtime::{Engine, Extern, ModuleExport, Store};
 
+use super::cpu::CpuTimed;
 use super::guest_memory;
-use super::host::{HostState, HostTrap, RequestScope};
+use super::host::events::{Emitted, EventState};
+use super::host::{HostState, HostTrap};
 use super::loaded::LoadedModule;
 use super::outcome::InvokeError;
-use crate::data_api::DataUsage;
+use crate::data_api::{DataUsage, RequestScope};
 use crate::db::DbSession;
-use crate::metrics::cpu::CpuTimed;
 
 /// Fuel between voluntary yields to the async executor, so a busy module cannot hold a
 /// worker thread for long (about 0.1 ms of guest code).
@@ -38,6 +39,8 @@ pub struct Invocation {
     pub envelope: Vec<u8>,
     /// Tenant, schema, limits and database session.
     pub scope: RequestScope,
+    /// The request id, for the module's log lines.
+    pub request_id: String,
 }
 
 /// What happened, with the measurements the caller logs.
@@ -56,6 +59,8 @@ pub struct InvokeReport {
     pub usage: DataUsage,
     /// The database session, still open if the module used it.
     pub db: DbSession,
+    /// Events the module emitted, for delivery if the call succeeded.
+    pub events: Vec<Emitted>,
 }
 
 /// Runs `invocation` against `module` in a fresh Store.
@@ -65,7 +70,9 @@ pub async fn invoke(
     invocation: Invocation,
 ) -> InvokeReport {
     let limits = invocation.scope.limits.clone();
-    let mut store = Store::new(engine, HostState::for_request(invocation.scope));
+    let events = EventState::new(module.events.clone());
+    let state = HostState::for_request(invocation.scope, &invocation.request_id, events);
+    let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     let mut instantiate_time = Duration::ZERO;
     let mut cpu_time = Duration::ZERO;
@@ -112,7 +119,7 @@ pub async fn invoke(
     };
     let peak_memory_bytes = state.limiter.peak_bytes();
     // A request Store always has its scope; the fallback only keeps this path panic-free.
-    let (usage, db) = match state.request {
+    let (usage, db) = match state.data.scope {
         Some(scope) => (scope.usage, scope.db),
         None => (DataUsage::default(), DbSession::detached()),
     };
@@ -124,6 +131,7 @@ pub async fn invoke(
         cpu_time,
         usage,
         db,
+        events: state.events.emitted,
     }
 }
 

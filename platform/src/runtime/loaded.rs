@@ -14,7 +14,8 @@ use wasmtime::{Engine, Instance, InstancePre, Linker, Module, ModuleExport, Stor
 
 use super::guest_memory;
 use super::host::{self, HostState};
-use crate::migrations::{MigrationError, SchemaModel};
+use crate::migrations::{MigrationError, ModuleSchema, SchemaModel};
+use crate::sql::is_valid_name;
 
 /// Largest manifest or migration document a module may return, in bytes.
 const MAX_DESCRIPTOR_BYTES: usize = 1 << 20;
@@ -73,6 +74,10 @@ pub struct LoadedModule {
     pub migrations: Vec<Migration>,
     /// Its tables, as the migrations leave them.
     pub model: Arc<SchemaModel>,
+    /// Its read grants on other modules' tables: (module, table).
+    pub grants: Vec<(ModuleName, String)>,
+    /// The events it may emit.
+    pub events: Arc<[String]>,
     routes: Vec<RouteTemplate>,
     pre: InstancePre<HostState>,
     exports: GuestExports,
@@ -151,6 +156,8 @@ impl LoadedModule {
             .map(parse_route)
             .collect::<Result<Vec<_>, _>>()?;
         check_overlaps(&routes)?;
+        let grants = parse_grants(&name, &manifest.grants)?;
+        check_events(&name, &manifest)?;
         let model = SchemaModel::from_migrations(&migrations)?;
         let mut linker = Linker::new(engine);
         host::link(&mut linker, &manifest.capabilities)
@@ -168,6 +175,7 @@ impl LoadedModule {
             alloc: export(exports::ALLOC)?,
             handle: export(exports::HANDLE)?,
         };
+        let events = manifest.events.clone().into();
         Ok(Self {
             name,
             version,
@@ -175,10 +183,31 @@ impl LoadedModule {
             manifest,
             migrations,
             model: Arc::new(model),
+            grants,
+            events,
             routes,
             pre,
             exports,
         })
+    }
+
+    /// What migrations need to know of this version.
+    pub fn schema(&self) -> ModuleSchema<'_> {
+        ModuleSchema {
+            name: &self.name,
+            version: &self.version,
+            migrations: &self.migrations,
+        }
+    }
+
+    /// The handler id of subscription `index` (they follow the routes).
+    pub fn subscription_handler(&self, event: &str) -> Option<i32> {
+        let index = self
+            .manifest
+            .subscriptions
+            .iter()
+            .position(|e| e == event)?;
+        i32::try_from(self.routes.len() + index).ok()
     }
 
     /// The pre-linked module, for instantiation.
@@ -314,6 +343,65 @@ fn check_overlaps(routes: &[RouteTemplate]) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// `read:<module>.<table>` grants on other modules.
+fn parse_grants(
+    own: &ModuleName,
+    grants: &[String],
+) -> Result<Vec<(ModuleName, String)>, LoadError> {
+    grants
+        .iter()
+        .map(|grant| {
+            let bad = |why: &str| {
+                LoadError::Manifest(format!(
+                    "grant `{grant}`: {why}; write grants as `read:<module>.<table>`, e.g. `read:crm.contacts`"
+                ))
+            };
+            let target = grant.strip_prefix("read:").ok_or_else(|| bad("only `read:` grants exist"))?;
+            let (module, table) = target.split_once('.').ok_or_else(|| bad("it names no table"))?;
+            let module = ModuleName::parse(module).map_err(|e| bad(&e.to_string()))?;
+            if &module == own {
+                return Err(bad("a module needs no grant on its own tables"));
+            }
+            if !is_valid_name(table) {
+                return Err(bad("the table name is not a valid name"));
+            }
+            Ok((module, table.to_string()))
+        })
+        .collect()
+}
+
+/// Emitted events are `<this module>.<name>`; subscriptions name any module's events,
+/// each once.
+fn check_events(own: &ModuleName, manifest: &Manifest) -> Result<(), LoadError> {
+    let well_formed = |event: &str| {
+        event
+            .split_once('.')
+            .is_some_and(|(module, name)| ModuleName::parse(module).is_ok() && is_valid_name(name))
+    };
+    let prefix = format!("{own}.");
+    for event in &manifest.events {
+        if !well_formed(event) || !event.starts_with(&prefix) {
+            return Err(LoadError::Manifest(format!(
+                "event `{event}`: a module emits events named `{prefix}<name>` (lower-case letters, digits, `_`)"
+            )));
+        }
+    }
+    if !manifest.events.is_empty() && !manifest.capabilities.contains(&Capability::Events) {
+        return Err(LoadError::Manifest(
+            "the manifest declares events but not the `events` capability that emits them".into(),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for event in &manifest.subscriptions {
+        if !well_formed(event) || !seen.insert(event.as_str()) {
+            return Err(LoadError::Manifest(format!(
+                "subscription `{event}`: name each event once, as `<module>.<name>`"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Compiles off the async worker: cranelift can take a while on a large module.
 async fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, LoadError> {
     let (engine, wasm) = (engine.clone(), wasm.to_vec());
@@ -398,7 +486,11 @@ async fn read_descriptors(
 ) -> Result<(Manifest, Vec<Migration>), LoadError> {
     let abi = |e: wasmtime::Error| LoadError::Abi(format!("{e:#}"));
     let mut linker = Linker::new(engine);
-    host::link(&mut linker, &[Capability::Log, Capability::Data]).map_err(abi)?;
+    host::link(
+        &mut linker,
+        &[Capability::Log, Capability::Data, Capability::Events],
+    )
+    .map_err(abi)?;
     let mut store = Store::new(engine, HostState::for_loading(LOAD_MEMORY_BYTES));
     store.limiter(|state| &mut state.limiter);
     store.set_fuel(LOAD_FUEL).map_err(abi)?;

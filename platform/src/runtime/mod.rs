@@ -6,8 +6,10 @@
 //! - [`limits`]: the memory limiter that remembers whether the cap was hit.
 //! - [`outcome`]: how a call ended, classified from typed errors, never from messages.
 //! - [`guest_memory`]: bounds-checked reads and writes of guest memory.
-//! - [`host`]: the `eerp` imports and the per-request state they work on.
+//! - [`host`]: the `eerp` imports, one capability per file, and the state of a Store.
+//! - [`cpu`]: thread CPU time while wasm runs.
 
+pub mod cpu;
 pub mod engine;
 pub mod guest_memory;
 pub mod host;

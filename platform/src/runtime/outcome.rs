@@ -26,6 +26,8 @@ pub enum Outcome {
     Trap,
     /// The module broke ABI v1: bad pointer, oversized or malformed response.
     BadAbi,
+    /// Domain events nested too deep or fanned out too far (an event loop).
+    EventLimit,
     /// No sandbox slot was free.
     PoolExhausted,
     /// Too many requests (reserved for admission control).
@@ -36,7 +38,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, for metrics that show each one from the start.
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Ok,
         Outcome::ModuleError,
         Outcome::OutOfFuel,
@@ -45,6 +47,7 @@ impl Outcome {
         Outcome::StackOverflow,
         Outcome::Trap,
         Outcome::BadAbi,
+        Outcome::EventLimit,
         Outcome::PoolExhausted,
         Outcome::RateLimited,
         Outcome::DbError,
@@ -61,6 +64,7 @@ impl Outcome {
             Outcome::StackOverflow => "stack_overflow",
             Outcome::Trap => "trap",
             Outcome::BadAbi => "bad_abi",
+            Outcome::EventLimit => "event_limit",
             Outcome::PoolExhausted => "pool_exhausted",
             Outcome::RateLimited => "rate_limited",
             Outcome::DbError => "db_error",
@@ -95,6 +99,9 @@ pub enum InvokeError {
     /// ABI v1 was broken.
     #[error("the module broke ABI v1: {0}")]
     BadAbi(String),
+    /// Events nested deeper or fanned out further than the platform allows.
+    #[error("domain events were stopped: {0}")]
+    EventLimit(String),
     /// The sandbox pool was full.
     #[error("no sandbox slot is free; retry shortly")]
     PoolExhausted,
@@ -113,6 +120,7 @@ impl InvokeError {
             InvokeError::StackOverflow => Outcome::StackOverflow,
             InvokeError::Trap(_) => Outcome::Trap,
             InvokeError::BadAbi(_) => Outcome::BadAbi,
+            InvokeError::EventLimit(_) => Outcome::EventLimit,
             InvokeError::PoolExhausted => Outcome::PoolExhausted,
             InvokeError::Db(_) => Outcome::DbError,
         }
@@ -128,6 +136,7 @@ impl InvokeError {
                 HostTrap::BadAbi(detail) => InvokeError::BadAbi(detail.clone()),
                 HostTrap::Db(detail) => InvokeError::Db(detail.clone()),
                 HostTrap::Timeout(limit) => InvokeError::Timeout(*limit),
+                HostTrap::EventLimit(detail) => InvokeError::EventLimit(detail.clone()),
             };
         }
         if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {

@@ -89,7 +89,7 @@ async fn run(
             let (pool, module, run_id) = (pool.clone(), module.clone(), run_id.clone());
             async move {
                 let result = match TenantSlug::parse(&slug) {
-                    Ok(tenant) => apply_module(&pool, &id, &tenant, &module)
+                    Ok(tenant) => apply_module(&pool, &id, &tenant, module.schema())
                         .await
                         .map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),

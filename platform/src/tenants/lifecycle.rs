@@ -117,7 +117,7 @@ pub async fn create(cat: &Catalog<'_>, new: NewTenant) -> Result<(Value, bool), 
     drop(conn);
 
     for module in &modules {
-        crate::migrations::apply_module(cat.pool, &id, &slug, module).await?;
+        crate::migrations::apply_module(cat.pool, &id, &slug, module.schema()).await?;
     }
     let conn = cat.pool.get().await?;
     conn.execute(
@@ -468,11 +468,11 @@ pub async fn set_module(
             .ok_or_else(|| TenantError::NotFound(format!("no module `{module}` is stored")))?,
     };
     let target_version = target.version.to_string();
-    let action = match crate::migrations::apply_module(cat.pool, &id, slug, &target).await {
+    let action = match crate::migrations::apply_module(cat.pool, &id, slug, target.schema()).await {
         Ok(_) if current.as_ref().is_none_or(|c| *c == target_version) => "module.enable",
         Ok(_) => "module.upgrade",
         Err(MigrationError::Ahead { .. }) => {
-            crate::migrations::roll_back(cat.pool, &id, slug, &target)
+            crate::migrations::roll_back(cat.pool, &id, slug, target.schema())
                 .await
                 .map_err(|e| match e {
                     MigrationError::NotAPrefix { .. } => TenantError::Conflict(e.to_string()),

@@ -39,7 +39,7 @@ use super::auth::authenticate_operator;
 use super::dispatch::request_id;
 use super::problem::{ApiError, Problem};
 use crate::migrations::MigrationError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenants::lifecycle::{self, Catalog, NewTenant, Transition};
 use crate::tenants::{TenantError, fleet};
 

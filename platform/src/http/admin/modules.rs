@@ -11,7 +11,7 @@ use super::{Answer, body, ok, operate, tenant_problem};
 use crate::http::problem::{ApiError, Problem};
 use crate::migrations::MigrationError;
 use crate::registry::{StoreError, Upload, store::Uploader};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tenants::{TenantError, fleet, lifecycle};
 
 fn store_problem(e: StoreError) -> Box<Problem> {

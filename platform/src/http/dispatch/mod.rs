@@ -15,15 +15,19 @@ use eerp_tenancy::id::schema_name;
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 
+mod events;
+
 use super::auth::authenticate;
 use super::metrics::RouteLabel;
 use super::problem::ApiError;
 use crate::data_api::DataUsage;
+use crate::data_api::{ReadGrant, RequestScope};
 use crate::db::DbSession;
 use crate::metrics::Usage;
-use crate::runtime::host::RequestScope;
-use crate::runtime::{Invocation, InvokeError, LoadedModule, Outcome, RouteMatch, invoke};
-use crate::startup::AppState;
+use crate::runtime::{
+    Invocation, InvokeError, InvokeReport, LoadedModule, Outcome, RouteMatch, invoke,
+};
+use crate::state::AppState;
 use crate::tenants::gate::Rejected;
 use crate::tenants::{Status, TenantEntry};
 
@@ -45,7 +49,7 @@ pub fn request_id(req: &HttpRequest) -> String {
 
 /// What the log line of a request reports.
 #[derive(Default)]
-struct Trace {
+pub(super) struct Trace {
     tenant: Option<String>,
     route: Option<String>,
     outcome: Option<Outcome>,
@@ -58,6 +62,18 @@ struct Trace {
     usage: DataUsage,
     /// What went wrong inside the module call, for operators (never sent to clients).
     error: Option<String>,
+}
+
+impl Trace {
+    /// Adds one module call (the route's or an event handler's) to the totals.
+    pub(super) fn add(&mut self, report: &InvokeReport) {
+        self.fuel += report.fuel_used;
+        self.peak_memory = self.peak_memory.max(report.peak_memory_bytes);
+        self.instantiate += report.instantiate_time;
+        self.cpu += report.cpu_time;
+        self.invoked = true;
+        self.usage = report.usage.clone();
+    }
 }
 
 /// Handles every `/api/v1/{module}/...` request.
@@ -189,44 +205,88 @@ async fn serve(
     let limits = tenant.limits.clone();
     let body = read_body(req, payload, limits.max_request_bytes).await?;
     let query = parse_query(req.query_string())?;
+    let principal = Principal {
+        subject: identity.subject.clone(),
+        roles: identity.roles.clone(),
+    };
     let envelope = Request {
         method: method.to_string(),
         route: route.path.clone(),
         params,
         query,
         body,
-        principal: Principal {
-            subject: identity.subject.clone(),
-            roles: identity.roles.clone(),
-        },
+        principal,
         request_id: request_id.to_string(),
     };
-    let envelope = serde_json::to_vec(&envelope)
+    let encoded = serde_json::to_vec(&envelope)
         .map_err(|e| ApiError::BadRequest(format!("the request could not be encoded: {e}")))?;
-    if envelope.len() > eerp_abi::envelope::MAX_REQUEST_BYTES {
+    if encoded.len() > eerp_abi::envelope::MAX_REQUEST_BYTES {
         return Err(ApiError::TooLarge(eerp_abi::envelope::MAX_REQUEST_BYTES));
     }
-    let scope = RequestScope {
-        schema: schema_name(&identity.tenant, &module.name),
-        tenant: identity.tenant.clone(),
-        module: module.name.clone(),
-        request_id: request_id.to_string(),
-        model: module.model.clone(),
-        db: DbSession::new(state.pool.clone(), limits.wall_time),
-        limits,
-        usage: DataUsage::default(),
-    };
-    run_module(
+    let call = Call {
         state,
-        &module,
-        Invocation {
-            handler_id,
-            envelope,
-            scope,
-        },
-        trace,
-    )
-    .await
+        tenant: &tenant,
+        principal: &envelope.principal,
+        request_id,
+        deadline: Instant::now() + limits.wall_time,
+    };
+    let db = DbSession::new(state.pool.clone(), limits.wall_time);
+    let scope = call
+        .scope(&module, limits, db, DataUsage::default())
+        .await?;
+    run_module(&call, &module, handler_id, encoded, scope, trace).await
+}
+
+/// What every module call of one request shares: the tenant, the caller and the
+/// request's deadline. The route's handler and every event handler it sets off run as
+/// calls of this.
+pub(super) struct Call<'a> {
+    pub state: &'a AppState,
+    pub tenant: &'a TenantEntry,
+    pub principal: &'a Principal,
+    pub request_id: &'a str,
+    pub deadline: Instant,
+}
+
+impl Call<'_> {
+    /// The data scope of `module` for this tenant: its schema, and its read grants
+    /// resolved against the versions the tenant is served.
+    pub async fn scope(
+        &self,
+        module: &LoadedModule,
+        limits: eerp_tenancy::Limits,
+        db: DbSession,
+        usage: DataUsage,
+    ) -> Result<RequestScope, ApiError> {
+        let mut grants = Vec::with_capacity(module.grants.len());
+        for (granted, table) in &module.grants {
+            let target = match self.tenant.modules.contains_key(granted.as_str()) {
+                true => {
+                    let loaded = served_module(self.state, self.tenant, granted.as_str()).await?;
+                    Some((
+                        schema_name(&self.tenant.slug, granted),
+                        loaded.model.clone(),
+                    ))
+                }
+                false => None,
+            };
+            grants.push(ReadGrant {
+                module: granted.to_string(),
+                table: table.clone(),
+                target,
+            });
+        }
+        Ok(RequestScope {
+            schema: schema_name(&self.tenant.slug, &module.name),
+            tenant: self.tenant.slug.clone(),
+            module: module.name.clone(),
+            model: module.model.clone(),
+            grants,
+            limits,
+            db,
+            usage,
+        })
+    }
 }
 
 /// The token's tenant, if it may be served.
@@ -248,7 +308,7 @@ async fn check_tenant(state: &AppState, identity: &Identity) -> Result<Arc<Tenan
 
 /// The version of `module` the tenant is served: loaded from the module store if this
 /// replica has not loaded it yet (a notification still on its way).
-async fn served_module(
+pub(super) async fn served_module(
     state: &AppState,
     tenant: &TenantEntry,
     module: &str,
@@ -269,57 +329,78 @@ async fn served_module(
 }
 
 async fn run_module(
-    state: &AppState,
+    call: &Call<'_>,
     module: &LoadedModule,
-    invocation: Invocation,
+    handler_id: i32,
+    envelope: Vec<u8>,
+    scope: RequestScope,
     trace: &mut Trace,
 ) -> Result<HttpResponse, ApiError> {
-    let report = invoke(&state.engine, module, invocation).await;
-    trace.fuel = report.fuel_used;
-    trace.peak_memory = report.peak_memory_bytes;
-    trace.instantiate = report.instantiate_time;
-    trace.cpu = report.cpu_time;
-    trace.invoked = true;
-    trace.usage = report.usage;
-    let db_failure = report.db.failure().map(str::to_string);
-    let aborted = report.db.is_aborted();
-    let response = match report.result {
-        Ok(response) => response,
-        Err(err) => {
-            if matches!(err, InvokeError::Timeout(_)) {
-                report.db.cancel_running().await;
-            }
-            return Err(fail(report.db, err, trace).await);
-        }
+    let invocation = Invocation {
+        handler_id,
+        envelope,
+        scope,
+        request_id: call.request_id.to_string(),
     };
-    let success = response.status < 400;
-    if let Some(failure) = db_failure {
-        return Err(fail(report.db, InvokeError::Db(failure), trace).await);
+    let report = invoke(&call.state.engine, module, invocation).await;
+    trace.add(&report);
+    let (response, db) = match settle(report.result, report.db).await {
+        Ok(done) => done,
+        Err((db, err)) => return Err(fail(db, err, trace).await),
+    };
+    if response.status >= 400 {
+        // Rolled back: the module refused, so its events never happened either.
+        let _ = db.finish(false).await;
+        return Err(ApiError::Module(response));
     }
-    if success && aborted {
-        let err = InvokeError::BadAbi(
-            "the module answered success after a failed data call; nothing was saved".into(),
-        );
-        return Err(fail(report.db, err, trace).await);
-    }
-    if let Err(e) = report.db.finish(success).await {
+    let db = match events::deliver(call, module, report.events, db, report.usage, trace).await {
+        Ok(db) => db,
+        Err((db, err)) => return Err(fail(db, err, trace).await),
+    };
+    if let Err(e) = db.finish(true).await {
         trace.error = Some(e.clone());
         return Err(ApiError::Invoke(InvokeError::Db(e)));
     }
-    if success {
-        trace.outcome = Some(Outcome::Ok);
-        Ok(success_response(&response))
-    } else {
-        Err(ApiError::Module(response))
-    }
+    trace.outcome = Some(Outcome::Ok);
+    Ok(success_response(&response))
 }
 
-/// Rolls back everything the failed call wrote and records why it failed.
-async fn fail(db: DbSession, err: InvokeError, trace: &mut Trace) -> ApiError {
+/// The module's response, if its call and its data calls ended cleanly; otherwise why
+/// not. A timed-out statement is cancelled on the server first.
+pub(super) async fn settle(
+    result: Result<Response, InvokeError>,
+    db: DbSession,
+) -> Result<(Response, DbSession), (DbSession, ApiError)> {
+    let response = match result {
+        Ok(response) => response,
+        Err(err) => {
+            if matches!(err, InvokeError::Timeout(_)) {
+                db.cancel_running().await;
+            }
+            return Err((db, ApiError::Invoke(err)));
+        }
+    };
+    if let Some(failure) = db.failure().map(str::to_string) {
+        return Err((db, ApiError::Invoke(InvokeError::Db(failure))));
+    }
+    if response.status < 400 && db.is_aborted() {
+        let err = InvokeError::BadAbi(
+            "the module answered success after a failed data call; nothing was saved".into(),
+        );
+        return Err((db, ApiError::Invoke(err)));
+    }
+    Ok((response, db))
+}
+
+/// Rolls back everything the request wrote and records why it failed.
+async fn fail(db: DbSession, err: ApiError, trace: &mut Trace) -> ApiError {
     // A rollback that fails closes the connection; nothing was committed either way.
     let _ = db.finish(false).await;
-    trace.error = Some(err.to_string());
-    ApiError::Invoke(err)
+    if let ApiError::Invoke(e) = &err {
+        trace.error = Some(e.to_string());
+        trace.outcome = Some(e.outcome());
+    }
+    err
 }
 
 fn success_response(response: &Response) -> HttpResponse {
