@@ -17,6 +17,9 @@ pub struct Action {
     pub emits: Vec<Value>,
     /// The response; `None` answers 200 with the last data reply as the body.
     pub response: Option<Value>,
+    /// First insert the whole request envelope into table `heard` (column `envelope`,
+    /// jsonb; see [`Probe::heard_step`]).
+    pub store_request: bool,
 }
 
 impl Action {
@@ -26,6 +29,7 @@ impl Action {
             calls: Vec::new(),
             emits: Vec::new(),
             response: Some(response),
+            store_request: false,
         }
     }
 
@@ -35,6 +39,7 @@ impl Action {
             calls: vec![call],
             emits: Vec::new(),
             response: None,
+            store_request: false,
         }
     }
 
@@ -130,6 +135,13 @@ impl Probe {
         ]})
     }
 
+    /// The step that adds table `heard (envelope jsonb)`, as version `version`.
+    pub fn heard_step(version: u32) -> Value {
+        json!({"entity": "heard", "version": version, "operations": [
+            {"type": "add_column", "table": "heard", "column": "envelope", "sql_type": "jsonb"}
+        ]})
+    }
+
     /// The manifest JSON.
     pub fn manifest(&self) -> Value {
         let routes: Vec<Value> = self
@@ -152,6 +164,7 @@ impl Probe {
         let manifest = data.put(&self.manifest().to_string());
         let migrations = data.put(&Value::Array(self.migrations.clone()).to_string());
         let prefix = data.put(r#"{"status":200,"body":"#);
+        let store = data.put(r#"{"op":"insert","table":"heard","values":{"envelope":"#);
         let actions = self
             .routes
             .iter()
@@ -159,12 +172,13 @@ impl Probe {
             .chain(self.subscriptions.iter().map(|(_, action)| action));
         let handlers: Vec<String> = actions
             .enumerate()
-            .map(|(id, action)| handler(id, action, &mut data, prefix))
+            .map(|(id, action)| handler(id, action, &mut data, prefix, store))
             .collect();
         let dispatch: String = (0..handlers.len())
             .map(|id| {
                 format!(
-                    "(if (i32.eq (local.get $id) (i32.const {id})) (then (return (call $h{id}))))\n"
+                    "(if (i32.eq (local.get $id) (i32.const {id})) \
+                     (then (return (call $h{id} (local.get $req) (local.get $len)))))\n"
                 )
             })
             .collect();
@@ -205,7 +219,7 @@ impl Probe {
   {handlers}
   (func (export "eerp_handle") (param $id i32) (param $req i32) (param $len i32) (result i64)
     {dispatch}
-    (call $h0))
+    (call $h0 (local.get $req) (local.get $len)))
 )"#,
             segments = data.text,
             handlers = handlers.join("\n"),
@@ -238,9 +252,29 @@ impl Segments {
 
 /// The function `$h<id>` running `action`. A reply is taken into a buffer that starts
 /// with room for the response prefix, so it can be answered as the body.
-fn handler(id: usize, action: &Action, data: &mut Segments, prefix: (usize, usize)) -> String {
+fn handler(
+    id: usize,
+    action: &Action,
+    data: &mut Segments,
+    prefix: (usize, usize),
+    store: (usize, usize),
+) -> String {
     let (prefix_at, prefix_len) = prefix;
     let mut body = String::new();
+    if action.store_request {
+        let (store_at, store_len) = store;
+        body.push_str(&format!(
+            "(local.set $q (call $alloc (i32.add (local.get $len) (i32.const {room}))))
+             (memory.copy (local.get $q) (i32.const {store_at}) (i32.const {store_len}))
+             (memory.copy (i32.add (local.get $q) (i32.const {store_len})) (local.get $req) (local.get $len))
+             (i32.store16 (i32.add (local.get $q) (i32.add (local.get $len) (i32.const {store_len}))) (i32.const 32125))
+             (local.set $n (call $data_call (local.get $q) (i32.add (local.get $len) (i32.const {room}))))
+             (local.set $p (call $alloc (i32.add (local.get $n) (i32.const {reply_room}))))
+             (call $data_take (i32.add (local.get $p) (i32.const {prefix_len})))\n",
+            room = store_len + 2,
+            reply_room = prefix_len + 1
+        ));
+    }
     for call in &action.calls {
         let (at, len) = data.put(&call.to_string());
         body.push_str(&format!(
@@ -268,7 +302,10 @@ fn handler(id: usize, action: &Action, data: &mut Segments, prefix: (usize, usiz
             total = prefix_len + 1
         )),
     }
-    format!("(func $h{id} (result i64) (local $n i32) (local $p i32)\n{body})")
+    format!(
+        "(func $h{id} (param $req i32) (param $len i32) (result i64) \
+         (local $n i32) (local $p i32) (local $q i32)\n{body})"
+    )
 }
 
 /// Every byte as a `\hh` escape: no quoting rules to get wrong.

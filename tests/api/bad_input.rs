@@ -8,37 +8,46 @@ use serde_json::json;
 const CREATE: &str = "/api/v1/crm/contacts";
 
 #[tokio::test]
-async fn malformed_unknown_or_mistyped_bodies_are_400_and_write_nothing() {
+async fn malformed_unknown_mistyped_or_invalid_bodies_are_refused_and_write_nothing() {
     let app = spawn_app().await;
     let token = app.admin_of("acme").await;
+    // 400: the body cannot be read as a contact; 422: it can, and breaks a rule.
     let bodies = [
-        ("{\"name\": ", "not valid JSON"),
+        ("{\"name\": ", 400, "not valid JSON"),
         (
             "{\"name\":\"Ada\",\"nickname\":\"A\"}",
+            400,
             "unknown field `nickname`",
         ),
-        ("{\"name\": 42}", "invalid type"),
-        ("{\"name\":\"Ada\",\"credit_limit\":12.5}", "invalid type"),
+        ("{\"name\": 42}", 400, "invalid type"),
+        (
+            "{\"name\":\"Ada\",\"credit_limit\":12.5}",
+            400,
+            "invalid type",
+        ),
         (
             "{\"name\":\"Ada\",\"credit_limit\":\"12.345\"}",
+            422,
             "credit_limit",
         ),
-        ("{\"name\":\"Ada\",\"status\":\"vip\"}", "status"),
+        ("{\"name\":\"Ada\",\"status\":\"vip\"}", 422, "status"),
         (
             "{\"name\":\"Ada\",\"last_contacted_at\":\"yesterday\"}",
+            400,
             "RFC 3339",
         ),
         (
             "{\"name\":\"Ada\",\"last_contacted_at\":\"2026-02-30T10:00:00Z\"}",
+            400,
             "out of range",
         ),
-        ("[]", "the request body is invalid"),
-        ("", "needs a JSON body"),
+        ("[]", 400, "the request body is invalid"),
+        ("", 400, "needs a JSON body"),
     ];
-    for (body, expected) in bodies {
+    for (body, expected_status, expected) in bodies {
         let response = app.post_raw(CREATE, &token, "application/json", body).await;
         let (status, content_type, problem) = status_and_json(response).await;
-        assert_eq!(status, 400, "{body}: {problem}");
+        assert_eq!(status, expected_status, "{body}: {problem}");
         assert_eq!(content_type, "application/problem+json");
         let detail = problem["detail"].as_str().unwrap_or_default();
         assert!(

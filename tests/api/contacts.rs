@@ -45,6 +45,39 @@ async fn contact_life_cycle_create_get_update_delete_restore() {
     assert_eq!(updated["status"], "customer");
     assert_eq!(updated["credit_limit"], "99999999999.99");
     assert_ne!(updated["updated_at"], contact["updated_at"]);
+    assert_eq!(
+        updated["email"], "ada@example.com",
+        "fields not in the patch stay"
+    );
+
+    // A patch is checked like a new contact, after it is merged onto the stored one.
+    for (patch, status, named) in [
+        (json!({"nickname": "A"}), 400, "unknown field `nickname`"),
+        (json!({}), 400, "changes nothing"),
+        (json!({"email": "not-an-email"}), 422, "email"),
+        (json!({"name": "  "}), 422, "name"),
+    ] {
+        let (got, _, problem) =
+            status_and_json(app.send(Method::PATCH, &path, t, Some(&patch)).await).await;
+        assert_eq!(got, status, "{patch}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(named),
+            "{problem}"
+        );
+    }
+    let (status, _, cleared) = status_and_json(
+        app.send(
+            Method::PATCH,
+            &path,
+            t,
+            Some(&json!({"email": null, "name": " Ada "})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{cleared}");
+    assert_eq!(cleared["email"], Value::Null, "null clears a field");
+    assert_eq!(cleared["name"], "Ada", "a patched value is normalised too");
 
     let (status, _, _) = status_and_json(app.send(Method::DELETE, &path, t, None).await).await;
     assert_eq!(status, 204);

@@ -229,6 +229,7 @@ fn subscriber(name: &str, action: Action) -> Probe {
 fn writes_heard() -> Action {
     Action {
         calls: vec![json!({"op": "insert", "table": "items", "values": {"label": "heard"}})],
+        store_request: true,
         ..Action::answer(json!({"status": 200}))
     }
 }
@@ -318,4 +319,38 @@ async fn an_event_loop_is_stopped_by_the_depth_cap_and_rolled_back() {
             .contains(r#"eerp_module_invocations_total{module="pinger",outcome="event_limit"} 1"#),
         "the loop is counted as event_limit"
     );
+}
+
+#[tokio::test]
+async fn a_subscriber_can_veto_what_a_sdk_module_emits() {
+    let app = spawn_app().await;
+    let acme = app.admin_of("acme").await;
+    let veto =
+        json!({"status": 409, "body": {"title": "Vetoed", "detail": "no new contacts today"}});
+    let vetoer = Probe::new("vetoer", "1.0.0").on("crm.contact_created", Action::answer(veto));
+    install(&app, &vetoer, &["acme"]).await;
+    let body = json!({"name": "Ada"});
+    let response = app
+        .send(
+            Method::POST,
+            "/api/v1/crm/contacts",
+            Some(&acme),
+            Some(&body),
+        )
+        .await;
+    let (status, _, problem) = status_and_json(response).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["detail"], "no new contacts today");
+    assert_eq!(
+        count(&app, "t_acme__crm.contacts").await,
+        0,
+        "the insert was rolled back"
+    );
+
+    let (status, _) = app
+        .admin(Method::DELETE, "/tenants/acme/modules/vetoer", None)
+        .await;
+    assert_eq!(status, 200);
+    create_contact(&app, &acme, "Ada").await;
+    assert_eq!(count(&app, "t_acme__crm.contacts").await, 1);
 }

@@ -10,6 +10,14 @@ mod imports {
         fn eerp_data_call(ptr: i32, len: i32) -> i32;
         #[link_name = "data_take"]
         fn eerp_data_take(dst: i32);
+        #[link_name = "emit"]
+        fn eerp_emit(ptr: i32, len: i32);
+    }
+
+    pub fn emit(event: &[u8]) {
+        let len = i32::try_from(event.len()).unwrap_or(i32::MAX);
+        // SAFETY: the host reads at most `len` bytes of a live slice, during this call only.
+        unsafe { eerp_emit(event.as_ptr() as usize as i32, len) }
     }
 
     pub fn log(level: i32, message: &str) {
@@ -45,6 +53,9 @@ mod imports {
     pub fn data_call(_request: &[u8]) -> Option<Vec<u8>> {
         None
     }
+
+    /// Natively events go nowhere; `Ctx` records them for tests.
+    pub fn emit(_event: &[u8]) {}
 }
 
-pub use imports::{data_call, log};
+pub use imports::{data_call, emit, log};

@@ -6,9 +6,16 @@
 //! touches raw pointers; a module author writes none.
 //!
 //! Principal types:
-//! - [`Module`]: name, version, migrations and routes, built by a function of the module.
-//! - [`Ctx`]: what a handler gets besides the request: the caller and the data API.
-//! - [`Request`], [`Reply`] and [`Error`]: a handler's input, success and failure.
+//! - [`Module`]: name, version, migrations, routes, read grants, the events it emits and
+//!   the events it handles, built by a function of the module.
+//! - [`Ctx`]: what a handler gets besides the request: the caller, the data API and
+//!   [`Ctx::emit`].
+//! - [`Table`] and [`Granted`]: typed rows of the module's own tables (read and write)
+//!   and of another module's (read, through a grant).
+//! - [`Request`], [`Reply`] and [`Error`]: a handler's input, success and failure;
+//!   [`ListSpec`] turns a list route's query string into a query, [`Request::patch`] a
+//!   `PATCH` body into the record type the create route takes, and [`Checks`] reports
+//!   every invalid field at once.
 //!
 //! ```
 //! use eerp_sdk::{Ctx, Error, Module, Reply, Request};
@@ -28,7 +35,12 @@
 //! Decisions, with reasons:
 //! - Handlers are plain `fn`s taking `&mut Ctx`, so business logic compiles and
 //!   unit-tests natively; only [`Ctx`]'s data calls need the host (natively they return
-//!   [`DataErrorKind::Unavailable`]).
+//!   [`DataErrorKind::Unavailable`]); emitted events are recorded for tests.
+//! - One record type serves create and patch: a patch is merged onto the stored row and
+//!   validated like a new record, so no module writes a second all-`Option` type.
+//! - 400 means the request could not be read (not JSON, unknown field, wrong type, a
+//!   value the column cannot hold, a bad cursor); 422 means it was read and its values
+//!   break a rule of the module ([`Checks`]).
 //! - Every request runs in a fresh instance, so the SDK never frees what it hands back:
 //!   the host drops the whole instance after reading the response.
 #![deny(missing_docs)]
@@ -36,9 +48,12 @@
 mod data;
 mod exports;
 mod host;
+mod list;
 mod module;
 mod reply;
 mod request;
+mod table;
+mod validate;
 
 pub use data::Ctx;
 pub use eerp_abi as abi;
@@ -51,9 +66,12 @@ pub use eerp_abi::migration::{
     AddColumn, Check, CheckOp, Column, ColumnDefault, CreateIndex, CreateTable, DefaultFunction,
     IndexType, Migration, Operation,
 };
-pub use module::{Handler, Module};
+pub use list::ListSpec;
+pub use module::{Event, EventHandler, Handler, Module};
 pub use reply::{Error, Reply};
-pub use request::Request;
+pub use request::{Patch, Request};
+pub use table::{Granted, Page, Row, Table};
+pub use validate::Checks;
 
 /// Write a line to the host's log, tagged with the request id, tenant and module.
 pub mod log {

@@ -1,4 +1,5 @@
-//! A module's definition: manifest, migrations and the route table.
+//! A module's definition: manifest, migrations, the route table, grants, the events it
+//! emits and the events it handles.
 //!
 //! The module function runs on every request (each request is a fresh instance), so the
 //! definition is cheap to build: names are `&'static str` and migrations are a function
@@ -8,10 +9,53 @@ use eerp_abi::manifest::{Capability, Manifest, Route};
 use eerp_abi::migration::Migration;
 use eerp_abi::{ABI_VERSION, envelope};
 
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
 use crate::{Ctx, Error, Reply, Request};
 
 /// A route handler: a plain function of the module.
 pub type Handler = fn(&mut Ctx, &Request) -> Result<Reply, Error>;
+
+/// An event handler. Returning an error rolls back the whole request that emitted it.
+pub type EventHandler = fn(&mut Ctx, &Event) -> Result<(), Error>;
+
+/// A domain event delivered to a subscription.
+#[derive(Debug, Clone)]
+pub struct Event {
+    name: String,
+    payload: Box<RawValue>,
+}
+
+impl Event {
+    /// An event (the SDK builds these; tests of handlers may too).
+    pub fn new(name: impl Into<String>, payload: &impl serde::Serialize) -> Result<Self, Error> {
+        let payload = serde_json::value::to_raw_value(payload)
+            .map_err(|e| Error::internal(format!("event payload: {e}")))?;
+        Ok(Self {
+            name: name.into(),
+            payload,
+        })
+    }
+
+    /// `<module>.<name>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The payload as a `T`.
+    ///
+    /// # Errors
+    /// A 500 when the payload is not a `T`: the emitter and the subscriber disagree.
+    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_str(self.payload.get()).map_err(|e| {
+            Error::internal(format!(
+                "event `{}` has an unexpected payload: {e}",
+                self.name
+            ))
+        })
+    }
+}
 
 /// One route: method, path template, permission, handler.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +73,9 @@ pub struct Module {
     version: &'static str,
     migrations: Option<fn() -> Vec<Migration>>,
     routes: Vec<RouteDef>,
+    grants: Vec<&'static str>,
+    emits: Vec<&'static str>,
+    subscriptions: Vec<(&'static str, EventHandler)>,
 }
 
 impl Module {
@@ -39,7 +86,29 @@ impl Module {
             version,
             migrations: None,
             routes: Vec::new(),
+            grants: Vec::new(),
+            emits: Vec::new(),
+            subscriptions: Vec::new(),
         }
+    }
+
+    /// Asks for a read grant on another module's table: `read:<module>.<table>`.
+    pub fn grant(mut self, grant: &'static str) -> Self {
+        self.grants.push(grant);
+        self
+    }
+
+    /// Declares an event the module emits, named `<this module>.<event>`.
+    pub fn emits(mut self, event: &'static str) -> Self {
+        self.emits.push(event);
+        self
+    }
+
+    /// Handles `event` (any module's) with `handler`, in the emitting request's
+    /// transaction.
+    pub fn on(mut self, event: &'static str, handler: EventHandler) -> Self {
+        self.subscriptions.push((event, handler));
+        self
     }
 
     /// Declares the module's migration steps, oldest first: a function, because the
@@ -90,8 +159,11 @@ impl Module {
     /// The manifest the host reads at load time.
     pub fn manifest(&self) -> Manifest {
         let mut capabilities = vec![Capability::Log];
-        if self.migrations.is_some() {
+        if self.migrations.is_some() || !self.grants.is_empty() {
             capabilities.push(Capability::Data);
+        }
+        if !self.emits.is_empty() {
+            capabilities.push(Capability::Events);
         }
         let routes = self
             .routes
@@ -108,9 +180,13 @@ impl Module {
             abi_version: ABI_VERSION,
             routes,
             capabilities,
-            grants: Vec::new(),
-            events: Vec::new(),
-            subscriptions: Vec::new(),
+            grants: self.grants.iter().map(|g| g.to_string()).collect(),
+            events: self.emits.iter().map(|e| e.to_string()).collect(),
+            subscriptions: self
+                .subscriptions
+                .iter()
+                .map(|(e, _)| e.to_string())
+                .collect(),
         }
     }
 
@@ -124,16 +200,108 @@ impl Module {
         serde_json::to_vec(&self.migration_steps()).unwrap_or_default()
     }
 
-    /// Runs the handler with id `handler_id` (its index in the route table).
+    /// Runs the handler with id `handler_id`: a route's index, or `routes + i` for
+    /// subscription `i`.
     ///
     /// # Errors
     /// What the handler returned, or a 500 when the id is unknown.
     pub fn dispatch(&self, handler_id: i32, request: envelope::Request) -> Result<Reply, Error> {
-        let route = usize::try_from(handler_id)
-            .ok()
-            .and_then(|id| self.routes.get(id))
-            .ok_or_else(|| Error::internal(format!("no handler with id {handler_id}")))?;
+        let unknown = || Error::internal(format!("no handler with id {handler_id}"));
+        let id = usize::try_from(handler_id).map_err(|_| unknown())?;
         let mut ctx = Ctx::new(request.principal.clone(), request.request_id.clone());
-        (route.handler)(&mut ctx, &Request::new(request))
+        if let Some(route) = self.routes.get(id) {
+            return (route.handler)(&mut ctx, &Request::new(request));
+        }
+        let (_, handler) = self
+            .subscriptions
+            .get(id - self.routes.len())
+            .ok_or_else(unknown)?;
+        let event = Event {
+            name: request.route,
+            payload: request.body,
+        };
+        handler(&mut ctx, &event).map(|()| Reply::no_content())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eerp_abi::manifest::EVENT_METHOD;
+
+    fn noop(_ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
+        Ok(Reply::no_content())
+    }
+
+    fn refuse_big(_ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
+        let n: u32 = event.payload::<serde_json::Value>()?["n"]
+            .as_u64()
+            .unwrap_or(0) as u32;
+        if n > 10 {
+            return Err(Error::unprocessable(format!("{} too big", event.name())));
+        }
+        Ok(())
+    }
+
+    fn module() -> Module {
+        Module::new("stock", "1.0.0")
+            .get("/a", "stock.a.read", noop)
+            .emits("stock.moved")
+            .grant("read:crm.contacts")
+            .on("billing.posted", refuse_big)
+    }
+
+    fn event(n: u32) -> envelope::Request {
+        envelope::Request {
+            method: EVENT_METHOD.into(),
+            route: "billing.posted".into(),
+            params: Default::default(),
+            query: Default::default(),
+            body: serde_json::value::to_raw_value(&serde_json::json!({ "n": n })).unwrap(),
+            principal: envelope::Principal {
+                subject: "u".into(),
+                roles: vec![],
+            },
+            request_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn the_manifest_carries_grants_events_and_subscriptions() {
+        let manifest = module().manifest();
+        assert_eq!(manifest.grants, ["read:crm.contacts"]);
+        assert_eq!(manifest.events, ["stock.moved"]);
+        assert_eq!(manifest.subscriptions, ["billing.posted"]);
+        assert_eq!(
+            manifest.capabilities,
+            [Capability::Log, Capability::Data, Capability::Events]
+        );
+    }
+
+    #[test]
+    fn subscriptions_follow_the_routes_in_handler_ids() {
+        let module = module();
+        assert_eq!(module.dispatch(1, event(3)).unwrap().status(), 204);
+        let err = module.dispatch(1, event(30)).unwrap_err();
+        assert_eq!(
+            (err.status, err.body.detail.as_str()),
+            (422, "billing.posted too big")
+        );
+        assert_eq!(module.dispatch(2, event(3)).unwrap_err().status, 500);
+    }
+
+    #[test]
+    fn emitted_events_are_recorded_natively() {
+        let mut ctx = Ctx::new(
+            envelope::Principal {
+                subject: "u".into(),
+                roles: vec![],
+            },
+            "r".into(),
+        );
+        ctx.emit("stock.moved", &serde_json::json!({"qty": "2"}))
+            .unwrap();
+        assert_eq!(ctx.emitted()[0].0, "stock.moved");
+        assert_eq!(ctx.emitted()[0].1["qty"], "2");
     }
 }

@@ -86,6 +86,11 @@ impl Error {
         Self::new(400, "Invalid request", detail)
     }
 
+    /// 422: the request is well-formed but its values break the rules.
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(422, "Invalid values", detail)
+    }
+
     /// 404: no such resource.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(404, "Not found", detail)
