@@ -31,6 +31,9 @@ use serde_json::{Value, json};
 /// The hostile test module, built by this crate's build script.
 pub const HOSTILE_WASM: &str = env!("EERP_HOSTILE_WASM");
 
+/// A module with only the original EERP's exports, built by this crate's build script.
+pub const SEED_WASM: &str = env!("EERP_SEED_WASM");
+
 /// A running app and what a test needs to talk to it.
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.

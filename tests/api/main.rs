@@ -7,6 +7,7 @@ mod bad_input;
 mod contacts;
 mod cross_module;
 mod fleet;
+mod foreign_modules;
 mod isolation;
 mod jwks;
 mod limits;

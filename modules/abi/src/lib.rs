@@ -51,6 +51,8 @@ pub mod exports {
     pub const MIGRATE_LEN: &str = "migrate_len";
     /// `eerp_handle(handler_id: i32, req_ptr: i32, req_len: i32) -> i64`: run a route.
     pub const HANDLE: &str = "eerp_handle";
+    /// `_start()`: run once at load, only for a schema-only module (original EERP).
+    pub const START: &str = "_start";
 }
 
 /// Names of the host functions in the `eerp` import module.

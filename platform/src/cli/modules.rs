@@ -12,10 +12,18 @@ use super::{AdminClient, Connection};
 #[derive(Debug, Subcommand)]
 pub enum ModuleCommand {
     /// Upload a module version (`.wasm`); every replica loads it within seconds. It is
-    /// enabled for no tenant until an operator enables it.
+    /// enabled for no tenant until an operator enables it. A module without a manifest
+    /// (the original EERP's contract) needs `--name` and `--version`, or a `module.json`
+    /// beside the file with `name` and `version`.
     Upload {
         /// The module file.
         file: PathBuf,
+        /// Name, for a module without a manifest.
+        #[arg(long, requires = "version")]
+        name: Option<String>,
+        /// Version, for a module without a manifest.
+        #[arg(long, requires = "name")]
+        version: Option<String>,
     },
     /// List stored module versions and how many tenants each serves.
     List,
@@ -62,12 +70,18 @@ pub enum ModuleCommand {
 pub async fn run(connection: &Connection, command: ModuleCommand) -> anyhow::Result<()> {
     let client = AdminClient::new(connection)?;
     let output = match command {
-        ModuleCommand::Upload { file } => {
+        ModuleCommand::Upload {
+            file,
+            name,
+            version,
+        } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            client
-                .post_bytes("/modules", "application/wasm", bytes)
-                .await?
+            let path = match name.zip(version).or_else(|| module_json_beside(&file)) {
+                Some((name, version)) => format!("/modules?name={name}&version={version}"),
+                None => "/modules".into(),
+            };
+            client.post_bytes(&path, "application/wasm", bytes).await?
         }
         ModuleCommand::List => {
             print_versions(&client.get("/modules").await?["modules"]);
@@ -102,6 +116,15 @@ pub async fn run(connection: &Connection, command: ModuleCommand) -> anyhow::Res
     };
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(())
+}
+
+/// Name and version from a `module.json` (the original EERP's manifest) in the file's
+/// folder, if there is one.
+fn module_json_beside(file: &std::path::Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(file.parent()?.join("module.json")).ok()?;
+    let manifest: Value = serde_json::from_str(&text).ok()?;
+    let field = |key: &str| manifest[key].as_str().map(str::to_string);
+    field("name").zip(field("version"))
 }
 
 fn print_versions(versions: &Value) {

@@ -20,7 +20,7 @@ use super::Registry;
 use crate::audit::commit_audited;
 use crate::migrations::{MigrationError, dry_run};
 use crate::notify::Change;
-use crate::runtime::{LoadError, LoadedModule};
+use crate::runtime::{Identity, LoadError, LoadedModule};
 
 /// Why a module version could not be stored, found or changed.
 #[derive(Debug, Error)]
@@ -104,6 +104,7 @@ const VERSION_JSON: &str = "SELECT json_build_object(
 
 impl ModuleStore<'_> {
     /// Checks `wasm` and stores it as a new module version; loads it into the registry.
+    /// `identity` names a module that carries no manifest (the original EERP's contract).
     ///
     /// # Errors
     /// [`StoreError::Invalid`] or [`StoreError::DryRun`] naming the first problem,
@@ -113,8 +114,9 @@ impl ModuleStore<'_> {
         &self,
         wasm: &[u8],
         uploader: Uploader<'_>,
+        identity: Option<Identity<'_>>,
     ) -> Result<(Upload, Arc<LoadedModule>), StoreError> {
-        let module = Arc::new(LoadedModule::load(self.engine, wasm).await?);
+        let module = Arc::new(LoadedModule::load_as(self.engine, wasm, identity).await?);
         let (name, version) = (module.name.as_str(), module.version.to_string());
         let lookup = "SELECT sha256, builtin, retired_at IS NOT NULL FROM eerp.module_versions
                       WHERE module = $1 AND version = $2";
@@ -224,7 +226,7 @@ impl ModuleStore<'_> {
                 builtin: true,
             };
             let (_, module) = self
-                .upload(bytes, uploader)
+                .upload(bytes, uploader, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("built-in module {file}: {e}"))?;
             let conn = self.pool.get().await?;
@@ -243,7 +245,7 @@ impl ModuleStore<'_> {
                 actor: "eerp serve --modules",
                 builtin: false,
             };
-            self.upload(&bytes, uploader)
+            self.upload(&bytes, uploader, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("module {}: {e}", path.display()))?;
         }
@@ -311,7 +313,9 @@ impl ModuleStore<'_> {
             return Ok(None);
         };
         let started = std::time::Instant::now();
-        let module = Arc::new(LoadedModule::load(self.engine, row.get::<_, &[u8]>(0)).await?);
+        let identity = Identity { name, version };
+        let wasm: &[u8] = row.get(0);
+        let module = Arc::new(LoadedModule::load_as(self.engine, wasm, Some(identity)).await?);
         self.registry.install(module.clone());
         tracing::info!(
             module = name,

@@ -148,7 +148,9 @@ async fn call(
     let started = Instant::now();
     let instance = module.instance_pre().instantiate_async(&mut *store).await?;
     *instantiate_time = started.elapsed();
-    let exports = module.exports();
+    let exports = module
+        .exports()
+        .ok_or_else(|| HostTrap::BadAbi("a schema-only module has no handlers".into()))?;
     let memory = instance
         .get_module_export(&mut *store, &exports.memory)
         .and_then(Extern::into_memory)

@@ -80,7 +80,21 @@ pub struct LoadedModule {
     pub events: Arc<[String]>,
     routes: Vec<RouteTemplate>,
     pre: InstancePre<HostState>,
-    exports: GuestExports,
+    /// `None` for a schema-only module (the original EERP's contract), which has no
+    /// handlers.
+    exports: Option<GuestExports>,
+}
+
+/// The name and version an operator gives a module that carries no manifest: one that
+/// implements only the original EERP's contract (`memory`, `migrate`, `migrate_len` and
+/// optionally `_start`). Such a module loads as a schema-only module: its migrations, no
+/// routes, no imports.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    /// Module name.
+    pub name: &'a str,
+    /// Semver version.
+    pub version: &'a str,
 }
 
 /// The exports a request uses, resolved once at load so a request does not look them up
@@ -144,10 +158,24 @@ impl LoadedModule {
     /// # Errors
     /// [`LoadError`] naming what is wrong with the module.
     pub async fn load(engine: &Engine, wasm: &[u8]) -> Result<Self, LoadError> {
+        Self::load_as(engine, wasm, None).await
+    }
+
+    /// Like [`LoadedModule::load`], for a module that may carry no manifest: `identity`
+    /// names it then. A module with a manifest must agree with `identity` when one is
+    /// given.
+    ///
+    /// # Errors
+    /// [`LoadError`] naming what is wrong with the module.
+    pub async fn load_as(
+        engine: &Engine,
+        wasm: &[u8],
+        identity: Option<Identity<'_>>,
+    ) -> Result<Self, LoadError> {
         let sha256 = hex(&Sha256::digest(wasm));
         let module = compile(engine, wasm).await?;
         let known = known_imports(&module)?;
-        let (manifest, migrations) = read_descriptors(engine, &module).await?;
+        let (manifest, migrations) = read_descriptors(engine, &module, identity).await?;
         let (name, version) = check_manifest(&manifest)?;
         check_imports_granted(&known, &manifest.capabilities)?;
         let routes = manifest
@@ -170,10 +198,13 @@ impl LoadedModule {
                 .get_export_index(name)
                 .ok_or_else(|| LoadError::Abi(format!("the module exports no `{name}`")))
         };
-        let exports = GuestExports {
-            memory: export(exports::MEMORY)?,
-            alloc: export(exports::ALLOC)?,
-            handle: export(exports::HANDLE)?,
+        let exports = match module.get_export_index(exports::HANDLE) {
+            None => None,
+            Some(handle) => Some(GuestExports {
+                memory: export(exports::MEMORY)?,
+                alloc: export(exports::ALLOC)?,
+                handle,
+            }),
         };
         let events = manifest.events.clone().into();
         Ok(Self {
@@ -215,8 +246,8 @@ impl LoadedModule {
         &self.pre
     }
 
-    /// The exports a request calls.
-    pub fn exports(&self) -> GuestExports {
+    /// The exports a request calls; `None` for a schema-only module.
+    pub fn exports(&self) -> Option<GuestExports> {
         self.exports
     }
 
@@ -479,10 +510,13 @@ fn check_manifest(manifest: &Manifest) -> Result<(ModuleName, Version), LoadErro
 }
 
 /// Instantiates the module once, with every known import linked (the data imports trap
-/// if called, as there is no request), to read its manifest and migrations.
+/// if called, as there is no request), to read its manifest and migrations. A module
+/// without a manifest is the original EERP's contract: it needs `identity`, and its
+/// `_start`, when exported, runs once first, as the original host ran it.
 async fn read_descriptors(
     engine: &Engine,
     module: &Module,
+    identity: Option<Identity<'_>>,
 ) -> Result<(Manifest, Vec<Migration>), LoadError> {
     let abi = |e: wasmtime::Error| LoadError::Abi(format!("{e:#}"));
     let mut linker = Linker::new(engine);
@@ -499,13 +533,36 @@ async fn read_descriptors(
         .await
         .map_err(abi)?;
 
-    let manifest_fn = instance
-        .get_typed_func::<(), i64>(&mut store, exports::MANIFEST)
-        .map_err(abi)?;
-    let (ptr, len) = unpack(manifest_fn.call_async(&mut store, ()).await.map_err(abi)?);
-    let bytes = read_export_bytes(&instance, &mut store, ptr, len)?;
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| LoadError::Manifest(format!("not ABI v1 manifest JSON: {e}")))?;
+    let manifest = match (module.get_export(exports::MANIFEST), identity) {
+        (Some(_), identity) => {
+            let manifest_fn = instance
+                .get_typed_func::<(), i64>(&mut store, exports::MANIFEST)
+                .map_err(abi)?;
+            let (ptr, len) = unpack(manifest_fn.call_async(&mut store, ()).await.map_err(abi)?);
+            let bytes = read_export_bytes(&instance, &mut store, ptr, len)?;
+            let manifest: Manifest = serde_json::from_slice(&bytes)
+                .map_err(|e| LoadError::Manifest(format!("not ABI v1 manifest JSON: {e}")))?;
+            check_identity(&manifest, identity)?;
+            manifest
+        }
+        (None, Some(identity)) => {
+            if let Ok(start) = instance.get_typed_func::<(), ()>(&mut store, exports::START) {
+                start
+                    .call_async(&mut store, ())
+                    .await
+                    .map_err(|e| LoadError::Abi(format!("`_start` failed: {e:#}")))?;
+            }
+            schema_only_manifest(identity)
+        }
+        (None, None) => {
+            return Err(LoadError::Abi(format!(
+                "the module exports no `{}`; a module with only the original EERP's exports \
+                 (memory, migrate, migrate_len) is a schema-only module: upload it with its \
+                 name and version (`?name=..&version=..`, or a module.json beside it)",
+                exports::MANIFEST
+            )));
+        }
+    };
 
     let migrate = instance
         .get_typed_func::<(), i32>(&mut store, exports::MIGRATE)
@@ -518,23 +575,67 @@ async fn read_descriptors(
     let bytes = read_export_bytes(&instance, &mut store, ptr, len)?;
     let migrations = parse_migrations(&bytes).map_err(|e| MigrationError::Json(e.to_string()))?;
 
+    if module.get_export(exports::MANIFEST).is_some() {
+        check_request_exports(&instance, &mut store)?;
+    }
+    Ok((manifest, migrations))
+}
+
+/// A module that names itself must not contradict the name and version it was stored
+/// under.
+fn check_identity(manifest: &Manifest, identity: Option<Identity<'_>>) -> Result<(), LoadError> {
+    let Some(identity) = identity else {
+        return Ok(());
+    };
+    let same_version = Version::parse(identity.version)
+        .ok()
+        .zip(Version::parse(&manifest.version).ok())
+        .is_some_and(|(a, b)| a == b);
+    if manifest.name == identity.name && same_version {
+        return Ok(());
+    }
+    Err(LoadError::Manifest(format!(
+        "the module's manifest names it `{}` {}, not `{}` {}; leave the name and version \
+         out for a module with a manifest",
+        manifest.name, manifest.version, identity.name, identity.version
+    )))
+}
+
+/// The manifest of a schema-only module: a name, a version, no routes, no capabilities.
+fn schema_only_manifest(identity: Identity<'_>) -> Manifest {
+    Manifest {
+        name: identity.name.to_string(),
+        version: identity.version.to_string(),
+        abi_version: ABI_VERSION,
+        routes: Vec::new(),
+        capabilities: Vec::new(),
+        grants: Vec::new(),
+        events: Vec::new(),
+        subscriptions: Vec::new(),
+    }
+}
+
+fn check_request_exports(
+    instance: &Instance,
+    store: &mut Store<HostState>,
+) -> Result<(), LoadError> {
     for (name, check) in [
         (
             exports::ALLOC,
             instance
-                .get_typed_func::<i32, i32>(&mut store, exports::ALLOC)
+                .get_typed_func::<i32, i32>(&mut *store, exports::ALLOC)
                 .err(),
         ),
         (
             exports::DEALLOC,
             instance
-                .get_typed_func::<(i32, i32), ()>(&mut store, exports::DEALLOC)
+                .get_typed_func::<(i32, i32), ()>(&mut *store, exports::DEALLOC)
                 .err(),
         ),
         (
             exports::HANDLE,
             instance
-                .get_typed_func::<(i32, i32, i32), i64>(&mut store, exports::HANDLE)
+                .get_typed_func::<(i32, i32, i32), i64>(&mut *store, exports::HANDLE)
                 .err(),
         ),
     ] {
@@ -542,7 +643,7 @@ async fn read_descriptors(
             return Err(LoadError::Abi(format!("export `{name}`: {e:#}")));
         }
     }
-    Ok((manifest, migrations))
+    Ok(())
 }
 
 fn read_export_bytes(

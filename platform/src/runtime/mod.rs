@@ -20,5 +20,5 @@ pub mod outcome;
 
 pub use engine::{EngineSettings, build_engine};
 pub use invoke::{Invocation, InvokeReport, invoke};
-pub use loaded::{LoadError, LoadedModule, RouteMatch};
+pub use loaded::{Identity, LoadError, LoadedModule, RouteMatch};
 pub use outcome::{InvokeError, Outcome};

@@ -195,7 +195,7 @@ pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Box<Problem>>
     })
 }
 
-fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, Box<Problem>> {
+pub(super) fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, Box<Problem>> {
     serde_urlencoded::from_str(req.query_string()).map_err(|e| {
         Box::new(Problem::new(
             StatusCode::BAD_REQUEST,

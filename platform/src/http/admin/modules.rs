@@ -7,10 +7,11 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Answer, body, ok, operate, tenant_problem};
+use super::{Answer, body, ok, operate, query, tenant_problem};
 use crate::http::problem::{ApiError, Problem};
 use crate::migrations::MigrationError;
 use crate::registry::{StoreError, Upload, store::Uploader};
+use crate::runtime::Identity;
 use crate::state::AppState;
 use crate::tenants::{TenantError, fleet, lifecycle};
 
@@ -77,7 +78,15 @@ async fn read_capped(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>,
     Ok(bytes)
 }
 
-/// `POST /modules`: the body is the module's wasm bytes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    name: Option<String>,
+    version: Option<String>,
+}
+
+/// `POST /modules?name=&version=`: the body is the module's wasm bytes; the name and
+/// version are for a module without a manifest (the original EERP's contract).
 pub async fn upload(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -92,6 +101,17 @@ pub async fn upload(
                 "send the module's bytes with `content-type: application/wasm`",
             )));
         }
+        let given: UploadQuery = query(&req)?;
+        let identity = match (&given.name, &given.version) {
+            (Some(name), Some(version)) => Some(Identity { name, version }),
+            (None, None) => None,
+            _ => {
+                return Err(Box::new(
+                    ApiError::BadRequest("give both `name` and `version`, or neither".into())
+                        .problem(),
+                ));
+            }
+        };
         let wasm = read_capped(payload, state.max_module_bytes).await?;
         let uploader = Uploader {
             actor: cat.actor,
@@ -99,7 +119,7 @@ pub async fn upload(
         };
         let (upload, module) = cat
             .modules
-            .upload(&wasm, uploader)
+            .upload(&wasm, uploader, identity)
             .await
             .map_err(store_problem)?;
         let stored = cat
