@@ -292,3 +292,90 @@ fn the_operator_cli_walk_through_from_the_readme() {
     assert!(server.interrupt().success());
     let _ = std::fs::remove_dir_all(&state_dir);
 }
+
+/// The module walk-through of the README, as a module author does it with `eerp dev`
+/// running: `eerp module new hello`, test and build it, upload it, enable it for the demo
+/// tenant and call its route, served without a restart; then change it, upload 0.2.0,
+/// upgrade the tenant and see the new behaviour.
+#[test]
+fn the_module_author_walk_through_from_the_readme() {
+    let state_dir = std::env::temp_dir().join(format!("eerp-module-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    let mut server = start(&state_dir);
+    let crate_dir = state_dir.join("hello");
+    let crate_path = crate_dir.to_str().expect("a UTF-8 temp dir");
+    let (ok, out) = server.eerp(&["module", "new", "hello", "--dir", crate_path]);
+    assert!(ok, "module new: {out}");
+
+    // Builds share one target directory across runs, so only the first one compiles the SDK.
+    let cargo = |args: &[&str]| {
+        let output = Command::new(env!("CARGO"))
+            .args(args)
+            .current_dir(&crate_dir)
+            .env(
+                "CARGO_TARGET_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../target/scaffold"),
+            )
+            .output()
+            .expect("cargo runs");
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "cargo {args:?}: {text}");
+        text
+    };
+    let tested = cargo(&["test"]);
+    assert!(
+        tested.contains("3 passed"),
+        "the scaffold's unit tests run: {tested}"
+    );
+    let build = ["build", "--release", "--target", "wasm32-unknown-unknown"];
+    let wasm = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/scaffold/wasm32-unknown-unknown/release/hello.wasm"
+    );
+    cargo(&build);
+    let (ok, out) = server.eerp(&["module", "upload", wasm]);
+    assert!(ok, "module upload: {out}");
+    let (ok, out) = server.eerp(&["module", "enable", "demo", "hello"]);
+    assert!(ok, "module enable: {out}");
+    let greetings = "/api/v1/hello/greetings";
+    let (status, created) =
+        server.call("POST", greetings, &server.token, Some(r#"{"name":"Ada"}"#));
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["message"], "Hello, Ada!");
+
+    // Change it, release 0.2.0, move the demo tenant to it.
+    let lib = crate_dir.join("src/lib.rs");
+    let code = std::fs::read_to_string(&lib).expect("lib.rs");
+    std::fs::write(&lib, code.replace("\"Hello, {}!\"", "\"Bonjour, {}!\"")).expect("edited");
+    let manifest = crate_dir.join("Cargo.toml");
+    let toml = std::fs::read_to_string(&manifest).expect("Cargo.toml");
+    std::fs::write(
+        &manifest,
+        toml.replacen("version = \"0.1.0\"", "version = \"0.2.0\"", 1),
+    )
+    .expect("bumped");
+    cargo(&build);
+    let (ok, out) = server.eerp(&["module", "upload", wasm]);
+    assert!(ok, "module upload 0.2.0: {out}");
+    let (status, still) = server.call("POST", greetings, &server.token, Some(r#"{"name":"Ada"}"#));
+    assert_eq!(
+        (status, &still["message"]),
+        (201, &Value::from("Hello, Ada!")),
+        "uploading alone changes nobody's version"
+    );
+    let (ok, out) = server.eerp(&["module", "upgrade", "demo", "hello", "0.2.0"]);
+    assert!(ok, "module upgrade: {out}");
+    let (status, upgraded) =
+        server.call("POST", greetings, &server.token, Some(r#"{"name":"Ada"}"#));
+    assert_eq!(status, 201, "{upgraded}");
+    assert_eq!(upgraded["message"], "Bonjour, Ada!");
+    let (ok, out) = server.eerp(&["module", "list"]);
+    assert!(
+        ok && out.contains("hello") && out.contains("0.2.0"),
+        "{out}"
+    );
+
+    assert!(server.interrupt().success());
+    let _ = std::fs::remove_dir_all(&state_dir);
+}

@@ -149,6 +149,9 @@ pub enum AdminCommand {
 /// # Errors
 /// When the service cannot be reached or refuses the action (the problem's detail).
 pub async fn run(connection: Connection, command: AdminCommand) -> anyhow::Result<()> {
+    if let AdminCommand::Module(command) = command {
+        return modules::run(&connection, command).await;
+    }
     let client = AdminClient::new(&connection)?;
     let output = match command {
         AdminCommand::Tenant(command) => tenant(&client, command).await?,
@@ -190,7 +193,7 @@ pub async fn run(connection: Connection, command: AdminCommand) -> anyhow::Resul
                  `eerp plan modules <name> <module>,...`"
             ),
         },
-        AdminCommand::Module(command) => return modules::run(&connection, command).await,
+        AdminCommand::Module(_) => unreachable!("handled before connecting"),
         AdminCommand::Role { slug, role, grants } => {
             let path = format!("/tenants/{slug}/roles/{role}");
             client.put(&path, &json!({"grants": grants})).await?

@@ -61,6 +61,18 @@ pub enum ModuleCommand {
         /// Version.
         version: String,
     },
+    /// Create a module crate: one table, two routes, native unit tests; it builds to
+    /// wasm and uploads with `eerp module upload`.
+    New {
+        /// Module name: lower-case letters, digits and `_`, starting with a letter.
+        name: String,
+        /// Where to create it (default: `./<name>`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The EERP SDK crate (default: the checkout this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 /// Runs a module command.
@@ -68,6 +80,9 @@ pub enum ModuleCommand {
 /// # Errors
 /// When the file cannot be read, or the service refuses (the problem's detail).
 pub async fn run(connection: &Connection, command: ModuleCommand) -> anyhow::Result<()> {
+    if let ModuleCommand::New { name, dir, sdk } = command {
+        return scaffold(&name, dir, sdk);
+    }
     let client = AdminClient::new(connection)?;
     let output = match command {
         ModuleCommand::Upload {
@@ -113,8 +128,52 @@ pub async fn run(connection: &Connection, command: ModuleCommand) -> anyhow::Res
                 .delete(&format!("/modules/{module}/versions/{version}"))
                 .await?
         }
+        ModuleCommand::New { .. } => unreachable!("handled before connecting"),
     };
     println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
+}
+
+/// The files of a new module crate: path, template.
+const SCAFFOLD: [(&str, &str); 4] = [
+    ("Cargo.toml", include_str!("scaffold/Cargo.toml.tmpl")),
+    ("src/lib.rs", include_str!("scaffold/lib.rs.tmpl")),
+    ("README.md", include_str!("scaffold/README.md.tmpl")),
+    (".gitignore", "target/\n"),
+];
+
+fn scaffold(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result<()> {
+    eerp_tenancy::id::ModuleName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sdk = sdk
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../modules/sdk")));
+    let sdk = std::fs::canonicalize(&sdk).with_context(|| {
+        format!(
+            "no EERP SDK at {}: pass --sdk with the path of modules/sdk in an EERP checkout",
+            sdk.display()
+        )
+    })?;
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    anyhow::ensure!(
+        !dir.exists(),
+        "{} exists already; pick another --dir",
+        dir.display()
+    );
+    for (path, template) in SCAFFOLD {
+        let text = template
+            .replace("{name}", name)
+            .replace("{sdk}", &sdk.display().to_string());
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let dir = dir.display();
+    println!("created module `{name}` in {dir}; next:");
+    println!("  cd {dir} && cargo test");
+    println!("  cargo build --release --target wasm32-unknown-unknown");
+    println!("  eerp module upload target/wasm32-unknown-unknown/release/{name}.wasm");
+    println!("  eerp module enable demo {name}");
     Ok(())
 }
 
