@@ -43,5 +43,18 @@ pub mod telemetry;
 pub mod tenants;
 
 pub use config::Settings;
+
+/// An error with its causes, `: `-separated: how errors are written once, where they are
+/// logged.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 pub use startup::App;
 pub use state::AppState;

@@ -51,10 +51,9 @@ impl App {
             .seed(BUILTIN_MODULES, &settings.extra_modules)
             .await
             .context("storing the built-in modules in the catalog")?;
-        store
-            .sync()
-            .await
-            .map_err(|e| anyhow::anyhow!("loading the stored modules: {}", e.chain()))?;
+        store.sync().await.map_err(|e| {
+            anyhow::anyhow!("loading the stored modules: {}", crate::error_chain(&e))
+        })?;
         let metrics = Arc::new(Metrics::new(settings.metrics_top_tenants));
         metrics.register_modules(&registry.names());
         let auth = Authenticator::new(
@@ -161,7 +160,9 @@ async fn sync_modules_forever(state: web::Data<AppState>, changed: Arc<tokio::sy
         changed.notified().await;
         match state.module_store().sync().await {
             Ok(()) => state.metrics.register_modules(&state.registry.names()),
-            Err(e) => tracing::error!(error = %e.chain(), "cannot reload the module store"),
+            Err(e) => {
+                tracing::error!(error = %crate::error_chain(&e), "cannot reload the module store")
+            }
         }
     }
 }

@@ -167,10 +167,7 @@ fn classify(e: &tokio_postgres::Error) -> (DataErrorKind, String) {
             format!("database connection failed: {e}"),
         );
     };
-    let message = match db.detail() {
-        Some(detail) => format!("{} ({detail})", db.message()),
-        None => db.message().to_string(),
-    };
+    let message = module_message(db.message(), db.detail());
     let code = db.code();
     let kind = if code == &SqlState::UNIQUE_VIOLATION {
         DataErrorKind::Conflict
@@ -182,9 +179,42 @@ fn classify(e: &tokio_postgres::Error) -> (DataErrorKind, String) {
     (kind, message)
 }
 
+/// What a module (and so maybe its caller) is told of a database error: PostgreSQL's
+/// message, with its detail unless that is "Failing row contains (...)", which would hand
+/// the whole row, other columns included, to whoever sees the error.
+fn module_message(message: &str, detail: Option<&str>) -> String {
+    match detail.filter(|d| !d.starts_with("Failing row contains")) {
+        Some(detail) => format!("{message} ({detail})"),
+        None => message.to_string(),
+    }
+}
+
 pub(crate) fn error(kind: DataErrorKind, message: impl Into<String>) -> DataError {
     DataError {
         kind,
         message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_contents_never_reach_the_module_in_an_error() {
+        let check = module_message(
+            "new row for relation \"contacts\" violates check constraint \"contacts_credit_limit_check\"",
+            Some("Failing row contains (1, Ada, ada@example.com, secret notes, -5)."),
+        );
+        assert!(check.contains("contacts_credit_limit_check"));
+        assert!(!check.contains("secret notes"), "{check}");
+        let unique = module_message(
+            "duplicate key value violates unique constraint \"contacts_email_key\"",
+            Some("Key (email)=(ada@example.com) already exists."),
+        );
+        assert!(
+            unique.contains("Key (email)"),
+            "the caller's own key is useful: {unique}"
+        );
     }
 }

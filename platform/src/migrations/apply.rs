@@ -26,10 +26,7 @@ pub async fn apply_module(
 ) -> Result<Vec<u32>, MigrationError> {
     let schema = schema_name(tenant, module.name);
     let (steps, _) = plan(&schema, module.migrations)?;
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| MigrationError::Unavailable(format!("no database connection: {e}")))?;
+    let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     tx.batch_execute("SET LOCAL lock_timeout = '30s'; SET LOCAL standard_conforming_strings = on")
         .await?;
@@ -130,10 +127,7 @@ pub async fn apply_module(
 pub async fn dry_run(pool: &Pool, module: ModuleSchema<'_>) -> Result<(), MigrationError> {
     let schema = format!("eerp_dry_run_{}", uuid::Uuid::new_v4().simple());
     let (steps, _) = plan(&schema, module.migrations)?;
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| MigrationError::Unavailable(format!("no database connection: {e}")))?;
+    let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout = '5s'; SET LOCAL statement_timeout = '30s';
@@ -145,9 +139,9 @@ pub async fn dry_run(pool: &Pool, module: ModuleSchema<'_>) -> Result<(), Migrat
         for statement in &step.statements {
             if let Err(e) = tx.batch_execute(statement).await {
                 return Err(match MigrationError::from(e) {
-                    MigrationError::Db(message) => MigrationError::Invalid {
+                    MigrationError::Db(e) => MigrationError::Invalid {
                         version: step.version,
-                        message: format!("PostgreSQL refuses it: {message}"),
+                        message: format!("PostgreSQL refuses it: {}", super::db_message(&e)),
                     },
                     other => other,
                 });
@@ -173,10 +167,7 @@ pub async fn roll_back(
 ) -> Result<(), MigrationError> {
     let schema = schema_name(tenant, module.name);
     let (steps, _) = plan(&schema, module.migrations)?;
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| MigrationError::Unavailable(format!("no database connection: {e}")))?;
+    let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",

@@ -126,10 +126,7 @@ const VERSIONS: &[&str] = &[
 /// [`MigrationError::Unavailable`] when the database is unreachable, [`MigrationError::Db`]
 /// when PostgreSQL refuses.
 pub async fn migrate_catalog(pool: &Pool) -> Result<(), MigrationError> {
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| MigrationError::Unavailable(format!("no database connection: {e}")))?;
+    let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     tx.batch_execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('eerp.catalog', 0));

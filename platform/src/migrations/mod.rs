@@ -91,18 +91,37 @@ pub enum MigrationError {
         reason: String,
     },
     /// PostgreSQL refused a statement.
-    #[error("database error while migrating: {0}")]
-    Db(String),
+    #[error("database error while migrating: {}", db_message(.0))]
+    Db(#[source] tokio_postgres::Error),
     /// The database could not be reached, or the statement hit a transient condition (lock
     /// timeout, cancellation, serialization failure): retrying may succeed.
-    #[error("database unavailable while migrating: {0}")]
-    Unavailable(String),
+    #[error("database unavailable while migrating: {}", db_message(.0))]
+    Unavailable(#[source] tokio_postgres::Error),
+    /// No connection could be had from the pool: retrying may succeed.
+    #[error("no database connection for migrating")]
+    NoConnection(#[source] deadpool_postgres::PoolError),
+}
+
+impl MigrationError {
+    /// Whether retrying may succeed (the database was unreachable or busy).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            MigrationError::Unavailable(_) | MigrationError::NoConnection(_)
+        )
+    }
+}
+
+/// PostgreSQL's own message for a database error, else the client's.
+pub fn db_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), |db| db.message().to_string())
 }
 
 impl From<tokio_postgres::Error> for MigrationError {
     fn from(e: tokio_postgres::Error) -> Self {
         let Some(db) = e.as_db_error() else {
-            return MigrationError::Unavailable(e.to_string());
+            return MigrationError::Unavailable(e);
         };
         let code = db.code().code();
         let transient = ["08", "53", "57", "40"]
@@ -110,9 +129,15 @@ impl From<tokio_postgres::Error> for MigrationError {
             .any(|class| code.starts_with(class))
             || code == "55P03";
         if transient {
-            MigrationError::Unavailable(db.message().to_string())
+            MigrationError::Unavailable(e)
         } else {
-            MigrationError::Db(db.message().to_string())
+            MigrationError::Db(e)
         }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for MigrationError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        MigrationError::NoConnection(e)
     }
 }

@@ -45,19 +45,6 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
 }
 
-impl StoreError {
-    /// The message with its causes, for logs and operators.
-    pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        text
-    }
-}
-
 /// What an upload did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upload {

@@ -142,7 +142,7 @@ impl TenantDirectory {
         self.entries
             .try_get_with_by_ref(slug.as_str(), load(&self.pool, &self.base, slug))
             .await
-            .map_err(|e| TenantError::Db(e.to_string()))
+            .map_err(TenantError::Shared)
     }
 
     /// The admission gate of `entry`, rebuilt when its limits changed.
@@ -209,22 +209,22 @@ async fn load(
     };
     let json = |i: usize| -> Result<serde_json::Value, TenantError> {
         serde_json::from_str(row.get::<_, &str>(i))
-            .map_err(|e| TenantError::Db(format!("catalog JSON of {slug}: {e}")))
+            .map_err(|e| TenantError::Catalog(format!("catalog JSON of {slug}: {e}")))
     };
     let overrides = |i: usize| -> Result<LimitOverrides, TenantError> {
         LimitOverrides::from_stored(json(i)?)
-            .map_err(|e| TenantError::Db(format!("catalog limits of {slug}: {e}")))
+            .map_err(|e| TenantError::Catalog(format!("catalog limits of {slug}: {e}")))
     };
     let limits = base.with(&overrides(1)?.merged(&overrides(2)?));
     let modules = serde_json::from_value(json(3)?)
-        .map_err(|e| TenantError::Db(format!("catalog modules of {slug}: {e}")))?;
+        .map_err(|e| TenantError::Catalog(format!("catalog modules of {slug}: {e}")))?;
     let roles = serde_json::from_value(json(4)?)
-        .map_err(|e| TenantError::Db(format!("catalog roles of {slug}: {e}")))?;
+        .map_err(|e| TenantError::Catalog(format!("catalog roles of {slug}: {e}")))?;
     let status: &str = row.get(0);
     Ok(Some(Arc::new(TenantEntry {
         slug: slug.clone(),
         status: Status::parse(status)
-            .ok_or_else(|| TenantError::Db(format!("unknown status `{status}` of {slug}")))?,
+            .ok_or_else(|| TenantError::Catalog(format!("unknown status `{status}` of {slug}")))?,
         limits,
         modules,
         roles: RoleGrants(roles),

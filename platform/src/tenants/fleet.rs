@@ -192,5 +192,5 @@ pub async fn run_status(pool: &Pool, run_id: &str) -> Result<Value, TenantError>
         )
         .await?
         .ok_or_else(|| TenantError::NotFound(format!("no migration run `{run_id}`")))?;
-    serde_json::from_str(row.get(0)).map_err(|e| TenantError::Db(e.to_string()))
+    serde_json::from_str(row.get(0)).map_err(|e| TenantError::Catalog(e.to_string()))
 }

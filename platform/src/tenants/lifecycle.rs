@@ -266,9 +266,10 @@ const TENANT_JSON: &str = "SELECT json_build_object(
 
 fn with_effective_limits(base: &Limits, text: &str) -> Result<Value, TenantError> {
     let mut tenant: Value =
-        serde_json::from_str(text).map_err(|e| TenantError::Db(e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| TenantError::Catalog(e.to_string()))?;
     let layer = |key: &str| -> Result<LimitOverrides, TenantError> {
-        LimitOverrides::from_stored(tenant[key].clone()).map_err(|e| TenantError::Db(e.to_string()))
+        LimitOverrides::from_stored(tenant[key].clone())
+            .map_err(|e| TenantError::Catalog(e.to_string()))
     };
     let effective = base.with(&layer("plan_limits")?.merged(&layer("limit_overrides")?));
     tenant["effective_limits"] = json!(effective.as_overrides());
@@ -561,7 +562,7 @@ async fn served_version(
 }
 
 fn store_error(e: crate::registry::StoreError) -> TenantError {
-    TenantError::Db(e.chain())
+    TenantError::Catalog(crate::error_chain(&e))
 }
 
 /// Replaces the tenant's limit overrides (`{}` removes them all) and/or its plan.
@@ -684,7 +685,7 @@ pub async fn plans(cat: &Catalog<'_>) -> Result<Vec<Value>, TenantError> {
         )
         .await?;
     rows.iter()
-        .map(|r| serde_json::from_str(r.get(0)).map_err(|e| TenantError::Db(e.to_string())))
+        .map(|r| serde_json::from_str(r.get(0)).map_err(|e| TenantError::Catalog(e.to_string())))
         .collect()
 }
 
@@ -805,7 +806,7 @@ pub async fn audit_log(
         )
         .await?;
     rows.iter()
-        .map(|r| serde_json::from_str(r.get(0)).map_err(|e| TenantError::Db(e.to_string())))
+        .map(|r| serde_json::from_str(r.get(0)).map_err(|e| TenantError::Catalog(e.to_string())))
         .collect()
 }
 

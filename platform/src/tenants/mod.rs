@@ -32,21 +32,18 @@ pub enum TenantError {
     #[error("{0}")]
     Invalid(String),
     /// The database failed.
-    #[error("database error: {0}")]
-    Db(String),
+    #[error("database error")]
+    Db(#[from] tokio_postgres::Error),
+    /// No connection could be had from the pool.
+    #[error("no database connection")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The catalog holds something this platform cannot read.
+    #[error("unreadable catalog data: {0}")]
+    Catalog(String),
+    /// A failure shared by every request that waited on the same load.
+    #[error(transparent)]
+    Shared(#[from] std::sync::Arc<TenantError>),
     /// The module's migrations could not be applied.
     #[error(transparent)]
     Migration(#[from] MigrationError),
-}
-
-impl From<tokio_postgres::Error> for TenantError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        TenantError::Db(e.to_string())
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for TenantError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        TenantError::Db(e.to_string())
-    }
 }

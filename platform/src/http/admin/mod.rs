@@ -38,7 +38,6 @@ mod modules;
 use super::auth::authenticate_operator;
 use super::dispatch::request_id;
 use super::problem::{ApiError, Problem};
-use crate::migrations::MigrationError;
 use crate::state::AppState;
 use crate::tenants::lifecycle::{self, Catalog, NewTenant, Transition};
 use crate::tenants::{TenantError, fleet};
@@ -145,7 +144,8 @@ pub(super) fn tenant_problem(e: TenantError) -> Box<Problem> {
         TenantError::Invalid(detail) => {
             Problem::new(S::BAD_REQUEST, "bad-request", "Invalid request", detail)
         }
-        TenantError::Migration(MigrationError::Unavailable(detail)) => {
+        TenantError::Migration(e) if e.is_transient() => {
+            let detail = crate::error_chain(&e);
             tracing::error!(error = %detail, "admin action could not reach the database");
             ApiError::Db(detail).problem()
         }
@@ -155,7 +155,11 @@ pub(super) fn tenant_problem(e: TenantError) -> Box<Problem> {
             "Migration failed",
             format!("{e}; nothing of the failed step was applied, fix it and retry"),
         ),
-        TenantError::Db(detail) => {
+        e @ (TenantError::Db(_)
+        | TenantError::Pool(_)
+        | TenantError::Catalog(_)
+        | TenantError::Shared(_)) => {
+            let detail = crate::error_chain(&e);
             tracing::error!(error = %detail, "admin action failed in the database");
             ApiError::Db(detail).problem()
         }

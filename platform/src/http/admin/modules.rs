@@ -9,7 +9,6 @@ use serde_json::json;
 
 use super::{Answer, body, ok, operate, query, tenant_problem};
 use crate::http::problem::{ApiError, Problem};
-use crate::migrations::MigrationError;
 use crate::registry::{StoreError, Upload, store::Uploader};
 use crate::runtime::Identity;
 use crate::state::AppState;
@@ -27,15 +26,15 @@ fn store_problem(e: StoreError) -> Box<Problem> {
     };
     let problem = match e {
         StoreError::Invalid(e) => refused(e.to_string()),
-        StoreError::DryRun(MigrationError::Unavailable(detail)) => ApiError::Db(detail).problem(),
-        e @ StoreError::DryRun(_) => refused(e.chain()),
+        StoreError::DryRun(e) if e.is_transient() => ApiError::Db(crate::error_chain(&e)).problem(),
+        e @ StoreError::DryRun(_) => refused(crate::error_chain(&e)),
         StoreError::Conflict(detail) => Problem::new(S::CONFLICT, "conflict", "Conflict", detail),
         StoreError::NotFound(detail) => {
             Problem::new(S::NOT_FOUND, "not-found", "Not found", detail)
         }
         e @ (StoreError::Db(_) | StoreError::Pool(_)) => {
-            tracing::error!(error = %e.chain(), "module store failed");
-            ApiError::Db(e.chain()).problem()
+            tracing::error!(error = %crate::error_chain(&e), "module store failed");
+            ApiError::Db(crate::error_chain(&e)).problem()
         }
     };
     Box::new(problem)

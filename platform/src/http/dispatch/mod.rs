@@ -295,7 +295,7 @@ async fn check_tenant(state: &AppState, identity: &Identity) -> Result<Arc<Tenan
         .directory
         .get(&identity.tenant)
         .await
-        .map_err(|e| ApiError::Db(e.to_string()))?
+        .map_err(|e| ApiError::Db(crate::error_chain(&e)))?
         .ok_or(ApiError::UnknownTenant)?;
     match tenant.status {
         Status::Active => {}
@@ -322,7 +322,7 @@ pub(super) async fn served_module(
         .module_store()
         .load(module, version)
         .await
-        .map_err(|e| ApiError::Db(e.chain()))?
+        .map_err(|e| ApiError::Db(crate::error_chain(&e)))?
         .ok_or_else(unknown)?;
     state.metrics.register_modules(&[module.to_string()]);
     Ok(loaded)
