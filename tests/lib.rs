@@ -315,6 +315,45 @@ impl TestApp {
         request.send().await.expect("the request reaches the app")
     }
 
+    /// Uploads module bytes to `POST /admin/v1/modules{query}` as `content_type`.
+    pub async fn upload_module_as(
+        &self,
+        query: &str,
+        wasm: Vec<u8>,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/admin/v1/modules{query}", self.address))
+            .bearer_auth(&self.operator)
+            .header("content-type", content_type)
+            .body(wasm)
+            .send()
+            .await
+            .expect("the upload reaches the app");
+        let (status, _, body) = status_and_json(response).await;
+        (status, body)
+    }
+
+    /// Uploads module bytes as `application/wasm`.
+    pub async fn upload_module(&self, wasm: Vec<u8>) -> (u16, Value) {
+        self.upload_module_as("", wasm, "application/wasm").await
+    }
+
+    /// Serves `module` at `version` to `tenant`: enables, upgrades or rolls back.
+    pub async fn serve_version(&self, tenant: &str, module: &str, version: &str) -> (u16, Value) {
+        let path = format!("/tenants/{tenant}/modules/{module}");
+        self.admin(Method::PUT, &path, Some(&json!({"version": version})))
+            .await
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self.send(Method::GET, "/metrics", None, None).await;
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("a metrics body")
+    }
+
     /// Runs `sql` (a single-value query) against this app's database.
     pub async fn scalar(&self, sql: &str) -> i64 {
         let conn = self.state.pool.get().await.expect("a pooled connection");

@@ -7,16 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn install(app: &TestApp, probe: &Probe, tenants: &[&str]) {
-    let response = app
-        .client
-        .post(format!("{}/admin/v1/modules", app.address))
-        .bearer_auth(&app.operator)
-        .header("content-type", "application/wasm")
-        .body(probe.wasm())
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = status_and_json(response).await;
+    let (status, body) = app.upload_module(probe.wasm()).await;
     assert_eq!(status, 201, "{} stored: {body}", probe.name);
     for tenant in tenants {
         let path = format!("/tenants/{tenant}/modules/{}", probe.name);
@@ -305,15 +296,7 @@ async fn an_event_loop_is_stopped_by_the_depth_cap_and_rolled_back() {
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["type"], "https://eerp.dev/problems/event-limit");
     assert_eq!(count(&app, "t_acme__pinger.items").await, 0, "nothing kept");
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .contains(r#"eerp_module_invocations_total{module="pinger",outcome="event_limit"} 1"#),

@@ -5,23 +5,9 @@
 
 use std::process::Command;
 
-use eerp_e2e::{SEED_WASM, TestApp, spawn_app, status_and_json};
+use eerp_e2e::{SEED_WASM, spawn_app, status_and_json};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-async fn upload(app: &TestApp, query: &str, wasm: Vec<u8>) -> (u16, Value) {
-    let response = app
-        .client
-        .post(format!("{}/admin/v1/modules{query}", app.address))
-        .bearer_auth(&app.operator)
-        .header("content-type", "application/wasm")
-        .body(wasm)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = status_and_json(response).await;
-    (status, body)
-}
 
 /// Builds `tests/guests/assemblyscript` with its pinned compiler and returns the module.
 fn build_assemblyscript_module() -> Vec<u8> {
@@ -47,7 +33,7 @@ async fn an_assemblyscript_module_is_uploaded_enabled_and_served() {
     let wasm = build_assemblyscript_module();
     let app = spawn_app().await;
     let token = app.admin_of("acme").await;
-    let (status, stored) = upload(&app, "", wasm).await;
+    let (status, stored) = app.upload_module(wasm).await;
     assert_eq!(status, 201, "{stored}");
     assert_eq!(stored["name"], "asnotes");
     let (status, body) = app
@@ -89,16 +75,24 @@ async fn a_module_of_the_original_contract_loads_as_a_schema_only_module() {
     let app = spawn_app().await;
     let token = app.admin_of("acme").await;
 
-    let (status, problem) = upload(&app, "", wasm.clone()).await;
+    let (status, problem) = app.upload_module(wasm.clone()).await;
     assert_eq!(status, 422, "{problem}");
     assert!(
         problem["detail"].as_str().unwrap().contains("schema-only"),
         "the refusal says how to upload it: {problem}"
     );
-    let (status, problem) = upload(&app, "?name=vente_particulier", wasm.clone()).await;
+    let (status, problem) = app
+        .upload_module_as("?name=vente_particulier", wasm.clone(), "application/wasm")
+        .await;
     assert_eq!(status, 400, "{problem}");
 
-    let (status, stored) = upload(&app, "?name=vente_particulier&version=1.0.0", wasm).await;
+    let (status, stored) = app
+        .upload_module_as(
+            "?name=vente_particulier&version=1.0.0",
+            wasm,
+            "application/wasm",
+        )
+        .await;
     assert_eq!(status, 201, "{stored}");
     assert_eq!(stored["routes"], 0);
     assert_eq!(stored["capabilities"], json!([]));

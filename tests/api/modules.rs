@@ -8,33 +8,8 @@ use eerp_e2e::{TestApp, TestOptions, spawn_app, spawn_app_with, status_and_json}
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Uploads `wasm` through the admin API as `content_type`.
-async fn upload_as(app: &TestApp, wasm: Vec<u8>, content_type: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .post(format!("{}/admin/v1/modules", app.address))
-        .bearer_auth(&app.operator)
-        .header("content-type", content_type)
-        .body(wasm)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = status_and_json(response).await;
-    (status, body)
-}
-
 async fn upload(app: &TestApp, probe: &Probe) -> (u16, Value) {
-    upload_as(app, probe.wasm(), "application/wasm").await
-}
-
-/// Enables, upgrades or rolls back `module` for `tenant` to `version`.
-async fn serve_version(app: &TestApp, tenant: &str, module: &str, version: &str) -> (u16, Value) {
-    app.admin(
-        Method::PUT,
-        &format!("/tenants/{tenant}/modules/{module}"),
-        Some(&json!({"version": version})),
-    )
-    .await
+    app.upload_module(probe.wasm()).await
 }
 
 /// The version the tenant's `GET /version` answers with, or the status when it fails.
@@ -104,7 +79,7 @@ async fn uploaded_versions_are_served_per_tenant_with_upgrade_rollback_and_retir
     // v2 is stored; tenants stay on v1 until upgraded, then only alpha moves.
     assert_eq!(upload(&app, &v2()).await.0, 201);
     assert_eq!(served(&app, &a).await.as_deref(), Ok("1.0.0"));
-    let (status, tenant) = serve_version(&app, "alpha", "probe", "1.1.0").await;
+    let (status, tenant) = app.serve_version("alpha", "probe", "1.1.0").await;
     assert_eq!(status, 200, "{tenant}");
     for _ in 0..3 {
         assert_eq!(served(&app, &a).await.as_deref(), Ok("1.1.0"));
@@ -115,16 +90,16 @@ async fn uploaded_versions_are_served_per_tenant_with_upgrade_rollback_and_retir
 
     // Back to v1: its migrations are a prefix of alpha's, so it is allowed; the newer
     // table stays.
-    let (status, body) = serve_version(&app, "alpha", "probe", "1.0.0").await;
+    let (status, body) = app.serve_version("alpha", "probe", "1.0.0").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(served(&app, &a).await.as_deref(), Ok("1.0.0"));
     assert!(schema_has_table(&app, "t_alpha__probe", "notes").await);
-    assert_eq!(serve_version(&app, "alpha", "probe", "1.1.0").await.0, 200);
+    assert_eq!(app.serve_version("alpha", "probe", "1.1.0").await.0, 200);
 
     // A version whose v2 differs from the one alpha applied can serve neither way.
     let other_v2 = Probe::new("probe", "1.2.0").migration(Probe::notes_step(2, "text"));
     assert_eq!(upload(&app, &other_v2).await.0, 201);
-    let (status, problem) = serve_version(&app, "alpha", "probe", "1.2.0").await;
+    let (status, problem) = app.serve_version("alpha", "probe", "1.2.0").await;
     assert_eq!(status, 422, "{problem}");
     assert!(
         problem["detail"].as_str().unwrap().contains("v2"),
@@ -135,7 +110,7 @@ async fn uploaded_versions_are_served_per_tenant_with_upgrade_rollback_and_retir
     // an older version: refused, and alpha stays where it was.
     let branch = Probe::new("probe", "1.3.0").migration(Probe::notes_step(3, "title"));
     assert_eq!(upload(&app, &branch).await.0, 201);
-    let (status, problem) = serve_version(&app, "alpha", "probe", "1.3.0").await;
+    let (status, problem) = app.serve_version("alpha", "probe", "1.3.0").await;
     assert_eq!(status, 409, "{problem}");
     assert!(
         problem["detail"]
@@ -145,7 +120,7 @@ async fn uploaded_versions_are_served_per_tenant_with_upgrade_rollback_and_retir
         "{problem}"
     );
     assert_eq!(served(&app, &a).await.as_deref(), Ok("1.1.0"));
-    let (status, problem) = serve_version(&app, "beta", "probe", "9.9.9").await;
+    let (status, problem) = app.serve_version("beta", "probe", "9.9.9").await;
     assert_eq!(status, 404, "a version never stored: {problem}");
 
     // A version in use cannot be retired; once nobody uses it, it can, and is gone.
@@ -157,14 +132,14 @@ async fn uploaded_versions_are_served_per_tenant_with_upgrade_rollback_and_retir
         problem["detail"].as_str().unwrap().contains("beta"),
         "{problem}"
     );
-    assert_eq!(serve_version(&app, "beta", "probe", "1.1.0").await.0, 200);
+    assert_eq!(app.serve_version("beta", "probe", "1.1.0").await.0, 200);
     let (status, retired) = app
         .admin(Method::DELETE, "/modules/probe/versions/1.0.0", None)
         .await;
     assert_eq!(status, 200, "{retired}");
     assert!(!retired["retired_at"].is_null());
     assert!(app.state.registry.get("probe", "1.0.0").is_none());
-    assert_eq!(serve_version(&app, "beta", "probe", "1.0.0").await.0, 404);
+    assert_eq!(app.serve_version("beta", "probe", "1.0.0").await.0, 404);
 
     // A new tenant gets its plan's modules, not everything stored.
     let (status, gamma) = app
@@ -194,15 +169,7 @@ async fn uploaded_versions_are_served_per_tenant_with_upgrade_rollback_and_retir
     ] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"eerp_module_invocations_total{module="probe",outcome="ok"}"#),
         "the new module has metric series"
@@ -243,7 +210,7 @@ async fn refused_uploads_name_the_problem_and_store_nothing() {
         (not_semver.wasm(), 422, "semantic version"),
     ];
     for (wasm, expected, named) in cases {
-        let (status, problem) = upload_as(&app, wasm, "application/wasm").await;
+        let (status, problem) = app.upload_module(wasm).await;
         assert_eq!(status, expected, "{problem}");
         assert_eq!(problem["type"], "https://eerp.dev/problems/module-invalid");
         let detail = problem["detail"].as_str().unwrap();
@@ -260,9 +227,11 @@ async fn refused_uploads_name_the_problem_and_store_nothing() {
     assert_eq!(status, 409, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("immutable"));
 
-    let (status, _) = upload_as(&app, v1().wasm(), "application/json").await;
+    let (status, _) = app
+        .upload_module_as("", v1().wasm(), "application/json")
+        .await;
     assert_eq!(status, 415);
-    let (status, problem) = upload_as(&app, vec![0; (32 << 20) + 1], "application/wasm").await;
+    let (status, problem) = app.upload_module(vec![0; (32 << 20) + 1]).await;
     assert_eq!(status, 413, "{problem}");
     let tenant = app.admin_of("acme").await;
     let response = app
@@ -291,7 +260,7 @@ async fn a_request_in_flight_finishes_on_the_version_it_started_with() {
     let app = spawn_app().await;
     let token = app.admin_of("acme").await;
     assert_eq!(upload(&app, &v1()).await.0, 201);
-    assert_eq!(serve_version(&app, "acme", "probe", "1.0.0").await.0, 200);
+    assert_eq!(app.serve_version("acme", "probe", "1.0.0").await.0, 200);
 
     // Hold a lock on the table the slow route reads, so its request waits in the
     // database while v2 is installed and the tenant upgraded.
@@ -321,7 +290,7 @@ async fn a_request_in_flight_finishes_on_the_version_it_started_with() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(upload(&app, &v2()).await.0, 201);
-    assert_eq!(serve_version(&app, "acme", "probe", "1.1.0").await.0, 200);
+    assert_eq!(app.serve_version("acme", "probe", "1.1.0").await.0, 200);
     assert_eq!(served(&app, &token).await.as_deref(), Ok("1.1.0"));
     assert!(!slow.is_finished(), "the slow request is still waiting");
     lock.rollback().await.unwrap();
@@ -351,7 +320,7 @@ async fn a_second_replica_serves_a_new_version_within_five_seconds() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(serve_version(&first, "acme", "probe", version).await.0, 200);
+        assert_eq!(first.serve_version("acme", "probe", version).await.0, 200);
         loop {
             if served(&second, &token).await.as_deref() == Ok(version) {
                 break;
@@ -372,7 +341,7 @@ async fn the_fleet_runner_upgrades_every_tenant_of_a_module() {
     let mut tokens = Vec::new();
     for tenant in ["t1", "t2", "t3"] {
         tokens.push(app.admin_of(tenant).await);
-        assert_eq!(serve_version(&app, tenant, "probe", "1.0.0").await.0, 200);
+        assert_eq!(app.serve_version(tenant, "probe", "1.0.0").await.0, 200);
     }
     assert_eq!(upload(&app, &v2()).await.0, 201);
     let (status, run) = app

@@ -9,7 +9,8 @@ pub struct Manifest {
     /// Module name: lower-case ASCII letters, digits and `_`, starting with a letter, at
     /// most 20 bytes (it becomes part of a PostgreSQL schema name).
     pub name: String,
-    /// Module version (semver text, informational).
+    /// Module version, semver (`1.2.0`): with the name, what identifies a module version
+    /// in the host's store.
     pub version: String,
     /// ABI version the module was built against; must equal [`crate::ABI_VERSION`].
     pub abi_version: u32,
@@ -64,7 +65,7 @@ pub enum Capability {
 }
 
 impl Capability {
-    /// The name a manifest uses for it (`log`, `data`).
+    /// The name a manifest uses for it (`log`, `data`, `events`).
     pub fn as_str(self) -> &'static str {
         match self {
             Capability::Log => "log",

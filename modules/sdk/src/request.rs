@@ -74,18 +74,23 @@ impl Request {
     /// # Errors
     /// A 400 for a missing body, an unknown field, or values that are not a `T`.
     pub fn record<T: Serialize + DeserializeOwned + Default>(&self) -> Result<T, Error> {
-        let body = self.json::<Value>()?;
-        let Value::Object(fields) = &body else {
+        if envelope::is_null(&self.inner.body) {
             return Err(Error::bad_request(
-                "the request body is invalid: send a JSON object",
+                "this route needs a JSON body; send one with content-type application/json",
             ));
-        };
-        let template = fields_of::<T>()?;
-        if let Some(unknown) = fields.keys().find(|k| !template.contains_key(*k)) {
-            return Err(unknown_field(unknown, &template));
         }
-        serde_json::from_value(body)
-            .map_err(|e| Error::bad_request(format!("the request body is invalid: {e}")))
+        // One pass over the body: fields `T` ignores are reported, not collected in a tree
+        // (this runs on every create, in a fresh instance, so no cache would help).
+        let mut unknown = None;
+        let mut body = serde_json::Deserializer::from_str(self.inner.body.get());
+        let record = serde_ignored::deserialize(&mut body, |path| {
+            unknown.get_or_insert_with(|| path.to_string());
+        })
+        .map_err(|e| Error::bad_request(format!("the request body is invalid: {e}")))?;
+        match unknown {
+            Some(field) => Err(unknown_field(&field, &fields_of::<T>()?)),
+            None => Ok(record),
+        }
     }
 
     /// The body of a `PATCH` applied to `current` (a stored row), as a `T`: the record

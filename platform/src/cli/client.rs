@@ -22,7 +22,7 @@ impl AdminClient {
         let token = match &connection.token {
             Some(token) => token.clone(),
             None => {
-                let path = connection.state_dir.join("operator-token");
+                let path = token_file(&connection.state_dir);
                 std::fs::read_to_string(&path)
                     .with_context(|| {
                         format!(
@@ -95,4 +95,21 @@ impl AdminClient {
         let detail = body["detail"].as_str().unwrap_or("no detail");
         anyhow::bail!("{status}: {detail}")
     }
+}
+
+/// `<state_dir>/operator-token`; a relative state directory is also looked for in the
+/// parent folders, so the commands work from a module crate made inside the checkout.
+fn token_file(state_dir: &std::path::Path) -> std::path::PathBuf {
+    let file = state_dir.join("operator-token");
+    if file.is_absolute() || file.exists() {
+        return file;
+    }
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            cwd.ancestors()
+                .map(|dir| dir.join(&file))
+                .find(|candidate| candidate.exists())
+        })
+        .unwrap_or(file)
 }

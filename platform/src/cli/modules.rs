@@ -106,10 +106,7 @@ pub async fn run(connection: &Connection, command: ModuleCommand) -> anyhow::Res
             slug,
             module,
             version,
-        } => {
-            let path = format!("/tenants/{slug}/modules/{module}");
-            client.put(&path, &json!({"version": version})).await?
-        }
+        } => serve(&client, &slug, &module, version.as_deref()).await?,
         ModuleCommand::Disable { slug, module } => {
             client
                 .delete(&format!("/tenants/{slug}/modules/{module}"))
@@ -119,10 +116,7 @@ pub async fn run(connection: &Connection, command: ModuleCommand) -> anyhow::Res
             slug,
             module,
             version,
-        } => {
-            let path = format!("/tenants/{slug}/modules/{module}");
-            client.put(&path, &json!({"version": version})).await?
-        }
+        } => serve(&client, &slug, &module, Some(&version)).await?,
         ModuleCommand::Retire { module, version } => {
             client
                 .delete(&format!("/modules/{module}/versions/{version}"))
@@ -132,6 +126,17 @@ pub async fn run(connection: &Connection, command: ModuleCommand) -> anyhow::Res
     };
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(())
+}
+
+/// Enables `module` for `slug` at `version` (default: its version, else the newest).
+async fn serve(
+    client: &AdminClient,
+    slug: &str,
+    module: &str,
+    version: Option<&str>,
+) -> anyhow::Result<Value> {
+    let path = format!("/tenants/{slug}/modules/{module}");
+    client.put(&path, &json!({"version": version})).await
 }
 
 /// The files of a new module crate: path, template.
@@ -170,9 +175,11 @@ fn scaffold(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::R
     }
     let dir = dir.display();
     println!("created module `{name}` in {dir}; next:");
-    println!("  cd {dir} && cargo test");
-    println!("  cargo build --release --target wasm32-unknown-unknown");
-    println!("  eerp module upload target/wasm32-unknown-unknown/release/{name}.wasm");
+    println!("  cargo test --manifest-path {dir}/Cargo.toml");
+    println!(
+        "  cargo build --release --target wasm32-unknown-unknown --manifest-path {dir}/Cargo.toml"
+    );
+    println!("  eerp module upload {dir}/target/wasm32-unknown-unknown/release/{name}.wasm");
     println!("  eerp module enable demo {name}");
     Ok(())
 }

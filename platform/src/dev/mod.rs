@@ -1,8 +1,8 @@
 //! `eerp dev`: everything a new user needs, in one command.
 //!
 //! Starts a private PostgreSQL from the installed server binaries when `DATABASE_URL` is
-//! unset (data kept in `.eerp/pgdata`), migrates, creates the `demo` tenant with every
-//! module enabled, writes an operator token for the `eerp` operator commands to
+//! unset (data kept in `.eerp/pgdata`), migrates, creates the `demo` tenant with its
+//! plan's modules (CRM), writes an operator token for the `eerp` operator commands to
 //! `.eerp/operator-token`, prints a tenant token and working `curl` lines, and serves.
 //! Ctrl-C stops the server, then the private PostgreSQL.
 

@@ -339,6 +339,19 @@ pub struct Usage {
     pub instantiation: Duration,
 }
 
+impl Usage {
+    /// What one module call used.
+    pub fn of(report: &crate::runtime::InvokeReport) -> Self {
+        Self {
+            cpu: report.cpu_time,
+            data_api: report.usage.host_time,
+            fuel: report.fuel_used,
+            peak_memory_bytes: report.peak_memory_bytes,
+            instantiation: report.instantiate_time,
+        }
+    }
+}
+
 /// Outcomes where the sandbox stopped the module.
 fn is_trap(outcome: &str) -> bool {
     matches!(

@@ -65,6 +65,9 @@ pub struct Uploader<'a> {
     pub actor: &'a str,
     /// Whether it is built into this binary.
     pub builtin: bool,
+    /// Whether this is the start-up seed, which leaves a retired version retired (an
+    /// operator's upload of the same bytes restores it).
+    pub seeding: bool,
 }
 
 /// The store, with the engine that compiles its modules and the registry they load into.
@@ -128,6 +131,7 @@ impl ModuleStore<'_> {
                 self.registry.install(module.clone());
                 return Ok((Upload::Unchanged, module));
             }
+            Step::StaysRetired => return Ok((Upload::Unchanged, module)),
             Step::Restore => {
                 tx.execute(
                     "UPDATE eerp.module_versions SET retired_at = NULL WHERE module = $1 AND version = $2",
@@ -141,30 +145,17 @@ impl ModuleStore<'_> {
                     "module `{name}` {version} was stored by someone else meanwhile; upload again"
                 )));
             }
-            Step::Replace => {
-                tx.execute(
-                    "UPDATE eerp.module_versions SET wasm = $3, sha256 = $4, manifest = $5::text::jsonb,
-                         migration_version = $6, abi_version = $7, uploaded_by = $8, uploaded_at = now()
-                     WHERE module = $1 AND version = $2",
-                    &[
-                        &name,
-                        &version,
-                        &wasm,
-                        &module.sha256,
-                        &manifest_json(&module),
-                        &migration_version(&module),
-                        &(module.manifest.abi_version as i32),
-                        &uploader.actor,
-                    ],
-                )
-                .await?;
-                (Upload::Replaced, "module.replace")
-            }
-            Step::Insert => {
+            step @ (Step::Replace | Step::Insert) => {
+                // `Replace` only ever rewrites a built-in module's own row (see `decide`).
                 tx.execute(
                     "INSERT INTO eerp.module_versions (module, version, wasm, sha256, manifest,
                          migration_version, abi_version, uploaded_by, builtin)
-                     VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9)",
+                     VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9)
+                     ON CONFLICT (module, version) DO UPDATE SET wasm = EXCLUDED.wasm,
+                         sha256 = EXCLUDED.sha256, manifest = EXCLUDED.manifest,
+                         migration_version = EXCLUDED.migration_version,
+                         abi_version = EXCLUDED.abi_version, uploaded_by = EXCLUDED.uploaded_by,
+                         uploaded_at = now()",
                     &[
                         &name,
                         &version,
@@ -178,7 +169,10 @@ impl ModuleStore<'_> {
                     ],
                 )
                 .await?;
-                (Upload::Created, "module.upload")
+                match step {
+                    Step::Replace => (Upload::Replaced, "module.replace"),
+                    _ => (Upload::Created, "module.upload"),
+                }
             }
         };
         let after = json!({"module": name, "version": version, "sha256": module.sha256});
@@ -197,7 +191,7 @@ impl ModuleStore<'_> {
         Ok((upload, module))
     }
 
-    /// Stores the built-in modules and the files in `extra` (`eerp serve --modules`), and
+    /// Stores the built-in modules and the files in `extra` (`eerp serve --module`), and
     /// gives tenants that predate the store the built-in version they were migrated with.
     ///
     /// # Errors
@@ -211,6 +205,7 @@ impl ModuleStore<'_> {
             let uploader = Uploader {
                 actor: "eerp (built in)",
                 builtin: true,
+                seeding: true,
             };
             let (_, module) = self
                 .upload(bytes, uploader, None)
@@ -229,8 +224,9 @@ impl ModuleStore<'_> {
             let bytes = std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("cannot read module {}: {e}", path.display()))?;
             let uploader = Uploader {
-                actor: "eerp serve --modules",
+                actor: "eerp serve --module",
                 builtin: false,
+                seeding: true,
             };
             self.upload(&bytes, uploader, None)
                 .await
@@ -420,6 +416,7 @@ impl ModuleStore<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Unchanged,
+    StaysRetired,
     Restore,
     Replace,
     Insert,
@@ -441,10 +438,10 @@ fn decide(
     };
     let (stored, builtin, retired): (&str, bool, bool) = (row.get(0), row.get(1), row.get(2));
     if stored == module.sha256 {
-        return Ok(if retired {
-            Step::Restore
-        } else {
-            Step::Unchanged
+        return Ok(match (retired, uploader.seeding) {
+            (false, _) => Step::Unchanged,
+            (true, false) => Step::Restore,
+            (true, true) => Step::StaysRetired,
         });
     }
     if uploader.builtin && builtin {

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::TenantError;
 use crate::migrations::apply_module;
+use crate::notify::{Change, announce};
 use crate::runtime::LoadedModule;
 
 /// A run is reported `interrupted` when it made no progress for this long while running
@@ -152,6 +153,8 @@ async fn record(
             &[&run_id],
         )
         .await?;
+        // The tenant is served the new version now: every replica forgets its entry.
+        announce(&conn, &Change::Tenant(tenant.to_string())).await?;
         return Ok(());
     };
     tracing::warn!(run = %run_id, %tenant, %error, "fleet migration failed for a tenant");

@@ -469,8 +469,13 @@ pub async fn set_module(
             .ok_or_else(|| TenantError::NotFound(format!("no module `{module}` is stored")))?,
     };
     let target_version = target.version.to_string();
+    let older = current
+        .as_deref()
+        .and_then(|c| semver::Version::parse(c).ok())
+        .is_some_and(|c| target.version < c);
     let action = match crate::migrations::apply_module(cat.pool, &id, slug, target.schema()).await {
         Ok(_) if current.as_ref().is_none_or(|c| *c == target_version) => "module.enable",
+        Ok(_) if older => "module.rollback",
         Ok(_) => "module.upgrade",
         Err(MigrationError::Ahead { .. }) => {
             crate::migrations::roll_back(cat.pool, &id, slug, target.schema())

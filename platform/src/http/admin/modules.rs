@@ -115,6 +115,7 @@ pub async fn upload(
         let uploader = Uploader {
             actor: cat.actor,
             builtin: false,
+            seeding: false,
         };
         let (upload, module) = cat
             .modules

@@ -146,14 +146,5 @@ fn record(call: &Call<'_>, module: &LoadedModule, report: &crate::runtime::Invok
     let metrics = &call.state.metrics;
     let name = module.name.as_str();
     metrics.record_outcome(name, Some(call.tenant.slug.as_str()), outcome);
-    metrics.record_usage(
-        name,
-        &Usage {
-            cpu: report.cpu_time,
-            data_api: report.usage.host_time,
-            fuel: report.fuel_used,
-            peak_memory_bytes: report.peak_memory_bytes,
-            instantiation: report.instantiate_time,
-        },
-    );
+    metrics.record_usage(name, &Usage::of(report));
 }

@@ -57,8 +57,9 @@ pub(super) struct Trace {
     peak_memory: usize,
     instantiate: std::time::Duration,
     cpu: std::time::Duration,
-    /// Whether the module was called (so usage is worth recording).
-    invoked: bool,
+    /// What the route's own module call used, once it was called (the totals above add
+    /// event handlers').
+    route_call: Option<Usage>,
     usage: DataUsage,
     /// What went wrong inside the module call, for operators (never sent to clients).
     error: Option<String>,
@@ -71,7 +72,6 @@ impl Trace {
         self.peak_memory = self.peak_memory.max(report.peak_memory_bytes);
         self.instantiate += report.instantiate_time;
         self.cpu += report.cpu_time;
-        self.invoked = true;
         self.usage = report.usage.clone();
     }
 }
@@ -139,17 +139,11 @@ fn record_metrics(req: &HttpRequest, state: &AppState, module: &str, trace: &Tra
     if let Some(outcome) = trace.outcome {
         metrics.record_outcome(module, trace.tenant.as_deref(), outcome);
     }
-    if !trace.invoked {
+    // The route's own call: event handlers were recorded under their modules.
+    let Some(usage) = &trace.route_call else {
         return;
-    }
-    let usage = Usage {
-        cpu: trace.cpu,
-        data_api: trace.usage.host_time,
-        fuel: trace.fuel,
-        peak_memory_bytes: trace.peak_memory,
-        instantiation: trace.instantiate,
     };
-    metrics.record_usage(module, &usage);
+    metrics.record_usage(module, usage);
     for (op, duration) in &trace.usage.statements {
         metrics
             .query_duration
@@ -260,15 +254,15 @@ impl Call<'_> {
     ) -> Result<RequestScope, ApiError> {
         let mut grants = Vec::with_capacity(module.grants.len());
         for (granted, table) in &module.grants {
-            let target = match self.tenant.modules.contains_key(granted.as_str()) {
-                true => {
-                    let loaded = served_module(self.state, self.tenant, granted.as_str()).await?;
-                    Some((
-                        schema_name(&self.tenant.slug, granted),
-                        loaded.model.clone(),
-                    ))
-                }
-                false => None,
+            // A granted module the tenant is not served reads nothing; the module hears
+            // why from the data API (`forbidden`), not its caller from a 404.
+            let target = match served_module(self.state, self.tenant, granted.as_str()).await {
+                Ok(loaded) => Some((
+                    schema_name(&self.tenant.slug, granted),
+                    loaded.model.clone(),
+                )),
+                Err(ApiError::UnknownModule(_)) => None,
+                Err(e) => return Err(e),
             };
             grants.push(ReadGrant {
                 module: granted.to_string(),
@@ -344,6 +338,7 @@ async fn run_module(
     };
     let report = invoke(&call.state.engine, module, invocation).await;
     trace.add(&report);
+    trace.route_call = Some(Usage::of(&report));
     let (response, db) = match settle(report.result, report.db).await {
         Ok(done) => done,
         Err((db, err)) => return Err(fail(db, err, trace).await),
