@@ -219,7 +219,7 @@ impl Probe {
   {handlers}
   (func (export "eerp_handle") (param $id i32) (param $req i32) (param $len i32) (result i64)
     {dispatch}
-    (call $h0 (local.get $req) (local.get $len)))
+    unreachable)
 )"#,
             segments = data.text,
             handlers = handlers.join("\n"),

@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 struct DevServer {
+    /// Held while this server runs (see [`ONE_AT_A_TIME`]).
+    _serial: std::sync::MutexGuard<'static, ()>,
     child: Child,
     base: String,
     state_dir: std::path::PathBuf,
@@ -19,7 +21,14 @@ struct DevServer {
     curls: Vec<String>,
 }
 
+/// One `eerp dev` at a time: each starts a private PostgreSQL, and starting several at
+/// once on the 2-core CI machine made one fail to start now and then.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn start(state_dir: &Path) -> DevServer {
+    let serial = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut child = Command::new(env!("CARGO_BIN_EXE_eerp"))
         .args(["dev", "--port", "0", "--state-dir"])
         .arg(state_dir)
@@ -65,6 +74,7 @@ fn start(state_dir: &Path) -> DevServer {
         state_dir: state_dir.to_path_buf(),
         token,
         curls,
+        _serial: serial,
     }
 }
 

@@ -206,7 +206,13 @@ fn emitter() -> Probe {
         .route(
             "POST",
             "/undeclared",
-            Action::answer(json!({"status": 201})).emitting("emitter.secret", json!({})),
+            Action {
+                calls: vec![
+                    json!({"op": "insert", "table": "items", "values": {"label": "secret"}}),
+                ],
+                ..Action::answer(json!({"status": 201}))
+            }
+            .emitting("emitter.secret", json!({})),
         );
     emitter.capabilities = vec!["log", "data", "events"];
     emitter.events = vec!["emitter.happened".into()];
@@ -231,7 +237,8 @@ async fn an_event_runs_its_subscribers_in_the_emitters_transaction() {
     let acme = app.admin_of("acme").await;
     let globex = app.admin_of("globex").await;
     install(&app, &emitter(), &["acme", "globex"]).await;
-    install(&app, &subscriber("listener", writes_heard()), &["acme"]).await;
+    let listener = subscriber("listener", writes_heard()).migration(Probe::heard_step(2));
+    install(&app, &listener, &["acme"]).await;
 
     let (status, body) = call(&app, &acme, Method::POST, "/api/v1/emitter/fire").await;
     assert_eq!(status, 201, "{body}");
@@ -241,6 +248,19 @@ async fn an_event_runs_its_subscribers_in_the_emitters_transaction() {
         1,
         "the subscriber ran"
     );
+    // It got the event envelope: name, payload and the emitting request's caller.
+    let conn = app.state.pool.get().await.unwrap();
+    let heard: String = conn
+        .query_one("SELECT envelope::text FROM t_acme__listener.heard", &[])
+        .await
+        .unwrap()
+        .get(0);
+    drop(conn);
+    let heard: Value = serde_json::from_str(&heard).unwrap();
+    assert_eq!(heard["method"], "EVENT");
+    assert_eq!(heard["route"], "emitter.happened");
+    assert_eq!(heard["body"], json!({"n": 1}));
+    assert_eq!(heard["principal"]["subject"], "test-user");
 
     // Globex has no listener: the event simply reaches nobody.
     let (status, body) = call(&app, &globex, Method::POST, "/api/v1/emitter/fire").await;
@@ -258,9 +278,15 @@ async fn an_event_runs_its_subscribers_in_the_emitters_transaction() {
         &["acme"],
     )
     .await;
+    let heard_before = listener_calls(&app).await;
     let (status, body) = call(&app, &acme, Method::POST, "/api/v1/emitter/fire").await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["detail"], "the listener refuses");
+    assert_eq!(
+        listener_calls(&app).await,
+        heard_before + 1,
+        "the listener ran (before the refuser, in name order) and was rolled back"
+    );
     assert_eq!(count(&app, "t_acme__emitter.items").await, 1, "rolled back");
     assert_eq!(
         count(&app, "t_acme__listener.items").await,
@@ -268,10 +294,23 @@ async fn an_event_runs_its_subscribers_in_the_emitters_transaction() {
         "rolled back"
     );
 
-    // An undeclared event is an ABI breach, and rolls back too.
+    // An undeclared event is an ABI breach, and rolls back the write before it too.
     let (status, body) = call(&app, &acme, Method::POST, "/api/v1/emitter/undeclared").await;
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["type"], "https://eerp.dev/problems/bad-abi");
+    assert_eq!(count(&app, "t_acme__emitter.items").await, 1, "rolled back");
+}
+
+/// How often the listener's handler answered ok, from `/metrics`.
+async fn listener_calls(app: &TestApp) -> u64 {
+    let metrics = app.metrics().await;
+    metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(r#"eerp_module_invocations_total{module="listener",outcome="ok"} "#)
+        })
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test]

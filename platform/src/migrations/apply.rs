@@ -35,6 +35,21 @@ pub async fn apply_module(
         &[&format!("eerp.migrate:{schema}")],
     )
     .await?;
+    // The version must be live in the store: a retire on another replica takes this
+    // row's lock first, so the two never interleave.
+    let live = tx
+        .query_opt(
+            "SELECT 1 FROM eerp.module_versions
+             WHERE module = $1 AND version = $2 AND retired_at IS NULL FOR SHARE",
+            &[&module.name.as_str(), &module.version.to_string()],
+        )
+        .await?;
+    if live.is_none() {
+        return Err(MigrationError::NotStored {
+            module: module.name.to_string(),
+            version: module.version.to_string(),
+        });
+    }
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {}",
         quote_ident(&schema)
@@ -174,6 +189,21 @@ pub async fn roll_back(
         &[&format!("eerp.migrate:{schema}")],
     )
     .await?;
+    // The version must be live in the store: a retire on another replica takes this
+    // row's lock first, so the two never interleave.
+    let live = tx
+        .query_opt(
+            "SELECT 1 FROM eerp.module_versions
+             WHERE module = $1 AND version = $2 AND retired_at IS NULL FOR SHARE",
+            &[&module.name.as_str(), &module.version.to_string()],
+        )
+        .await?;
+    if live.is_none() {
+        return Err(MigrationError::NotStored {
+            module: module.name.to_string(),
+            version: module.version.to_string(),
+        });
+    }
     let history = tx
         .query(
             "SELECT version, step::text FROM eerp.migration_history
@@ -207,6 +237,18 @@ pub async fn roll_back(
                 )));
             }
         }
+    }
+    // A prefix, not just a subset: every applied step up to the older version's last one
+    // must be one of its steps.
+    let last = steps.last().map_or(0, |s| s.version);
+    if let Some(row) = history.iter().find(|row| {
+        let applied = row.get::<_, i32>(0) as u32;
+        applied <= last && !steps.iter().any(|s| s.version == applied)
+    }) {
+        return Err(refuse(format!(
+            "the tenant has migration v{}, within its steps' range but not one of them",
+            row.get::<_, i32>(0)
+        )));
     }
     tx.execute(
         "UPDATE eerp.tenant_modules SET module_version = $3

@@ -75,6 +75,16 @@ pub enum MigrationError {
         /// Highest known version.
         known: u32,
     },
+    /// The module version is not (or no longer) stored: it was retired meanwhile.
+    #[error(
+        "version {version} of module `{module}` is not stored or was retired; `eerp module list` shows the live versions"
+    )]
+    NotStored {
+        /// Module.
+        module: String,
+        /// Version.
+        version: String,
+    },
     /// A rollback to a version whose migrations are not a prefix of the applied ones.
     #[error(
         "tenant `{tenant}` cannot go back to `{module}` {version}: {reason}; only a version \

@@ -44,13 +44,15 @@ impl Registry {
         self.snapshot().get(&(name.to_string(), version)).cloned()
     }
 
-    /// The highest loaded version of module `name`.
+    /// The highest loaded release of module `name` (a pre-release such as `2.0.0-rc.1`
+    /// only when there is no release), the default for enabling and fleet runs.
     pub fn newest(&self, name: &str) -> Option<Arc<LoadedModule>> {
-        self.snapshot()
+        let snapshot = self.snapshot();
+        snapshot
             .iter()
             .filter(|((module, _), _)| module == name)
+            .max_by(|((_, a), _), ((_, b), _)| (a.pre.is_empty(), a).cmp(&(b.pre.is_empty(), b)))
             .map(|(_, module)| module.clone())
-            .next_back()
     }
 
     /// Whether any version of module `name` is loaded.

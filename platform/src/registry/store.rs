@@ -122,7 +122,14 @@ impl ModuleStore<'_> {
         }
         let mut conn = self.pool.get().await?;
         let tx = conn.transaction().await?;
-        // Decided again under the row lock: another replica may have stored it meanwhile.
+        // Uploads of one (module, version) take turns, even before its row exists (a row
+        // lock cannot lock a row that is not there yet); then decide again, since another
+        // replica may have stored it meanwhile.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&format!("eerp.module:{name}@{version}")],
+        )
+        .await?;
         let existing = tx
             .query_opt(&format!("{lookup} FOR UPDATE"), &[&name, &version])
             .await?;
@@ -211,13 +218,7 @@ impl ModuleStore<'_> {
                 .upload(bytes, uploader, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("built-in module {file}: {e}"))?;
-            let conn = self.pool.get().await?;
-            conn.execute(
-                "UPDATE eerp.tenant_modules SET module_version = $2
-                 WHERE module = $1 AND module_version IS NULL",
-                &[&module.name.as_str(), &module.version.to_string()],
-            )
-            .await?;
+            self.backfill(&module).await?;
         }
         for path in extra {
             let path = path.as_ref();
@@ -228,10 +229,29 @@ impl ModuleStore<'_> {
                 builtin: false,
                 seeding: true,
             };
-            self.upload(&bytes, uploader, None)
+            let (_, module) = self
+                .upload(&bytes, uploader, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("module {}: {e}", path.display()))?;
+            self.backfill(&module).await?;
         }
+        Ok(())
+    }
+
+    /// Tenants that predate the store (no served version recorded) are served `module`
+    /// when they have all its migrations; the others wait for a fleet run.
+    async fn backfill(&self, module: &LoadedModule) -> Result<(), StoreError> {
+        let conn = self.pool.get().await?;
+        conn.execute(
+            "UPDATE eerp.tenant_modules SET module_version = $2
+             WHERE module = $1 AND module_version IS NULL AND version >= $3",
+            &[
+                &module.name.as_str(),
+                &module.version.to_string(),
+                &migration_version(module),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -254,11 +274,14 @@ impl ModuleStore<'_> {
             .iter()
             .map(|r| ((r.get(0), r.get(1)), r.get(2)))
             .collect();
+        // Under the loading lock, so an on-demand load that read the store before this
+        // sync cannot install what the sync just dropped.
+        let _serial = self.registry.loading.lock().await;
         self.registry.retain(|name, version, module| {
             live.get(&(name.to_string(), version.to_string())) == Some(&module.sha256)
         });
         for (name, version) in live.keys() {
-            if let Err(e) = self.load(name, version).await {
+            if let Err(e) = self.load_locked(name, version).await {
                 tracing::error!(module = %name, %version, error = %e, "cannot load a stored module version");
             }
         }
@@ -280,6 +303,15 @@ impl ModuleStore<'_> {
             return Ok(Some(module));
         }
         let _serial = self.registry.loading.lock().await;
+        self.load_locked(name, version).await
+    }
+
+    /// [`ModuleStore::load`], with the loading lock held.
+    async fn load_locked(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<Arc<LoadedModule>>, StoreError> {
         if let Some(module) = self.registry.get(name, version) {
             return Ok(Some(module));
         }

@@ -29,7 +29,7 @@ use crate::db::DbSession;
 
 /// Fuel between voluntary yields to the async executor, so a busy module cannot hold a
 /// worker thread for long (about 0.1 ms of guest code).
-const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+pub(super) const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 
 /// One call to make.
 pub struct Invocation {

@@ -528,6 +528,11 @@ async fn read_descriptors(
     let mut store = Store::new(engine, HostState::for_loading(LOAD_MEMORY_BYTES));
     store.limiter(|state| &mut state.limiter);
     store.set_fuel(LOAD_FUEL).map_err(abi)?;
+    // Loading may happen on a request worker (a version loaded on demand): yield as a
+    // request does, so a module that burns its load fuel cannot hold the thread.
+    store
+        .fuel_async_yield_interval(Some(super::invoke::FUEL_YIELD_INTERVAL))
+        .map_err(abi)?;
     let instance = linker
         .instantiate_async(&mut store, module)
         .await

@@ -90,9 +90,7 @@ async fn run(
             let (pool, module, run_id) = (pool.clone(), module.clone(), run_id.clone());
             async move {
                 let result = match TenantSlug::parse(&slug) {
-                    Ok(tenant) => apply_module(&pool, &id, &tenant, module.schema())
-                        .await
-                        .map_err(|e| e.to_string()),
+                    Ok(tenant) => upgrade(&pool, &id, &tenant, &module).await,
                     Err(e) => Err(e.to_string()),
                 };
                 if let Err(e) = record(&pool, &run_id, &slug, result.err()).await {
@@ -128,6 +126,43 @@ async fn run(
         tracing::error!(run = %run_id, error = %e, "cannot mark fleet run finished");
     }
     tracing::info!(run = %run_id, "fleet migration finished");
+}
+
+/// Upgrades one tenant, unless an operator moved it past the target since the run began.
+async fn upgrade(
+    pool: &Pool,
+    id: &str,
+    tenant: &TenantSlug,
+    module: &LoadedModule,
+) -> Result<(), String> {
+    let served = served_version(pool, id, module.name.as_str())
+        .await
+        .map_err(|e| crate::error_chain(&e))?;
+    if served.is_some_and(|served| served > module.version) {
+        return Ok(());
+    }
+    apply_module(pool, id, tenant, module.schema())
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn served_version(
+    pool: &Pool,
+    id: &str,
+    module: &str,
+) -> Result<Option<semver::Version>, TenantError> {
+    let conn = pool.get().await?;
+    let row = conn
+        .query_opt(
+            "SELECT module_version FROM eerp.tenant_modules
+             WHERE tenant_id = $1::text::uuid AND module = $2",
+            &[&id, &module],
+        )
+        .await?;
+    Ok(row
+        .and_then(|r| r.get::<_, Option<String>>(0))
+        .and_then(|v| semver::Version::parse(&v).ok()))
 }
 
 async fn beat(pool: &Pool, run_id: &str) -> Result<(), TenantError> {

@@ -477,6 +477,9 @@ pub async fn set_module(
         Ok(_) if current.as_ref().is_none_or(|c| *c == target_version) => "module.enable",
         Ok(_) if older => "module.rollback",
         Ok(_) => "module.upgrade",
+        Err(e @ MigrationError::NotStored { .. }) => {
+            return Err(TenantError::NotFound(e.to_string()));
+        }
         Err(MigrationError::Ahead { .. }) => {
             crate::migrations::roll_back(cat.pool, &id, slug, target.schema())
                 .await

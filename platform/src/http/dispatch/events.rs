@@ -24,6 +24,8 @@ use crate::runtime::{Invocation, InvokeError, LoadedModule, invoke};
 pub const MAX_EVENT_DEPTH: u32 = 4;
 /// Event handler calls one request may make in all.
 pub const MAX_DELIVERIES: u32 = 32;
+/// Payload bytes of all the events one request may emit, handlers' included.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// Delivers `events` (emitted by `emitter`) and whatever their handlers emit. Returns the
 /// transaction to commit, or the failure and the transaction to roll back.
@@ -40,6 +42,7 @@ pub(super) async fn deliver(
         .map(|event| (event, 1, emitter.name.to_string()))
         .collect();
     let (mut db, mut usage, mut deliveries) = (db, usage, 0);
+    let mut bytes: usize = queue.iter().map(|(e, ..)| e.payload.get().len()).sum();
     while let Some((event, depth, from)) = queue.pop_front() {
         for name in call.tenant.modules.keys() {
             let module = match served_module(call.state, call.tenant, name).await {
@@ -60,6 +63,15 @@ pub(super) async fn deliver(
             }
             let handled = handle(call, &module, handler_id, &event, db, usage, trace).await?;
             (db, usage) = (handled.0, handled.1);
+            bytes += handled
+                .2
+                .iter()
+                .map(|e| e.payload.get().len())
+                .sum::<usize>();
+            if bytes > MAX_EVENT_BYTES {
+                let why = format!("the request's events carry more than {MAX_EVENT_BYTES} bytes");
+                return Err((db, ApiError::Invoke(InvokeError::EventLimit(why))));
+            }
             queue.extend(
                 handled
                     .2
