@@ -36,3 +36,17 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
         .problem()
         .respond(&dispatch::request_id(&req))
 }
+
+/// The request's media type, lower-case and without parameters (`application/json`).
+pub(crate) fn media_type(req: &actix_web::HttpRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}

@@ -30,26 +30,7 @@ pub async fn apply_module(
     let tx = conn.transaction().await?;
     tx.batch_execute("SET LOCAL lock_timeout = '30s'; SET LOCAL standard_conforming_strings = on")
         .await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        &[&format!("eerp.migrate:{schema}")],
-    )
-    .await?;
-    // The version must be live in the store: a retire on another replica takes this
-    // row's lock first, so the two never interleave.
-    let live = tx
-        .query_opt(
-            "SELECT 1 FROM eerp.module_versions
-             WHERE module = $1 AND version = $2 AND retired_at IS NULL FOR SHARE",
-            &[&module.name.as_str(), &module.version.to_string()],
-        )
-        .await?;
-    if live.is_none() {
-        return Err(MigrationError::NotStored {
-            module: module.name.to_string(),
-            version: module.version.to_string(),
-        });
-    }
+    lock_live_version(&tx, &schema, module).await?;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {}",
         quote_ident(&schema)
@@ -184,26 +165,7 @@ pub async fn roll_back(
     let (steps, _) = plan(&schema, module.migrations)?;
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        &[&format!("eerp.migrate:{schema}")],
-    )
-    .await?;
-    // The version must be live in the store: a retire on another replica takes this
-    // row's lock first, so the two never interleave.
-    let live = tx
-        .query_opt(
-            "SELECT 1 FROM eerp.module_versions
-             WHERE module = $1 AND version = $2 AND retired_at IS NULL FOR SHARE",
-            &[&module.name.as_str(), &module.version.to_string()],
-        )
-        .await?;
-    if live.is_none() {
-        return Err(MigrationError::NotStored {
-            module: module.name.to_string(),
-            version: module.version.to_string(),
-        });
-    }
+    lock_live_version(&tx, &schema, module).await?;
     let history = tx
         .query(
             "SELECT version, step::text FROM eerp.migration_history
@@ -263,4 +225,33 @@ pub async fn roll_back(
     tx.commit().await?;
     tracing::info!(%tenant, module = %module.name, version = %module.version, "module rolled back");
     Ok(())
+}
+
+/// Takes the (tenant, module) schema's migration lock, and checks under a share lock on
+/// its row that `module`'s version is live in the store: a retire on another replica
+/// locks that row first, so the two never interleave.
+async fn lock_live_version(
+    tx: &deadpool_postgres::Transaction<'_>,
+    schema: &str,
+    module: ModuleSchema<'_>,
+) -> Result<(), MigrationError> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&format!("eerp.migrate:{schema}")],
+    )
+    .await?;
+    let live = tx
+        .query_opt(
+            "SELECT 1 FROM eerp.module_versions
+             WHERE module = $1 AND version = $2 AND retired_at IS NULL FOR SHARE",
+            &[&module.name.as_str(), &module.version.to_string()],
+        )
+        .await?;
+    match live {
+        Some(_) => Ok(()),
+        None => Err(MigrationError::NotStored {
+            module: module.name.to_string(),
+            version: module.version.to_string(),
+        }),
+    }
 }

@@ -1,7 +1,7 @@
 //! The module store's admin routes: upload, list, show and retire module versions, the
 //! fleet upgrade, and the modules each plan gives new tenants.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -41,16 +41,7 @@ fn store_problem(e: StoreError) -> Box<Problem> {
 }
 
 fn is_wasm(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+    crate::http::media_type(req)
         .is_some_and(|mime| mime == "application/wasm" || mime == "application/octet-stream")
 }
 

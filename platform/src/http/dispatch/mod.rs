@@ -437,17 +437,7 @@ async fn read_body(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(eerp_abi::envelope::null());
     }
-    let json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+    let json = super::media_type(req)
         .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"));
     if !json {
         return Err(ApiError::UnsupportedMediaType);
