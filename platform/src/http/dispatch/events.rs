@@ -17,7 +17,7 @@ use crate::db::DbSession;
 use crate::http::problem::ApiError;
 use crate::metrics::Usage;
 use crate::runtime::host::events::Emitted;
-use crate::runtime::{Invocation, InvokeError, LoadedModule, invoke};
+use crate::runtime::{InvokeError, LoadedModule};
 
 /// Events nest at most this deep: an event emitted by a handler of an event emitted by
 /// the route's handler is depth 2.
@@ -132,14 +132,9 @@ async fn handle(
         // the transaction is rolled back when the session is dropped.
         Err(e) => return Err((DbSession::detached(), e)),
     };
-    let invocation = Invocation {
-        handler_id,
-        envelope,
-        scope,
-        request_id: call.request_id.to_string(),
-    };
-    let report = invoke(&call.state.engine, module, invocation).await;
-    trace.add(&report);
+    let report = call
+        .invoke(module, handler_id, envelope, scope, trace)
+        .await;
     record(call, module, &report);
     let (response, db) = settle(report.result, report.db).await?;
     if response.status >= 400 {

@@ -243,6 +243,26 @@ pub(super) struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// Runs one module call of this request in a fresh Store and adds it to the totals.
+    pub async fn invoke(
+        &self,
+        module: &LoadedModule,
+        handler_id: i32,
+        envelope: Vec<u8>,
+        scope: RequestScope,
+        trace: &mut Trace,
+    ) -> InvokeReport {
+        let invocation = Invocation {
+            handler_id,
+            envelope,
+            scope,
+            request_id: self.request_id.to_string(),
+        };
+        let report = invoke(&self.state.engine, module, invocation).await;
+        trace.add(&report);
+        report
+    }
+
     /// The data scope of `module` for this tenant: its schema, and its read grants
     /// resolved against the versions the tenant is served.
     pub async fn scope(
@@ -330,14 +350,9 @@ async fn run_module(
     scope: RequestScope,
     trace: &mut Trace,
 ) -> Result<HttpResponse, ApiError> {
-    let invocation = Invocation {
-        handler_id,
-        envelope,
-        scope,
-        request_id: call.request_id.to_string(),
-    };
-    let report = invoke(&call.state.engine, module, invocation).await;
-    trace.add(&report);
+    let report = call
+        .invoke(module, handler_id, envelope, scope, trace)
+        .await;
     trace.route_call = Some(Usage::of(&report));
     let (response, db) = match settle(report.result, report.db).await {
         Ok(done) => done,
