@@ -2,16 +2,14 @@
 //! tenant, after its first module's schema is migrated and before its second; the tenant
 //! is not served in that state, and running the same creation again finishes it.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use eerp_e2e::{
-    TestOptions, create_database, server_url, spawn_app_with, test_issuer, with_database,
+    Replica, TestOptions, create_database, server_url, spawn_app_with, test_issuer, with_database,
 };
 use eerp_tenancy::DevSigner;
 use reqwest::Method;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_postgres::NoTls;
 
 async fn scalar(client: &tokio_postgres::Client, sql: &str) -> i64 {
@@ -25,22 +23,8 @@ async fn a_creation_killed_half_way_is_finished_by_running_it_again() {
     create_database(&server, &database).await;
     let url = with_database(&server, &database);
 
-    let mut replica = tokio::process::Command::new(env!("CARGO_BIN_EXE_eerp-test-replica"))
-        .env("EERP_TEST_DATABASE_URL", &url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the replica starts");
-    let stdout = replica.stdout.take().expect("piped");
-    let first_line = tokio::time::timeout(Duration::from_secs(60), async {
-        BufReader::new(stdout).lines().next_line().await
-    })
-    .await
-    .expect("the replica starts within 60 s")
-    .expect("stdout is readable")
-    .expect("the replica prints its port");
-    let port = first_line.trim_start_matches("port ").to_string();
+    let mut replica = Replica::start(env!("CARGO_BIN_EXE_eerp-test-replica"), &url).await;
+    let address = replica.address.clone();
 
     // Hold the migration lock of the second module (modules are provisioned in name
     // order: crm, then hostile), so creation stops right after crm.
@@ -61,7 +45,7 @@ async fn a_creation_killed_half_way_is_finished_by_running_it_again() {
         .expect("token");
     let create = tokio::spawn(
         reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{port}/admin/v1/tenants"))
+            .post(format!("{address}/admin/v1/tenants"))
             .bearer_auth(&operator)
             .json(&json!({"slug": "victim", "modules": ["crm", "hostile"]}))
             .send(),
@@ -80,7 +64,7 @@ async fn a_creation_killed_half_way_is_finished_by_running_it_again() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    replica.kill().await.expect("SIGKILL");
+    replica.child.kill().await.expect("SIGKILL");
     assert!(
         create.await.expect("joined").is_err(),
         "the creation died with the replica"

@@ -38,6 +38,8 @@ pub const SEED_WASM: &str = env!("EERP_SEED_WASM");
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
+    /// `http://127.0.0.1:<ops port>`: `/metrics`, `/readyz`.
+    pub ops_address: String,
     /// HTTP client.
     pub client: reqwest::Client,
     /// The app's shared state: its pool (for assertions), registry and directory.
@@ -89,6 +91,7 @@ pub fn idp_issuer() -> IssuerConfig {
         algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
         keys: KeySource::JwksFile(jwks_file()),
         tenant_claim: "tid".into(),
+        tenants: None,
     }
 }
 
@@ -132,6 +135,7 @@ pub fn idp_claims(tenant: &str) -> Value {
     json!({
         "iss": IDP, "aud": "eerp-test", "sub": "ada", "tid": tenant, "roles": ["admin"],
         "exp": jsonwebtoken::get_current_timestamp() + 600,
+        "iat": jsonwebtoken::get_current_timestamp(),
     })
 }
 
@@ -195,6 +199,7 @@ pub fn test_settings(database_url: String, options: TestOptions) -> Settings {
     issuers.extend(options.extra_issuers);
     let mut settings = Settings::new(database_url, issuers);
     settings.port = 0;
+    settings.ops_port = 0;
     settings.workers = 2;
     settings.db_pool_size = options.db_pool_size.unwrap_or(8);
     settings.limits = options.limits;
@@ -220,6 +225,7 @@ pub fn test_settings(database_url: String, options: TestOptions) -> Settings {
 pub async fn start(settings: Settings, database: String) -> TestApp {
     let app = App::build(settings.clone()).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let ops_address = format!("http://127.0.0.1:{}", app.ops_port());
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
     let signer = DevSigner::new(&test_issuer()).expect("an HS256 issuer");
@@ -228,6 +234,7 @@ pub async fn start(settings: Settings, database: String) -> TestApp {
         .expect("operator tokens can be minted");
     TestApp {
         address,
+        ops_address,
         client: reqwest::Client::new(),
         state,
         signer,
@@ -347,9 +354,18 @@ impl TestApp {
             .await
     }
 
+    /// `GET path` on the operations port.
+    pub async fn ops_get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.ops_address))
+            .send()
+            .await
+            .expect("the request reaches the operations port")
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let response = self.send(Method::GET, "/metrics", None, None).await;
+        let response = self.ops_get("/metrics").await;
         assert_eq!(response.status(), 200);
         response.text().await.expect("a metrics body")
     }
@@ -387,8 +403,14 @@ pub fn server_url() -> String {
     CLUSTER
         .get_or_init(|| {
             let dir = std::env::temp_dir().join(format!("eerp-test-pg-{}", std::process::id()));
-            LocalCluster::start(&dir, ClusterOptions { ephemeral: true })
-                .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"))
+            LocalCluster::start(
+                &dir,
+                ClusterOptions {
+                    ephemeral: true,
+                    durable: false,
+                },
+            )
+            .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"))
         })
         .url("postgres")
 }
@@ -414,4 +436,64 @@ pub fn with_database(url: &str, database: &str) -> String {
         .map(|(_, q)| format!("?{q}"))
         .unwrap_or_default();
     format!("{scheme}://{authority}/{database}{query}")
+}
+
+/// The real app in a process of its own (the `eerp-test-replica` binary), so a test can
+/// kill it, signal it or read its memory use; killed when dropped.
+pub struct Replica {
+    /// The process.
+    pub child: tokio::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// `http://127.0.0.1:<ops port>`.
+    pub ops_address: String,
+}
+
+impl Replica {
+    /// Starts `binary` (pass `env!("CARGO_BIN_EXE_eerp-test-replica")`) serving
+    /// `database_url`, and waits until it listens.
+    pub async fn start(binary: &str, database_url: &str) -> Self {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(binary)
+            .env("EERP_TEST_DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the replica starts");
+        let stdout = child.stdout.take().expect("piped");
+        let first_line = tokio::time::timeout(Duration::from_secs(60), async {
+            BufReader::new(stdout).lines().next_line().await
+        })
+        .await
+        .expect("the replica starts within 60 s")
+        .expect("stdout is readable")
+        .expect("the replica prints its port");
+        let ports: Vec<&str> = first_line.split_whitespace().collect();
+        let [_, port, _, ops] = ports[..] else {
+            panic!("the replica printed `{first_line}`, not `port <n> ops <m>`");
+        };
+        Self {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            ops_address: format!("http://127.0.0.1:{ops}"),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the replica runs")
+    }
+
+    /// The process's peak resident memory so far (`VmHWM`), in bytes.
+    pub fn peak_resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the replica's /proc status is readable");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM is reported");
+        kib * 1024
+    }
 }

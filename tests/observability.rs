@@ -108,12 +108,7 @@ pub async fn app_after_workload() -> (crate::TestApp, String) {
     .await;
     app.create_tenant("acme").await;
     drive_workload(&app, "acme").await;
-    let scrape = app
-        .send(reqwest::Method::GET, "/metrics", None, None)
-        .await
-        .text()
-        .await
-        .expect("a scrape");
+    let scrape = app.metrics().await;
     (app, scrape)
 }
 

@@ -70,7 +70,7 @@ async fn a_real_prometheus_answers_every_panel_and_alert_query() {
     let dir =
         std::env::temp_dir().join(format!("eerp-prometheus-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("a temp dir");
-    let target = app.address.trim_start_matches("http://");
+    let target = app.ops_address.trim_start_matches("http://");
     let rules = dashboards_dir().join("alerts/eerp.rules.yml");
     let config = format!(
         "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\

@@ -1,6 +1,6 @@
 //! A test replica: the real EERP app (CRM and the hostile module, the test issuers) in a
 //! process of its own, serving `EERP_TEST_DATABASE_URL` on a free port. It prints
-//! `port <n>` once it listens. Tests kill it to simulate a crash.
+//! `port <n> ops <m>` once it listens. Tests kill it to simulate a crash.
 
 use eerp_e2e::{TestOptions, test_settings};
 
@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
         },
     );
     let app = eerp_platform::App::build(settings).await?;
-    println!("port {}", app.port());
+    println!("port {} ops {}", app.port(), app.ops_port());
     app.run_until_stopped().await?;
     Ok(())
 }

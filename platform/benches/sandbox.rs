@@ -164,6 +164,7 @@ fn sandbox(c: &mut Criterion) {
                 })
             })
         });
+        let cpu = eerp_platform::runtime::cpu::CpuShare::alone(1);
         group.bench_function(format!("sandbox: {name}"), |b| {
             b.iter(|| {
                 let report = rt.block_on(invoke(
@@ -174,6 +175,7 @@ fn sandbox(c: &mut Criterion) {
                         envelope: bytes.clone(),
                         scope: scope(&module),
                         request_id: "bench".into(),
+                        cpu: cpu.clone(),
                     },
                 ));
                 let response = report.result.expect("the module answers");

@@ -5,20 +5,31 @@
 //! connection goes back to the pool only after that statement succeeded: if the request
 //! is cancelled, panics, or the statement fails, the connection is closed instead, so no
 //! transaction, lock or setting can reach the next tenant.
+//!
+//! A request dropped while its statement runs (the client went away, a timeout, shutdown)
+//! does not leave that statement running: the session cancels it on the server and keeps
+//! the connection, and the tenant's permits, counted as in use until the backend is idle
+//! ([`wind_down`]). So live backends never exceed the pool size, whatever clients do.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio::sync::Semaphore;
+
+/// Something a session keeps until its connection is idle (a permit, mostly).
+type Held = Box<dyn Send + Sync>;
 use tokio_postgres::NoTls;
 
 /// How long `COMMIT` or `ROLLBACK` may take before the connection is given up.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds the pool. Connections are made lazily.
+/// Builds the pool; a request waits at most `wait` for a connection. Connections are made
+/// lazily.
 ///
 /// # Errors
 /// When `database_url` is not a valid PostgreSQL URL.
-pub fn create_pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> {
+pub fn create_pool(database_url: &str, max_size: usize, wait: Duration) -> anyhow::Result<Pool> {
     let config: tokio_postgres::Config = database_url
         .parse()
         .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
@@ -32,15 +43,29 @@ pub fn create_pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> 
     Ok(Pool::builder(manager)
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(5)))
+        .wait_timeout(Some(wait))
         .create_timeout(Some(Duration::from_secs(5)))
         .build()?)
 }
 
+/// Where a request's connection comes from: the shared pool, within its tenant's share.
+#[derive(Clone)]
+pub struct Connections {
+    /// The shared pool.
+    pub pool: Pool,
+    /// The tenant's connection permits ([`crate::tenants::gate::Gate::connections`]).
+    pub share: Arc<Semaphore>,
+    /// How long to wait for a permit and then a connection, together.
+    pub wait: Duration,
+}
+
 /// One request's database work: a transaction opened on first use.
 pub struct DbSession {
-    pool: Option<Pool>,
+    source: Option<Connections>,
     conn: Option<Object>,
+    /// Given back with the connection, once its backend is idle: the tenant's connection
+    /// permit, and whatever the request handed over with [`DbSession::hold`].
+    held: Vec<Held>,
     statement_timeout: Duration,
     aborted: bool,
     failure: Option<String>,
@@ -48,12 +73,13 @@ pub struct DbSession {
 }
 
 impl DbSession {
-    /// A session that will take a connection from `pool` when first used. Statements are
-    /// cancelled by PostgreSQL after `statement_timeout`.
-    pub fn new(pool: Pool, statement_timeout: Duration) -> Self {
+    /// A session that will take a connection from `source` when first used. Statements
+    /// are cancelled by PostgreSQL after `statement_timeout`.
+    pub fn new(source: Connections, statement_timeout: Duration) -> Self {
         Self {
-            pool: Some(pool),
+            source: Some(source),
             conn: None,
+            held: Vec::new(),
             statement_timeout,
             aborted: false,
             failure: None,
@@ -64,8 +90,9 @@ impl DbSession {
     /// A session without a database; every use fails.
     pub fn detached() -> Self {
         Self {
-            pool: None,
+            source: None,
             conn: None,
+            held: Vec::new(),
             statement_timeout: Duration::ZERO,
             aborted: false,
             failure: None,
@@ -83,14 +110,9 @@ impl DbSession {
             return Err(failure.clone());
         }
         if self.conn.is_none() {
-            let pool = self
-                .pool
-                .as_ref()
-                .ok_or_else(|| "no database in this context".to_string())?;
-            let conn = match pool.get().await {
+            let conn = match self.connect().await {
                 Ok(conn) => conn,
-                Err(e) => {
-                    let reason = format!("no database connection available: {e}");
+                Err(reason) => {
                     self.fail(reason.clone());
                     return Err(reason);
                 }
@@ -115,6 +137,40 @@ impl DbSession {
         self.conn
             .as_ref()
             .ok_or_else(|| "no database connection".to_string())
+    }
+
+    /// A pooled connection within the tenant's share, its permit kept in `held`.
+    async fn connect(&mut self) -> Result<Object, String> {
+        let source = self
+            .source
+            .as_ref()
+            .ok_or_else(|| "no database in this context".to_string())?;
+        let started = std::time::Instant::now();
+        let share = source.share.clone().acquire_owned();
+        let permit = match tokio::time::timeout(source.wait, share).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) | Err(_) => {
+                return Err(format!(
+                    "this tenant's share of database connections stayed in use for {} ms; retry shortly",
+                    source.wait.as_millis()
+                ));
+            }
+        };
+        let remaining = source.wait.saturating_sub(started.elapsed());
+        let conn = match tokio::time::timeout(remaining, source.pool.get()).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(format!("no database connection available: {e}")),
+            Err(_) => return Err("no database connection was free in time".into()),
+        };
+        self.held.push(Box::new(permit));
+        Ok(conn)
+    }
+
+    /// Keeps `permit` until the session's connection is back and idle (or the session
+    /// ends without one), so what it counts cannot be reused while a statement of this
+    /// request may still run.
+    pub fn hold(&mut self, permit: impl Send + Sync + 'static) {
+        self.held.push(Box::new(permit));
     }
 
     /// Records that a statement failed, which aborts the transaction: later statements
@@ -196,9 +252,31 @@ impl DbSession {
 
 impl Drop for DbSession {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            // Still held means the transaction was not closed cleanly.
-            drop(Object::take(conn));
+        let held = std::mem::take(&mut self.held);
+        // Still held means the transaction was not closed cleanly: a statement may run.
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(wind_down(conn, held))),
+            Err(_) => drop(Object::take(conn)),
         }
     }
+}
+
+/// Ends a connection whose request went away: cancels whatever statement it still runs,
+/// waits until the backend is idle, then closes it (never pools it). Until then the
+/// connection counts as in use in the pool, and `held` (the tenant's permits) stay taken.
+async fn wind_down(conn: Object, held: Vec<Held>) {
+    if let Err(e) = conn.cancel_token().cancel_query(NoTls).await {
+        tracing::warn!(error = %e, "could not cancel the statement of an abandoned request");
+    }
+    // Answered only once the cancelled statement has ended and the backend is idle.
+    match tokio::time::timeout(FINISH_TIMEOUT, conn.batch_execute("ROLLBACK")).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "rollback of an abandoned request failed"),
+        Err(_) => tracing::warn!("an abandoned request's backend stayed busy; closing it"),
+    }
+    drop(Object::take(conn));
+    drop(held);
 }

@@ -84,15 +84,26 @@ struct ServeArgs {
     /// Port to listen on.
     #[arg(long, env = "EERP_PORT", default_value_t = 8080)]
     port: u16,
+    /// Port of `/metrics`, `/readyz` and `/livez` (keep it off the public network).
+    #[arg(long, env = "EERP_OPS_PORT", default_value_t = 8081)]
+    ops_port: u16,
     /// Expected token issuer (`iss`).
     #[arg(long, env = "EERP_JWT_ISSUER")]
     jwt_issuer: String,
     /// Audience (`aud`) of tenant tokens.
     #[arg(long, env = "EERP_JWT_AUDIENCE", default_value = "eerp")]
     jwt_audience: String,
-    /// Audience of operator tokens for the admin API.
+    /// Audience of operator tokens for the admin API; empty: this issuer mints no operator
+    /// tokens (operators then come from an `--issuers-file` issuer of their own).
     #[arg(long, env = "EERP_JWT_OPERATOR_AUDIENCE", default_value = "eerp-admin")]
     jwt_operator_audience: String,
+    /// Tenants this issuer may name (slugs, or prefixes ending in `*`); default: any.
+    #[arg(long, env = "EERP_JWT_TENANTS", value_delimiter = ',')]
+    jwt_tenants: Option<Vec<String>>,
+    /// More issuers, as a JSON array (see docs/operations.md): tenants' own identity
+    /// providers bound to their tenants, or an operator-only issuer.
+    #[arg(long, env = "EERP_ISSUERS_FILE")]
+    issuers_file: Option<PathBuf>,
     /// Accepted algorithms: RS256, ES256, EdDSA, or HS256 alone.
     #[arg(
         long,
@@ -132,6 +143,19 @@ struct ServeArgs {
     /// Tenants with their own `tenant` label in metrics (the rest count as `other`).
     #[arg(long, env = "EERP_METRICS_TOP_TENANTS", default_value_t = 20)]
     metrics_top_tenants: usize,
+    /// Connections in the shared PostgreSQL pool of this replica.
+    #[arg(long, env = "EERP_DB_POOL_SIZE", default_value_t = 16)]
+    db_pool_size: usize,
+    /// Milliseconds a request waits for a connection before it gets 503 with Retry-After.
+    #[arg(long, env = "EERP_DB_POOL_WAIT_MS", default_value_t = 5000)]
+    db_pool_wait_ms: u64,
+    /// Seconds in-flight requests may take to finish after SIGTERM (then rolled back).
+    #[arg(long, env = "EERP_DRAIN_TIMEOUT_SECS", default_value_t = 30)]
+    drain_timeout_secs: u64,
+    /// Fraction (0 < f <= 1) of this replica's cores, connections and sandbox slots one
+    /// tenant may hold at once.
+    #[arg(long, env = "EERP_TENANT_SHARE", default_value_t = 0.5)]
+    tenant_share: f64,
 }
 
 #[tokio::main]
@@ -206,20 +230,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let issuer = IssuerConfig {
         issuer: args.jwt_issuer,
         audience: args.jwt_audience,
-        operator_audience: Some(args.jwt_operator_audience),
+        operator_audience: Some(args.jwt_operator_audience).filter(|a| !a.is_empty()),
         algorithms,
         keys,
         tenant_claim: args.tenant_claim,
+        tenants: args.jwt_tenants,
     };
-    let mut settings = Settings::new(args.database_url, vec![issuer]);
+    let mut issuers = vec![issuer];
+    if let Some(path) = &args.issuers_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading the issuers file {}: {e}", path.display()))?;
+        issuers
+            .extend(eerp_platform::config::issuers_from_json(&text).map_err(anyhow::Error::msg)?);
+    }
+    let mut settings = Settings::new(args.database_url, issuers);
     settings.host = args.host;
     settings.port = args.port;
+    settings.ops_port = args.ops_port;
     settings.extra_modules = args.modules;
     settings.max_module_bytes = args.max_module_bytes;
     settings.purge_grace = Duration::from_secs(args.purge_grace_days * 24 * 3600);
     settings.metrics_top_tenants = args.metrics_top_tenants;
+    settings.db_pool_size = args.db_pool_size.max(1);
+    settings.db_pool_wait = Duration::from_millis(args.db_pool_wait_ms);
+    settings.tenant_share = args.tenant_share;
+    settings.drain_timeout = Duration::from_secs(args.drain_timeout_secs);
     let app = App::build(settings).await?;
-    tracing::info!(port = app.port(), "serving");
+    tracing::info!(port = app.port(), ops_port = app.ops_port(), "serving");
     app.run_until_stopped().await?;
     Ok(())
 }

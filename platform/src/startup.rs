@@ -20,11 +20,14 @@ use crate::registry::{BUILTIN_MODULES, Registry};
 use crate::runtime::build_engine;
 use crate::state::AppState;
 use crate::tenants::TenantDirectory;
+use crate::tenants::gate::Shares;
 
 /// A built application, listening but not yet serving.
 pub struct App {
     port: u16,
+    ops_port: u16,
     server: Server,
+    ops_server: Server,
     state: web::Data<AppState>,
 }
 
@@ -35,7 +38,17 @@ impl App {
     /// # Errors
     /// When any of those steps fails; the message says which.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = create_pool(&settings.database_url, settings.db_pool_size)?;
+        if !(settings.tenant_share > 0.0 && settings.tenant_share <= 1.0) {
+            anyhow::bail!(
+                "the tenant share must be above 0 and at most 1, not {}",
+                settings.tenant_share
+            );
+        }
+        let pool = create_pool(
+            &settings.database_url,
+            settings.db_pool_size,
+            settings.db_pool_wait,
+        )?;
         migrate_catalog(&pool)
             .await
             .context("migrating the catalog schema `eerp`")?;
@@ -63,9 +76,16 @@ impl App {
         )
         .await
         .context("loading token verification keys")?;
+        let shares = Shares::of(
+            settings.tenant_share,
+            settings.workers.max(1),
+            settings.db_pool_size,
+            settings.engine.pool_slots,
+        );
         let directory = Arc::new(TenantDirectory::new(
             pool.clone(),
             settings.limits.clone(),
+            shares,
             settings.tenant_cache_capacity,
             settings.tenant_cache_ttl,
         ));
@@ -88,6 +108,7 @@ impl App {
             purge_grace: settings.purge_grace,
             metrics,
             pool_slots: settings.engine.pool_slots,
+            pool_wait: settings.db_pool_wait,
             max_module_bytes: settings.max_module_bytes,
         });
         tokio::spawn(sync_modules_forever(state.clone(), modules_changed));
@@ -106,11 +127,32 @@ impl App {
                 .configure(http::routes)
         })
         .workers(settings.workers.max(1))
+        .shutdown_timeout(settings.drain_timeout.as_secs())
         .listen(listener)?
+        .run();
+        let ops_listener = TcpListener::bind((settings.host.as_str(), settings.ops_port))
+            .with_context(|| {
+                format!(
+                    "binding the operations port {}:{}",
+                    settings.host, settings.ops_port
+                )
+            })?;
+        let ops_port = ops_listener.local_addr()?.port();
+        let shared = state.clone();
+        let ops_server = HttpServer::new(move || {
+            ActixApp::new()
+                .app_data(shared.clone())
+                .configure(http::ops_routes)
+        })
+        .workers(1)
+        .shutdown_timeout(settings.drain_timeout.as_secs())
+        .listen(ops_listener)?
         .run();
         Ok(Self {
             port,
+            ops_port,
             server,
+            ops_server,
             state,
         })
     }
@@ -118,6 +160,11 @@ impl App {
     /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The operations port actually bound.
+    pub fn ops_port(&self) -> u16 {
+        self.ops_port
     }
 
     /// The shared state (pool, registry, authenticator, tenant directory).
@@ -130,7 +177,8 @@ impl App {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (api, ops) = tokio::join!(self.server, self.ops_server);
+        api.and(ops)
     }
 }
 

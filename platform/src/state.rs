@@ -35,6 +35,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Sandbox instances that can run at once.
     pub pool_slots: u32,
+    /// How long a request waits for a database connection.
+    pub pool_wait: std::time::Duration,
     /// Largest module upload, in bytes.
     pub max_module_bytes: usize,
 }

@@ -16,6 +16,8 @@ struct DevServer {
     _serial: std::sync::MutexGuard<'static, ()>,
     child: Child,
     base: String,
+    /// Where `/metrics` is served (the operations port).
+    ops: String,
     state_dir: std::path::PathBuf,
     token: String,
     curls: Vec<String>,
@@ -49,6 +51,7 @@ fn start(state_dir: &Path) -> DevServer {
     });
     let mut token = String::new();
     let mut base = String::new();
+    let mut ops = String::new();
     let mut curls = Vec::new();
     loop {
         let line = received
@@ -59,6 +62,13 @@ fn start(state_dir: &Path) -> DevServer {
                 .split_whitespace()
                 .next()
                 .unwrap_or_default()
+                .to_string();
+        } else if let Some(rest) = line.strip_prefix("Metrics and readiness on ") {
+            ops = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches("/metrics")
                 .to_string();
         } else if let Some(value) = line.strip_prefix("export TOKEN=") {
             token = value.to_string();
@@ -71,6 +81,7 @@ fn start(state_dir: &Path) -> DevServer {
     DevServer {
         child,
         base,
+        ops,
         state_dir: state_dir.to_path_buf(),
         token,
         curls,
@@ -195,7 +206,7 @@ fn printed_curl_lines_work_and_ctrl_c_stops_everything() {
 
     // The README's metrics check: CPU, fuel and trap series of the module after traffic.
     let metrics = Command::new("curl")
-        .args(["-s", &format!("{}/metrics", server.base)])
+        .args(["-s", &format!("{}/metrics", server.ops)])
         .output()
         .expect("curl runs");
     let metrics = String::from_utf8_lossy(&metrics.stdout);

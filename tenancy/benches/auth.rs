@@ -40,6 +40,7 @@ fn issuer(name: &str, alg: Algorithm) -> IssuerConfig {
         algorithms: vec![alg],
         keys,
         tenant_claim: "tid".into(),
+        tenants: None,
     }
 }
 

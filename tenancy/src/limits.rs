@@ -91,6 +91,13 @@ pub struct LimitOverrides {
     pub max_data_calls: Option<u32>,
 }
 
+/// The most fuel any request may be given: about ten seconds of guest code.
+pub const MAX_FUEL_PER_REQUEST: u64 = 20_000_000_000;
+
+/// The largest request or response body any tenant may be allowed: the ABI's envelope
+/// carries at most 1 MiB either way.
+pub const MAX_BODY_BYTES: u64 = 1 << 20;
+
 /// The highest values an operator may set; they come from how the engine was configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ceilings {
@@ -132,8 +139,44 @@ impl LimitOverrides {
                 ceilings.max_memory_bytes
             ));
         }
-        if self.wall_time_ms.is_some_and(|ms| ms > 300_000) {
-            return Err("`wall_time_ms` may be at most 300000 (5 minutes)".into());
+        let bounded = [
+            (
+                "fuel_per_request",
+                self.fuel_per_request,
+                MAX_FUEL_PER_REQUEST,
+            ),
+            ("wall_time_ms", self.wall_time_ms, 300_000),
+            (
+                "max_concurrent_calls",
+                self.max_concurrent_calls.map(u64::from),
+                10_000,
+            ),
+            (
+                "requests_per_second",
+                self.requests_per_second.map(u64::from),
+                1_000_000,
+            ),
+            ("burst", self.burst.map(u64::from), 1_000_000),
+            ("max_request_bytes", self.max_request_bytes, MAX_BODY_BYTES),
+            (
+                "max_response_bytes",
+                self.max_response_bytes,
+                MAX_BODY_BYTES,
+            ),
+            (
+                "max_data_calls",
+                self.max_data_calls.map(u64::from),
+                100_000,
+            ),
+        ];
+        for (name, value, max) in bounded {
+            if let Some(value) = value
+                && value > max
+            {
+                return Err(format!(
+                    "`{name}` {value} is above the platform's maximum of {max}"
+                ));
+            }
         }
         Ok(())
     }
@@ -253,6 +296,28 @@ mod tests {
             ..Default::default()
         };
         assert!(huge.validate(ceilings).unwrap_err().contains("ceiling"));
+        for too_much in [
+            LimitOverrides {
+                max_request_bytes: Some(MAX_BODY_BYTES + 1),
+                ..Default::default()
+            },
+            LimitOverrides {
+                fuel_per_request: Some(u64::MAX),
+                ..Default::default()
+            },
+            LimitOverrides {
+                max_concurrent_calls: Some(u32::MAX),
+                ..Default::default()
+            },
+        ] {
+            let refused = too_much.validate(ceilings).unwrap_err();
+            assert!(refused.contains("platform's maximum"), "{refused}");
+        }
+        let at_most = LimitOverrides {
+            max_request_bytes: Some(MAX_BODY_BYTES),
+            ..Default::default()
+        };
+        assert!(at_most.validate(ceilings).is_ok());
         let unknown = serde_json::from_str::<LimitOverrides>(r#"{"fuel": 1}"#);
         assert!(unknown.unwrap_err().to_string().contains("fuel"));
         let stored = LimitOverrides::from_stored(serde_json::json!({"fuel": 1, "burst": 9}));

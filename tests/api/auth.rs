@@ -146,8 +146,23 @@ async fn health_endpoints_answer() {
         app.send(Method::GET, "/livez", None, None).await.status(),
         200
     );
-    let (status, _, ready) =
-        status_and_json(app.send(Method::GET, "/readyz", None, None).await).await;
+    let (status, _, ready) = status_and_json(app.ops_get("/readyz").await).await;
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["modules"], json!(["crm"]));
+}
+
+#[tokio::test]
+async fn probes_and_metrics_are_served_on_the_operations_port_only() {
+    let app = spawn_app().await;
+    for path in ["/metrics", "/readyz"] {
+        let public = app.send(Method::GET, path, None, None).await;
+        assert_eq!(public.status(), 404, "{path} is not on the public port");
+        assert_eq!(app.ops_get(path).await.status(), 200, "{path}");
+    }
+    // Liveness is cheap and needed by load balancers: both.
+    assert_eq!(
+        app.send(Method::GET, "/livez", None, None).await.status(),
+        200
+    );
+    assert_eq!(app.ops_get("/livez").await.status(), 200);
 }

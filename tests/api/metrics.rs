@@ -11,9 +11,7 @@ use serde_json::json;
 
 /// One scrape: `name{labels}` (labels sorted, as the exposition writes them) -> value.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let response = app.send(Method::GET, "/metrics", None, None).await;
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
+    let text = app.metrics().await;
     text.lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
         .filter_map(|line| {

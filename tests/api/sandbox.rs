@@ -144,10 +144,12 @@ async fn a_full_sandbox_pool_answers_503_with_retry_after() {
         ..TestOptions::default()
     })
     .await;
+    // A second tenant: one tenant's own calls beyond its share of the slots are 429s.
+    let other = app.admin_of("globex").await;
     let busy = call(&app, &token, Method::GET, "/loop");
     let blocked = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        app.send(Method::GET, "/api/v1/hostile/count", Some(&token), None)
+        app.send(Method::GET, "/api/v1/hostile/count", Some(&other), None)
             .await
     };
     let ((busy_status, _), blocked) = tokio::join!(busy, blocked);

@@ -163,3 +163,81 @@ async fn a_suspended_tenants_valid_token_gets_403() {
         0
     );
 }
+
+#[tokio::test]
+async fn an_issuer_bound_to_some_tenants_cannot_speak_for_others() {
+    let mut acme_idp = eerp_tenancy::IssuerConfig::hs256(
+        "https://login.acme.test",
+        "eerp-test",
+        b"acme-idp-secret-acme-idp-secret-!".to_vec(),
+    );
+    acme_idp.operator_audience = None;
+    acme_idp.tenants = Some(vec!["acme".into(), "acme_*".into()]);
+    let app = eerp_e2e::spawn_app_with(eerp_e2e::TestOptions {
+        extra_issuers: vec![acme_idp.clone()],
+        ..eerp_e2e::TestOptions::default()
+    })
+    .await;
+    let signer = eerp_tenancy::DevSigner::new(&acme_idp).unwrap();
+    for slug in ["acme", "acme_eu", "globex"] {
+        app.create_tenant(slug).await;
+    }
+    let token = |slug: &str| {
+        let slug = eerp_tenancy::id::TenantSlug::parse(slug).unwrap();
+        signer
+            .tenant_token(&slug, "sso-user", &["admin"], 600)
+            .unwrap()
+    };
+    for own in ["acme", "acme_eu"] {
+        let served = app
+            .send(Method::GET, CONTACTS, Some(&token(own)), None)
+            .await;
+        assert_eq!(served.status(), 200, "{own}");
+    }
+    let (status, _, problem) = status_and_json(
+        app.send(Method::GET, CONTACTS, Some(&token("globex")), None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 401, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may not speak for"),
+        "{problem}"
+    );
+    // Nor may it mint operator tokens, whatever audience it puts in them.
+    let mut as_operator = acme_idp.clone();
+    as_operator.operator_audience = Some("eerp-test-admin".into());
+    let operator = eerp_tenancy::DevSigner::new(&as_operator)
+        .unwrap()
+        .operator_token("sso-admin", 600)
+        .unwrap();
+    let refused = app
+        .send(Method::GET, "/admin/v1/tenants", Some(&operator), None)
+        .await;
+    assert_eq!(refused.status(), 401);
+}
+
+#[tokio::test]
+async fn a_tenant_created_again_under_its_old_slug_refuses_the_old_tenants_tokens() {
+    let app = spawn_app().await;
+    let old = app.admin_of("phoenix").await;
+    let served = app.send(Method::GET, CONTACTS, Some(&old), None).await;
+    assert_eq!(served.status(), 200);
+    let (status, _) = app.admin(Method::DELETE, "/tenants/phoenix", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .admin(Method::POST, "/purge", Some(&json!({"grace_seconds": 0})))
+        .await;
+    assert_eq!(status, 200);
+    // Tokens carry whole seconds and the clocks may differ by 5: wait past both.
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let new = app.admin_of("phoenix").await;
+    let (status, _, problem) =
+        status_and_json(app.send(Method::GET, CONTACTS, Some(&old), None).await).await;
+    assert_eq!(status, 401, "the earlier tenant's token: {problem}");
+    let served = app.send(Method::GET, CONTACTS, Some(&new), None).await;
+    assert_eq!(served.status(), 200);
+}

@@ -62,6 +62,10 @@ pub fn normalize(mut contact: Contact) -> Result<Contact, Error> {
     checks
         .text("name", &contact.name, 1, 200)
         .email("email", contact.email.as_deref())
+        .max_len("phone", contact.phone.as_deref(), 64)
+        .max_len("company", contact.company.as_deref(), 200)
+        .max_len("website", contact.website.as_deref(), 2048)
+        .max_len("notes", contact.notes.as_deref(), 20_000)
         .one_of("status", contact.status.as_deref(), &STATUSES)
         .money("credit_limit", contact.credit_limit.as_deref(), 12, 2);
     checks.finish("contact", "invalid_contact")?;

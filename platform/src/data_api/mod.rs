@@ -18,6 +18,7 @@ pub mod values;
 use std::time::Duration;
 
 use eerp_abi::data::{DataError, DataErrorKind, DataOp, DataReply};
+use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
@@ -38,6 +39,8 @@ pub struct DataUsage {
     pub host_time: Duration,
     /// Each statement's operation and duration, for the query histogram.
     pub statements: Vec<(&'static str, Duration)>,
+    /// A data call was stopped at the row or byte cap (the request is `data_limit`).
+    pub capped: bool,
 }
 
 /// The operation's name as metrics label it.
@@ -88,60 +91,87 @@ async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataErro
     let (schema, model) = scope.target(&op)?;
     let statement = query::build(schema, model, &op)?;
     let rows = run_statement(scope, &statement, op_name(&op)).await?;
-    let rows_returned = rows.len() as u64;
-    let bytes_returned: u64 = rows
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| row.get::<_, Option<&str>>(i).map_or(0, str::len) as u64)
-                .sum::<u64>()
-        })
-        .sum();
-    scope.usage.rows += rows_returned;
-    scope.usage.bytes += bytes_returned;
-    if scope.usage.rows > scope.limits.max_rows_returned
-        || scope.usage.bytes > scope.limits.max_bytes_returned
-    {
-        // The statement already ran (a write may have happened): only rollback is safe.
-        scope.db.mark_aborted();
-        return Err(error(
-            DataErrorKind::LimitExceeded,
-            format!(
-                "this request read more than the tenant's limit of {} rows or {} bytes",
-                scope.limits.max_rows_returned, scope.limits.max_bytes_returned
-            ),
-        ));
-    }
     statement.shape.render(&rows)
+}
+
+/// Bytes of row text in `row` (every column is selected as text).
+fn row_bytes(row: &tokio_postgres::Row) -> u64 {
+    (0..row.len())
+        .map(|i| {
+            row.try_get::<_, Option<&str>>(i)
+                .ok()
+                .flatten()
+                .map_or(0, str::len) as u64
+        })
+        .sum()
 }
 
 /// Runs `statement` in the request's transaction and records its duration under `op`
 /// (the statement alone: not the connection checkout or `BEGIN` of a first statement).
+///
+/// Rows are counted against the request's caps as they stream in: past a cap the
+/// statement is cancelled on the server and nothing more is read, so a cap bounds the
+/// memory a request can make the host hold, not just what the module sees.
 async fn run_statement(
     scope: &mut RequestScope,
     statement: &Statement,
     op: &'static str,
 ) -> Result<Vec<tokio_postgres::Row>, DataError> {
-    let params: Vec<(&(dyn ToSql + Sync), Type)> = statement
-        .params
-        .iter()
-        .map(|param| match param {
-            Param::Text(text) => (text as &(dyn ToSql + Sync), Type::TEXT),
-            Param::TextArray(items) => (items as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
-        })
-        .collect();
-    let result = match scope.db.client().await {
-        Ok(client) => {
-            let started = std::time::Instant::now();
-            let result = client.query_typed(&statement.sql, &params).await;
-            scope.usage.statements.push((op, started.elapsed()));
+    let params = statement.params.iter().map(|param| match param {
+        Param::Text(text) => (text as &(dyn ToSql + Sync), Type::TEXT),
+        Param::TextArray(items) => (items as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
+    });
+    let client = match scope.db.client().await {
+        Ok(client) => client,
+        Err(reason) => return Err(error(DataErrorKind::Unavailable, reason)),
+    };
+    let started = std::time::Instant::now();
+    let mut rows = Vec::new();
+    let mut capped = false;
+    let result = match client.query_typed_raw(&statement.sql, params).await {
+        Ok(stream) => {
+            let mut stream = std::pin::pin!(stream);
+            let mut result = Ok(());
+            while let Some(row) = stream.next().await {
+                let row = match row {
+                    Ok(row) => row,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                };
+                scope.usage.rows += 1;
+                scope.usage.bytes += row_bytes(&row);
+                if scope.usage.rows > scope.limits.max_rows_returned
+                    || scope.usage.bytes > scope.limits.max_bytes_returned
+                {
+                    capped = true;
+                    break;
+                }
+                rows.push(row);
+            }
             result
         }
-        Err(reason) => {
-            return Err(error(DataErrorKind::Unavailable, reason));
-        }
+        Err(e) => Err(e),
     };
-    result.map_err(|e| {
+    scope.usage.statements.push((op, started.elapsed()));
+    if capped {
+        // The rest of the result is not wanted; a write may have happened, so only
+        // rollback is safe.
+        drop(rows);
+        scope.db.cancel_running().await;
+        scope.db.mark_aborted();
+        scope.usage.capped = true;
+        return Err(error(
+            DataErrorKind::LimitExceeded,
+            format!(
+                "this request read more than the tenant's limit of {} rows or {} bytes; \
+                 ask for fewer rows (a smaller `limit`) or narrower ones",
+                scope.limits.max_rows_returned, scope.limits.max_bytes_returned
+            ),
+        ));
+    }
+    result.map(|()| rows).map_err(|e| {
         let (kind, message) = classify(&e);
         let cancelled = e
             .as_db_error()
@@ -158,8 +188,9 @@ async fn run_statement(
     })
 }
 
-/// Constraint and data errors are the module's to handle; everything else is the
-/// database failing.
+/// Constraint and data errors, and limits a value ran into (an index entry too large),
+/// are the module's to handle: its input caused them. Everything else is the database
+/// failing.
 fn classify(e: &tokio_postgres::Error) -> (DataErrorKind, String) {
     let Some(db) = e.as_db_error() else {
         return (
@@ -171,7 +202,10 @@ fn classify(e: &tokio_postgres::Error) -> (DataErrorKind, String) {
     let code = db.code();
     let kind = if code == &SqlState::UNIQUE_VIOLATION {
         DataErrorKind::Conflict
-    } else if code.code().starts_with("23") || code.code().starts_with("22") {
+    } else if ["22", "23", "54"]
+        .iter()
+        .any(|class| code.code().starts_with(class))
+    {
         DataErrorKind::Invalid
     } else {
         DataErrorKind::Unavailable

@@ -10,6 +10,21 @@ use serde_json::Value;
 use crate::migrations::ColumnModel;
 use crate::sql::{is_decimal, is_uuid};
 
+/// The longest `text` or `jsonb` value the data API writes, in bytes. A column that
+/// should hold less declares `varchar(n)`; nothing may hold more, so a row read back
+/// stays a bounded amount of memory (the request's byte cap is counted per row).
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+fn bounded(name: &str, text: String) -> Result<String, String> {
+    if text.len() > MAX_VALUE_BYTES {
+        return Err(format!(
+            "`{name}` is {} bytes, more than the platform's limit of {MAX_VALUE_BYTES} bytes per value",
+            text.len()
+        ));
+    }
+    Ok(text)
+}
+
 /// The type a parameter is cast to. Lengths and scales are left to the column, because
 /// an explicit cast to `varchar(n)` or `numeric(p,s)` would silently truncate or round.
 pub fn cast_type(ty: SqlType) -> &'static str {
@@ -45,8 +60,8 @@ pub fn to_text(column: &ColumnModel, value: &Value) -> Result<String, String> {
     match column.ty {
         SqlType::Text => value
             .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| wrong("a string")),
+            .ok_or_else(|| wrong("a string"))
+            .and_then(|text| bounded(name, text.to_string())),
         SqlType::Varchar(max) => {
             let text = value.as_str().ok_or_else(|| wrong("a string"))?;
             if text.chars().count() > max as usize {
@@ -83,7 +98,7 @@ pub fn to_text(column: &ColumnModel, value: &Value) -> Result<String, String> {
             .filter(|s| is_uuid(s))
             .map(str::to_string)
             .ok_or_else(|| wrong("a UUID string")),
-        SqlType::Jsonb => Ok(value.to_string()),
+        SqlType::Jsonb => bounded(name, value.to_string()),
     }
 }
 
@@ -230,6 +245,17 @@ mod tests {
             to_param(&column(SqlType::Jsonb, false), &json!({"a":1})),
             Ok(Some(r#"{"a":1}"#.into()))
         );
+    }
+
+    #[test]
+    fn text_and_json_values_have_a_platform_maximum() {
+        let long = "x".repeat(MAX_VALUE_BYTES + 1);
+        let text = to_param(&column(SqlType::Text, false), &json!(long)).unwrap_err();
+        assert!(text.contains("platform's limit"), "{text}");
+        let doc = to_param(&column(SqlType::Jsonb, false), &json!({ "a": long })).unwrap_err();
+        assert!(doc.contains("platform's limit"), "{doc}");
+        let fits = "x".repeat(MAX_VALUE_BYTES);
+        assert!(to_param(&column(SqlType::Text, false), &json!(fits)).is_ok());
     }
 
     #[test]

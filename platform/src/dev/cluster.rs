@@ -36,8 +36,12 @@ pub enum ClusterError {
 /// Options for [`LocalCluster::start`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClusterOptions {
-    /// Delete the data directory when the cluster stops (test clusters).
+    /// Delete the data directory when the cluster stops (test clusters). Ephemeral
+    /// clusters also skip fsync and synchronous commit, unless `durable`.
     pub ephemeral: bool,
+    /// Keep PostgreSQL's durability settings even for an ephemeral cluster (tests that
+    /// crash the server and count what survived).
+    pub durable: bool,
 }
 
 /// A running private cluster. Dropping it stops the server.
@@ -74,7 +78,7 @@ impl LocalCluster {
         };
         cluster.init()?;
         cluster.refuse_if_running()?;
-        cluster.launch(options.ephemeral)?;
+        cluster.launch(options.ephemeral && !options.durable)?;
         cluster.spawn_watchdog()?;
         Ok(cluster)
     }
@@ -104,6 +108,30 @@ impl LocalCluster {
         if self.ephemeral {
             let _ = std::fs::remove_dir_all(&self.data_dir);
         }
+    }
+
+    /// Kills the server the way a crash would (`pg_ctl stop -m immediate`): no
+    /// checkpoint, clients cut off; the next start recovers from the WAL.
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails.
+    pub fn crash(&self) -> Result<(), ClusterError> {
+        let output = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["stop", "-m", "immediate", "-w", "-t", "30"])
+            .output()
+            .map_err(|e| io_error("running pg_ctl stop", e))?;
+        check(output, "pg_ctl stop -m immediate")
+    }
+
+    /// Starts the server again on the same port, durably, after [`LocalCluster::crash`].
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails.
+    pub fn start_again(&self) -> Result<(), ClusterError> {
+        self.launch(false)
     }
 
     fn command(&self, program: &str) -> Command {

@@ -63,6 +63,12 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     let signer = DevSigner::new(&issuer).context("the dev issuer signs with HS256")?;
     let mut settings = Settings::new(database_url, vec![issuer]);
     settings.port = options.port;
+    // The operations port (metrics, readiness) is the next one.
+    settings.ops_port = options
+        .port
+        .checked_add(1)
+        .filter(|_| options.port != 0)
+        .unwrap_or(0);
     let app = App::build(settings).await?;
     let state = app.state();
     let catalog = Catalog {
@@ -90,7 +96,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         &["admin"],
         24 * 3600,
     )?;
-    print_welcome(app.port(), &token);
+    print_welcome(app.port(), app.ops_port(), &token);
     drop(state);
     let served = app.run_until_stopped().await;
     if let Some(cluster) = cluster {
@@ -133,11 +139,12 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_welcome(port: u16, token: &str) {
+fn print_welcome(port: u16, ops_port: u16, token: &str) {
     let base = format!("http://127.0.0.1:{port}/api/v1/crm");
     println!(
         r#"
 EERP dev server on http://127.0.0.1:{port}  (Ctrl-C stops it)
+Metrics and readiness on http://127.0.0.1:{ops_port}/metrics and /readyz
 Tenant `{DEMO_TENANT}`, role admin. Token (valid 24 h):
 
 export TOKEN={token}

@@ -4,12 +4,15 @@
 //! |---|---|
 //! | `/api/v1/{module}/...` | module routes, dispatched into the sandbox ([`dispatch`]) |
 //! | `/admin/v1/...` | the operators' admin API ([`admin`]) |
-//! | `/livez`, `/readyz` | health ([`health`]) |
-//! | `/metrics` | Prometheus text exposition ([`metrics`]) |
+//! | `/livez` | liveness, no I/O ([`health`]) |
 //! | anything else | 404 problem |
+//!
+//! The operations port ([`ops_routes`]) serves `/livez`, `/readyz` and `/metrics`: they
+//! name tenants and touch the shared database, so they stay off the public listener.
 
 pub mod admin;
 pub mod auth;
+pub mod body;
 pub mod dispatch;
 pub mod health;
 pub mod metrics;
@@ -17,17 +20,23 @@ pub mod problem;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-/// Registers every route.
+/// Registers every route of the public listener.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/livez", web::get().to(health::livez))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
         .configure(admin::routes)
         .route("/api/v1/{module}", web::route().to(dispatch::module_route))
         .route(
             "/api/v1/{module}/{tail:.*}",
             web::route().to(dispatch::module_route),
         )
+        .default_service(web::route().to(not_found));
+}
+
+/// Registers the routes of the operations listener (probes and Prometheus).
+pub fn ops_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/livez", web::get().to(health::livez))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .default_service(web::route().to(not_found));
 }
 

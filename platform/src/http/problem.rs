@@ -128,6 +128,8 @@ pub enum ApiError {
     Forbidden(String),
     /// The body is larger than the tenant allows.
     TooLarge(usize),
+    /// The body did not arrive in time.
+    SlowBody(std::time::Duration),
     /// The body is not JSON.
     UnsupportedMediaType,
     /// The body or query is malformed.
@@ -150,7 +152,7 @@ impl ApiError {
                 S::UNAUTHORIZED,
                 "unauthenticated",
                 "Authentication required",
-                "the token's tenant does not exist or was deleted",
+                "the token's tenant does not exist, was deleted, or was created after the token was issued; get a new token",
             ),
             ApiError::Suspended => Problem::new(
                 S::FORBIDDEN,
@@ -209,7 +211,13 @@ impl ApiError {
                 S::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Request body too large",
-                format!("the body exceeds this tenant's limit of {limit} bytes"),
+                format!("the body is larger than the {limit} bytes this request may have"),
+            ),
+            ApiError::SlowBody(limit) => Problem::new(
+                S::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request body too slow",
+                format!("the body did not arrive within {} s; send it in one go", limit.as_secs()),
             ),
             ApiError::UnsupportedMediaType => Problem::new(
                 S::UNSUPPORTED_MEDIA_TYPE,

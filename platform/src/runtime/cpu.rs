@@ -4,11 +4,18 @@
 //! call) inside `poll`, and returns `Pending` while a data call waits on PostgreSQL. Adding
 //! up the calling thread's CPU clock across polls therefore counts the guest's compute and
 //! leaves out the database waits, whichever worker thread each poll runs on.
+//!
+//! The same view shares the cores fairly ([`CpuShared`]): a poll is when a sandbox uses a
+//! core, so a tenant's sandboxes take one of the tenant's core permits for each poll.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 /// CPU time the current thread has used so far.
 pub fn thread_cpu_time() -> Duration {
@@ -54,29 +61,216 @@ impl<F: Future> Future for CpuTimed<'_, F> {
     }
 }
 
+type Acquiring = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
+
+/// A tenant's share of the cores, as every sandbox of the tenant sees it.
+#[derive(Clone)]
+pub struct CpuShare {
+    /// One permit per core of the tenant's share: a sandbox holds one while it executes.
+    pub permits: Arc<Semaphore>,
+    /// Tenants of this replica with module calls in flight, this one included.
+    pub active_tenants: Arc<AtomicUsize>,
+}
+
+impl CpuShare {
+    /// A share of `cores` permits, alone on the replica (benchmarks, tools).
+    pub fn alone(cores: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(cores)),
+            active_tenants: Arc::new(AtomicUsize::new(1)),
+        }
+    }
+}
+
+/// Debt below which a busy call is not made to wait: tokio's timers tick in
+/// milliseconds, and shorter waits would round up into far more than the debt.
+const MIN_BACKOFF: Duration = Duration::from_millis(2);
+
+/// How many times its CPU a busy call pays back at most: however many tenants are
+/// active, a CPU-bound one keeps a quarter of its share.
+const MAX_BACKOFF_FACTOR: u32 = 3;
+
+/// Polls a future only while holding one of its tenant's core permits, taken before each
+/// poll and given back when the poll returns.
+///
+/// A sandbox returns from a poll when it waits on the database and at every fuel yield
+/// interval, so a tenant with many calls in flight executes wasm on at most as many
+/// threads as it has permits; its other sandboxes wait in the semaphore's FIFO queue
+/// instead of the executor's run queue, where other tenants' requests would queue behind
+/// every one of them.
+///
+/// While other tenants have calls in flight, a call also pays back the CPU it used: it
+/// keeps the tenant's permit idle for twice as long as it ran per other active tenant
+/// (at most [`MAX_BACKOFF_FACTOR`] times), so beside one other tenant a CPU-bound one gets
+/// a third of its share and the rest goes to the others' requests, wasm and host work
+/// alike (their host work needs cores too, which is why the debt counts double). Short
+/// calls never build up [`MIN_BACKOFF`] of debt and so never wait. Alone, a tenant uses
+/// its whole share.
+pub struct CpuShared<F> {
+    inner: F,
+    share: CpuShare,
+    waiting: Option<Acquiring>,
+    debt: Duration,
+    cooling: Option<(OwnedSemaphorePermit, Pin<Box<tokio::time::Sleep>>)>,
+    backed_off: Duration,
+}
+
+impl<F: Future + Unpin> CpuShared<F> {
+    /// Runs `inner` within `share`.
+    pub fn new(inner: F, share: CpuShare) -> Self {
+        Self {
+            inner,
+            share,
+            waiting: None,
+            debt: Duration::ZERO,
+            cooling: None,
+            backed_off: Duration::ZERO,
+        }
+    }
+
+    fn poll_holding(
+        &mut self,
+        permit: OwnedSemaphorePermit,
+        cx: &mut Context<'_>,
+    ) -> Poll<F::Output> {
+        let started = thread_cpu_time();
+        let result = Pin::new(&mut self.inner).poll(cx);
+        if result.is_ready() {
+            return result;
+        }
+        let others = self
+            .share
+            .active_tenants
+            .load(Ordering::Relaxed)
+            .saturating_sub(1);
+        let factor = (2 * u32::try_from(others).unwrap_or(u32::MAX)).min(MAX_BACKOFF_FACTOR);
+        self.debt += thread_cpu_time().saturating_sub(started) * factor;
+        if self.debt >= MIN_BACKOFF {
+            let debt = std::mem::take(&mut self.debt);
+            self.backed_off += debt;
+            let mut sleep = Box::pin(tokio::time::sleep(debt));
+            // Registers the waker, so the call is polled again when the wait is over.
+            if sleep.as_mut().poll(cx).is_pending() {
+                self.cooling = Some((permit, sleep));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<F: Future + Unpin> Future for CpuShared<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some((_, sleep)) = this.cooling.as_mut() {
+            std::task::ready!(sleep.as_mut().poll(cx));
+            this.cooling = None;
+        }
+        if this.waiting.is_none() {
+            match this.share.permits.clone().try_acquire_owned() {
+                Ok(permit) => return this.poll_holding(permit, cx),
+                Err(_) => {
+                    this.waiting = Some(Box::pin(this.share.permits.clone().acquire_owned()));
+                }
+            }
+        }
+        let Some(waiting) = this.waiting.as_mut() else {
+            return Poll::Pending;
+        };
+        let acquired = std::task::ready!(waiting.as_mut().poll(cx));
+        this.waiting = None;
+        match acquired {
+            Ok(permit) => this.poll_holding(permit, cx),
+            // Never closed; should it be, running unshared beats never running.
+            Err(_) => Pin::new(&mut this.inner).poll(cx),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn busy_polls_count_and_sleeping_does_not() {
-        let mut spent = Duration::ZERO;
-        // Burn 30 ms of this thread's CPU (by its own clock, so a busy machine does not
-        // change the amount), then wait 300 ms without using any.
-        let work = async {
+    /// Counts how many of its futures are inside a poll at once.
+    struct Busy {
+        polls_left: u32,
+        inside: Arc<std::sync::atomic::AtomicU32>,
+        most: Arc<std::sync::atomic::AtomicU32>,
+    }
+
+    impl Future for Busy {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.inside.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
             let started = thread_cpu_time();
-            let mut x = 0u64;
-            while thread_cpu_time() - started < Duration::from_millis(30) {
-                x = std::hint::black_box(x.wrapping_add(1));
+            while thread_cpu_time() - started < Duration::from_millis(2) {
+                std::hint::spin_loop();
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        };
-        tokio::pin!(work);
-        CpuTimed::new(work, &mut spent).await;
-        assert!(spent >= Duration::from_millis(30), "{spent:?}");
-        assert!(
-            spent < Duration::from_millis(300),
-            "the wait is not CPU: {spent:?}"
+            self.inside.fetch_sub(1, SeqCst);
+            self.polls_left -= 1;
+            if self.polls_left == 0 {
+                return Poll::Ready(());
+            }
+            // Like a fuel yield: runnable again at once.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_tenant_never_polls_more_sandboxes_at_once_than_its_core_share() {
+        let inside = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let share = CpuShare::alone(1);
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let busy = Busy {
+                    polls_left: 5,
+                    inside: inside.clone(),
+                    most: most.clone(),
+                };
+                tokio::spawn(CpuShared::new(busy, share.clone()))
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap();
+        }
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(
+            share.permits.available_permits(),
+            1,
+            "every permit came back"
         );
+    }
+
+    #[tokio::test]
+    async fn a_busy_call_backs_off_while_other_tenants_are_active_and_not_when_alone() {
+        let backed_off = |active: usize| async move {
+            let share = CpuShare::alone(1);
+            share
+                .active_tenants
+                .store(active, std::sync::atomic::Ordering::SeqCst);
+            let busy = Busy {
+                polls_left: 10,
+                inside: Arc::default(),
+                most: Arc::default(),
+            };
+            let mut call = CpuShared::new(busy, share);
+            (&mut call).await;
+            call.backed_off
+        };
+        assert_eq!(
+            backed_off(1).await,
+            Duration::ZERO,
+            "alone, nothing to pay back"
+        );
+        // Nine polls of 2 ms of CPU returned Pending: each is paid back twice per other
+        // tenant, and three times at most.
+        assert!(backed_off(2).await >= Duration::from_millis(36));
+        assert!(backed_off(9).await >= Duration::from_millis(54));
     }
 }

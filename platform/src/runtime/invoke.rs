@@ -18,7 +18,7 @@ use eerp_abi::envelope::{MAX_RESPONSE_BYTES, Response};
 use eerp_abi::unpack;
 use wasmtime::{Engine, Extern, ModuleExport, Store};
 
-use super::cpu::CpuTimed;
+use super::cpu::{CpuShare, CpuShared, CpuTimed};
 use super::guest_memory;
 use super::host::events::{Emitted, EventState};
 use super::host::{HostState, HostTrap};
@@ -28,8 +28,10 @@ use crate::data_api::{DataUsage, RequestScope};
 use crate::db::DbSession;
 
 /// Fuel between voluntary yields to the async executor, so a busy module cannot hold a
-/// worker thread for long (about 0.1 ms of guest code).
-pub(super) const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+/// worker thread for long: about 50 µs of guest code, short enough that other tenants'
+/// requests interleave with a CPU-bound one, long enough that yielding costs little (see
+/// `docs/reliability.md`).
+pub(super) const FUEL_YIELD_INTERVAL: u64 = 100_000;
 
 /// One call to make.
 pub struct Invocation {
@@ -41,6 +43,8 @@ pub struct Invocation {
     pub scope: RequestScope,
     /// The request id, for the module's log lines.
     pub request_id: String,
+    /// The tenant's share of the cores: the call executes only within it.
+    pub cpu: CpuShare,
 }
 
 /// What happened, with the measurements the caller logs.
@@ -91,7 +95,7 @@ pub async fn invoke(
                 &mut instantiate_time,
             );
             tokio::pin!(call);
-            let call = CpuTimed::new(call, &mut cpu_time);
+            let call = CpuShared::new(CpuTimed::new(call, &mut cpu_time), invocation.cpu);
             match tokio::time::timeout(limits.wall_time, call).await {
                 Ok(result) => result,
                 Err(_) => Ok(Err(InvokeError::Timeout(limits.wall_time))),

@@ -28,6 +28,8 @@ pub enum Outcome {
     BadAbi,
     /// Domain events nested too deep or fanned out too far (an event loop).
     EventLimit,
+    /// A data call read past the request's row or byte cap and was stopped there.
+    DataLimit,
     /// No sandbox slot was free.
     PoolExhausted,
     /// Too many requests (reserved for admission control).
@@ -38,7 +40,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, for metrics that show each one from the start.
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Ok,
         Outcome::ModuleError,
         Outcome::OutOfFuel,
@@ -48,6 +50,7 @@ impl Outcome {
         Outcome::Trap,
         Outcome::BadAbi,
         Outcome::EventLimit,
+        Outcome::DataLimit,
         Outcome::PoolExhausted,
         Outcome::RateLimited,
         Outcome::DbError,
@@ -65,6 +68,7 @@ impl Outcome {
             Outcome::Trap => "trap",
             Outcome::BadAbi => "bad_abi",
             Outcome::EventLimit => "event_limit",
+            Outcome::DataLimit => "data_limit",
             Outcome::PoolExhausted => "pool_exhausted",
             Outcome::RateLimited => "rate_limited",
             Outcome::DbError => "db_error",

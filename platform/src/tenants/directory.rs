@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -17,7 +17,7 @@ use eerp_tenancy::{LimitOverrides, Limits};
 use moka::future::Cache;
 
 use super::TenantError;
-use super::gate::Gate;
+use super::gate::{Gate, Shares};
 
 /// A tenant's life cycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,12 +69,18 @@ pub struct TenantEntry {
     pub modules: BTreeMap<String, String>,
     /// The tenant's roles.
     pub roles: RoleGrants,
+    /// When this tenant (this incarnation of its slug) was created, in seconds since the
+    /// epoch: tokens issued before then were for an earlier tenant of the same slug.
+    pub created_at: u64,
 }
 
 /// Cached tenant entries and admission gates of this replica.
 pub struct TenantDirectory {
     pool: Pool,
     base: Limits,
+    shares: Shares,
+    /// Tenants with module calls in flight on this replica.
+    active_tenants: Arc<AtomicUsize>,
     entries: Cache<String, Option<Arc<TenantEntry>>>,
     gates: moka::sync::Cache<String, Arc<Gate>>,
     /// Bumped by every invalidation, so a load that raced with one is not trusted.
@@ -84,11 +90,14 @@ pub struct TenantDirectory {
 }
 
 impl TenantDirectory {
-    /// A directory over `pool`; `base` are the limits under every plan.
-    pub fn new(pool: Pool, base: Limits, capacity: u64, ttl: Duration) -> Self {
+    /// A directory over `pool`; `base` are the limits under every plan, and `shares`
+    /// what each tenant may hold of this replica's shared resources.
+    pub fn new(pool: Pool, base: Limits, shares: Shares, capacity: u64, ttl: Duration) -> Self {
         Self {
             pool,
             base,
+            shares,
+            active_tenants: Arc::default(),
             entries: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
@@ -161,14 +170,22 @@ impl TenantDirectory {
             .entry_by_ref(key)
             .and_compute_with(|current| match current {
                 Some(gate) if gate.value().fits(&entry.limits) => Op::Nop,
-                _ => Op::Put(Arc::new(Gate::new(&entry.limits))),
+                _ => Op::Put(Arc::new(Gate::new(
+                    &entry.limits,
+                    self.shares,
+                    self.active_tenants.clone(),
+                ))),
             });
         match result {
             CompResult::Inserted(gate)
             | CompResult::ReplacedWith(gate)
             | CompResult::Unchanged(gate) => gate.into_value(),
             // The closure never removes; a fresh gate is still a correct answer.
-            CompResult::Removed(_) | CompResult::StillNone(_) => Arc::new(Gate::new(&entry.limits)),
+            CompResult::Removed(_) | CompResult::StillNone(_) => Arc::new(Gate::new(
+                &entry.limits,
+                self.shares,
+                self.active_tenants.clone(),
+            )),
         }
     }
 
@@ -198,7 +215,8 @@ async fn load(
                           WHERE m.tenant_id = t.id AND m.enabled AND m.module_version IS NOT NULL),
                          '{}')::text,
                 coalesce((SELECT json_object_agg(r.role, r.grants) FROM eerp.tenant_roles r
-                          WHERE r.tenant_id = t.id), '{}')::text
+                          WHERE r.tenant_id = t.id), '{}')::text,
+                extract(epoch FROM t.created_at)::bigint
              FROM eerp.tenants t JOIN eerp.plans p ON p.name = t.plan
              WHERE t.slug = $1",
             &[&slug.as_str()],
@@ -228,5 +246,6 @@ async fn load(
         limits,
         modules,
         roles: RoleGrants(roles),
+        created_at: u64::try_from(row.get::<_, i64>(5)).unwrap_or(0),
     })))
 }

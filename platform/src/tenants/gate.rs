@@ -1,8 +1,15 @@
-//! Per-tenant admission: a token bucket for the request rate and a semaphore for module
-//! calls running at once. Rejections become 429 with `Retry-After`.
+//! Per-tenant admission and shares: a token bucket for the request rate, a semaphore for
+//! module calls in flight, and the tenant's share of this replica's cores, database
+//! connections and sandbox slots. Rejections become 429 with `Retry-After`.
+//!
+//! Shares are what keeps one busy tenant from starving the others: whatever it sends, it
+//! never executes wasm on more than its share of the cores, never holds more than its
+//! share of the pool's connections, and never has more calls in flight than its share of
+//! the sandbox slots.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -10,6 +17,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use eerp_tenancy::Limits;
+
+use crate::runtime::cpu::CpuShare;
 
 /// Why a request was not admitted, and when to try again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,24 +35,87 @@ pub enum Rejected {
     },
 }
 
+/// How much of this replica's shared resources one tenant may hold at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shares {
+    /// Sandboxes executing wasm at the same instant (see [`crate::runtime::cpu::CpuShared`]).
+    pub cores: u32,
+    /// Pooled database connections.
+    pub connections: u32,
+    /// Module calls in flight, each holding a sandbox slot.
+    pub sandboxes: u32,
+}
+
+impl Shares {
+    /// `fraction` (0 < f <= 1) of `cores`, `connections` and `sandboxes`, at least one each.
+    pub fn of(fraction: f64, cores: usize, connections: usize, sandboxes: u32) -> Self {
+        let part = |total: f64| ((total * fraction).floor() as u32).max(1);
+        Self {
+            cores: part(cores as f64),
+            connections: part(connections as f64),
+            sandboxes: part(f64::from(sandboxes)),
+        }
+    }
+}
+
+/// A module call admitted for its tenant. While any of a tenant's calls is admitted, the
+/// tenant counts as active on the replica (which busy calls of others back off for).
+#[derive(Debug)]
+pub struct Admitted {
+    _permit: OwnedSemaphorePermit,
+    in_flight: Arc<AtomicUsize>,
+    active_tenants: Arc<AtomicUsize>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.active_tenants.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// The admission state of one tenant on this replica.
 pub struct Gate {
     shape: (u32, u32, u32),
     limiter: DefaultDirectRateLimiter,
     calls: Arc<Semaphore>,
+    call_limit: u32,
+    in_flight: Arc<AtomicUsize>,
+    cpu: CpuShare,
+    connections: Arc<Semaphore>,
 }
 
 impl Gate {
-    /// A gate for `limits`.
-    pub fn new(limits: &Limits) -> Self {
+    /// A gate for `limits`, within `shares`; `active_tenants` counts the replica's
+    /// tenants with calls in flight.
+    pub fn new(limits: &Limits, shares: Shares, active_tenants: Arc<AtomicUsize>) -> Self {
         let nonzero = |v: u32| NonZeroU32::new(v.max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_second(nonzero(limits.requests_per_second))
             .allow_burst(nonzero(limits.burst));
+        let call_limit = limits.max_concurrent_calls.min(shares.sandboxes);
         Self {
             shape: shape(limits),
             limiter: RateLimiter::direct(quota),
-            calls: Arc::new(Semaphore::new(limits.max_concurrent_calls as usize)),
+            calls: Arc::new(Semaphore::new(call_limit as usize)),
+            call_limit,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            cpu: CpuShare {
+                permits: Arc::new(Semaphore::new(shares.cores as usize)),
+                active_tenants,
+            },
+            connections: Arc::new(Semaphore::new(shares.connections as usize)),
         }
+    }
+
+    /// The tenant's share of the cores.
+    pub fn cpu(&self) -> CpuShare {
+        self.cpu.clone()
+    }
+
+    /// The tenant's permits to hold a pooled connection.
+    pub fn connections(&self) -> Arc<Semaphore> {
+        self.connections.clone()
     }
 
     /// Whether this gate was built for `limits` (else it must be replaced).
@@ -55,17 +127,26 @@ impl Gate {
     ///
     /// # Errors
     /// [`Rejected`] with the wait before a retry can succeed.
-    pub fn admit(&self) -> Result<OwnedSemaphorePermit, Rejected> {
+    pub fn admit(&self) -> Result<Admitted, Rejected> {
         if let Err(not_until) = self.limiter.check() {
             let retry_after = not_until.wait_time_from(DefaultClock::default().now());
             return Err(Rejected::Rate { retry_after });
         }
-        self.calls
+        let permit = self
+            .calls
             .clone()
             .try_acquire_owned()
             .map_err(|_| Rejected::Concurrency {
-                limit: self.shape.2,
-            })
+                limit: self.call_limit,
+            })?;
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.cpu.active_tenants.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(Admitted {
+            _permit: permit,
+            in_flight: self.in_flight.clone(),
+            active_tenants: self.cpu.active_tenants.clone(),
+        })
     }
 }
 
@@ -81,6 +162,49 @@ fn shape(limits: &Limits) -> (u32, u32, u32) {
 mod tests {
     use super::*;
 
+    const WIDE: Shares = Shares {
+        cores: 8,
+        connections: 64,
+        sandboxes: 1024,
+    };
+
+    #[test]
+    fn shares_are_a_fraction_of_each_resource_and_never_zero() {
+        assert_eq!(
+            Shares::of(0.5, 2, 16, 128),
+            Shares {
+                cores: 1,
+                connections: 8,
+                sandboxes: 64
+            }
+        );
+        assert_eq!(
+            Shares::of(0.25, 1, 1, 1),
+            Shares {
+                cores: 1,
+                connections: 1,
+                sandboxes: 1
+            }
+        );
+    }
+
+    #[test]
+    fn calls_in_flight_are_capped_by_the_sandbox_share_too() {
+        let gate = Gate::new(
+            &Limits::default(),
+            Shares {
+                sandboxes: 1,
+                ..WIDE
+            },
+            Arc::default(),
+        );
+        let _only = gate.admit().unwrap();
+        assert_eq!(
+            gate.admit().unwrap_err(),
+            Rejected::Concurrency { limit: 1 }
+        );
+    }
+
     #[test]
     fn the_burst_is_admitted_then_the_rate_applies_with_a_retry_time() {
         let limits = Limits {
@@ -88,7 +212,7 @@ mod tests {
             burst: 3,
             ..Limits::default()
         };
-        let gate = Gate::new(&limits);
+        let gate = Gate::new(&limits, WIDE, Arc::default());
         let permits: Vec<_> = (0..3).map(|_| gate.admit().unwrap()).collect();
         match gate.admit() {
             Err(Rejected::Rate { retry_after }) => {
@@ -105,7 +229,7 @@ mod tests {
             max_concurrent_calls: 2,
             ..Limits::default()
         };
-        let gate = Gate::new(&limits);
+        let gate = Gate::new(&limits, WIDE, Arc::default());
         let first = gate.admit().unwrap();
         let _second = gate.admit().unwrap();
         assert_eq!(
@@ -117,8 +241,27 @@ mod tests {
     }
 
     #[test]
+    fn a_tenant_is_active_while_any_of_its_calls_is() {
+        let active = Arc::new(AtomicUsize::new(0));
+        let first = Gate::new(&Limits::default(), WIDE, active.clone());
+        let second = Gate::new(&Limits::default(), WIDE, active.clone());
+        let a = first.admit().unwrap();
+        let b = first.admit().unwrap();
+        let c = second.admit().unwrap();
+        assert_eq!(active.load(Ordering::SeqCst), 2);
+        drop(a);
+        assert_eq!(
+            active.load(Ordering::SeqCst),
+            2,
+            "one of its calls is still in flight"
+        );
+        drop((b, c));
+        assert_eq!(active.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
     fn a_gate_fits_only_the_limits_it_was_built_for() {
-        let gate = Gate::new(&Limits::default());
+        let gate = Gate::new(&Limits::default(), WIDE, Arc::default());
         assert!(gate.fits(&Limits::default()));
         assert!(!gate.fits(&Limits {
             burst: 1,

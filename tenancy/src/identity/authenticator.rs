@@ -81,7 +81,7 @@ impl moka::Expiry<[u8; 32], Arc<Verified>> for UntilExpiry {
 
 /// Verifies bearer tokens. Shared by every request; cheap to call concurrently.
 pub struct Authenticator {
-    issuers: Vec<IssuerKeys>,
+    issuers: Vec<Arc<IssuerKeys>>,
     verified: Cache<[u8; 32], Arc<Verified>>,
     leeway: u64,
     hits: AtomicU64,
@@ -116,6 +116,8 @@ struct Claims {
     #[serde(default)]
     exp: u64,
     #[serde(default)]
+    iat: Option<u64>,
+    #[serde(default)]
     roles: Vec<String>,
     #[serde(flatten)]
     rest: Map<String, Value>,
@@ -133,7 +135,7 @@ impl Authenticator {
     ) -> Result<Self, KeyError> {
         let mut loaded = Vec::with_capacity(issuers.len());
         for config in issuers {
-            loaded.push(
+            loaded.push(Arc::new(
                 IssuerKeys::load(
                     config,
                     fetcher.clone(),
@@ -141,7 +143,7 @@ impl Authenticator {
                     settings.jwks_max_age,
                 )
                 .await?,
-            );
+            ));
         }
         Ok(Self {
             issuers: loaded,
@@ -189,7 +191,7 @@ impl Authenticator {
     async fn verified(&self, token: &str, kind: Kind) -> Result<Arc<Verified>, AuthError> {
         let digest = token_digest(token, kind);
         if let Some(hit) = self.verified.get(&digest) {
-            self.refresh_if_stale(hit.issuer).await;
+            self.refresh_if_stale(hit.issuer);
             if self.still_valid(&hit) {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(hit);
@@ -202,13 +204,13 @@ impl Authenticator {
         Ok(verified)
     }
 
-    async fn refresh_if_stale(&self, issuer: usize) {
+    /// Starts a background refetch of stale keys: a request with a cached token never
+    /// waits for the identity provider (a key it withdrew stops verifying once the fetch
+    /// lands, through [`Self::still_valid`]).
+    fn refresh_if_stale(&self, issuer: usize) {
         let keys = &self.issuers[issuer];
         if keys.is_stale(&keys.current()) {
-            let (current, changed) = keys.refresh(None).await;
-            if changed {
-                self.evict_rotated(issuer, &current);
-            }
+            keys.refresh_in_background();
         }
     }
 
@@ -241,7 +243,7 @@ impl Authenticator {
                 .as_deref()
                 .ok_or(AuthError::WrongIssuerOrAudience)?,
         };
-        self.refresh_if_stale(index).await;
+        self.refresh_if_stale(index);
         let kid = header.kid.as_deref();
         let mut keys = issuer.current();
         if let Some(kid) = kid
@@ -326,6 +328,11 @@ fn principal(
             subject: claims.sub,
         }));
     }
+    // Tenant tokens must say when they were issued: a tenant deleted, purged and created
+    // again under the same slug refuses the tokens of the earlier one by it.
+    let issued_at = claims
+        .iat
+        .ok_or_else(|| AuthError::BadClaims("missing `iat`".into()))?;
     let claim = &config.tenant_claim;
     let tenant = claims
         .rest
@@ -337,10 +344,14 @@ fn principal(
         .ok_or_else(|| {
             AuthError::BadClaims(format!("tenant claim `{claim}` is not a tenant slug"))
         })?;
+    if !config.speaks_for(&tenant) {
+        return Err(AuthError::TenantNotAllowed);
+    }
     Ok(Principal::Tenant(Identity {
         tenant,
         subject: claims.sub,
         roles: claims.roles,
+        issued_at,
     }))
 }
 

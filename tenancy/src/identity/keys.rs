@@ -129,6 +129,8 @@ pub(crate) struct IssuerKeys {
     fetcher: Option<Arc<dyn JwksFetcher>>,
     cooldown: Duration,
     max_age: Duration,
+    /// A background refresh is under way (at most one per issuer).
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 impl IssuerKeys {
@@ -146,6 +148,7 @@ impl IssuerKeys {
             fetcher,
             cooldown,
             max_age,
+            refreshing: std::sync::atomic::AtomicBool::new(false),
         };
         let initial = match &keys.config.keys {
             KeySource::Hs256Secret(secret) => KeySet {
@@ -231,6 +234,23 @@ impl IssuerKeys {
                 (current, false)
             }
         }
+    }
+
+    /// Runs [`Self::refresh`] of stale keys on a task of its own, unless one already runs
+    /// (or there is no async runtime to run it on).
+    pub fn refresh_in_background(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let keys = self.clone();
+        drop(runtime.spawn(async move {
+            keys.refresh(None).await;
+            keys.refreshing.store(false, Ordering::Release);
+        }));
     }
 
     async fn fetch(&self) -> Result<KeySet, KeyError> {

@@ -64,6 +64,24 @@ pub struct IssuerConfig {
     pub keys: KeySource,
     /// Name of the claim that holds the tenant slug.
     pub tenant_claim: String,
+    /// The tenants this issuer may speak for: slugs, or prefixes ending in `*`
+    /// (`acme_*`). `None` means any tenant; an empty list, none (an operator-only issuer).
+    pub tenants: Option<Vec<String>>,
+}
+
+impl IssuerConfig {
+    /// Whether this issuer's tokens may name `tenant`.
+    pub fn speaks_for(&self, tenant: &TenantSlug) -> bool {
+        let Some(allowed) = &self.tenants else {
+            return true;
+        };
+        allowed
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => tenant.as_str().starts_with(prefix),
+                None => pattern == tenant.as_str(),
+            })
+    }
 }
 
 impl IssuerConfig {
@@ -76,6 +94,7 @@ impl IssuerConfig {
             algorithms: vec![Algorithm::HS256],
             keys: KeySource::Hs256Secret(secret),
             tenant_claim: "tid".into(),
+            tenants: None,
         }
     }
 }
@@ -89,6 +108,8 @@ pub struct Identity {
     pub subject: String,
     /// The `roles` claim (empty when absent).
     pub roles: Vec<String>,
+    /// The `iat` claim, in seconds since the epoch.
+    pub issued_at: u64,
 }
 
 /// A verified operator of the platform.
@@ -114,6 +135,11 @@ pub enum AuthError {
     /// Wrong `iss` or `aud`.
     #[error("the token was not issued for this service (unknown iss or wrong aud)")]
     WrongIssuerOrAudience,
+    /// The issuer is not one the token's tenant accepts tokens from.
+    #[error(
+        "the token's issuer may not speak for this tenant; use a token of the tenant's own identity provider"
+    )]
+    TenantNotAllowed,
     /// The `kid` names no key of the issuer, even after refreshing its keys.
     #[error("the token's key id (kid) is not one of the issuer's keys")]
     UnknownKey,

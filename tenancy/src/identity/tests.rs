@@ -30,6 +30,7 @@ fn claims() -> Value {
     json!({
         "iss": "https://idp.test", "aud": "eerp", "sub": "ada", "tid": "acme",
         "roles": ["admin"], "exp": jsonwebtoken::get_current_timestamp() + 600,
+        "iat": jsonwebtoken::get_current_timestamp(),
     })
 }
 
@@ -47,6 +48,7 @@ fn issuer(algorithms: Vec<Algorithm>, keys: KeySource) -> IssuerConfig {
         algorithms,
         keys,
         tenant_claim: "tid".into(),
+        tenants: None,
     }
 }
 
@@ -158,6 +160,8 @@ fn jwks(keys: &[(&str, &str, Algorithm)]) -> Vec<u8> {
 struct FakeIdp {
     body: Mutex<Vec<u8>>,
     fetches: AtomicUsize,
+    /// Fetches never answer (a provider that hangs).
+    hanging: std::sync::atomic::AtomicBool,
 }
 
 impl JwksFetcher for FakeIdp {
@@ -167,6 +171,9 @@ impl JwksFetcher for FakeIdp {
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send + 'a>> {
         Box::pin(async move {
             self.fetches.fetch_add(1, Ordering::SeqCst);
+            if self.hanging.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
             Ok(self.body.lock().unwrap().clone())
         })
@@ -178,6 +185,7 @@ fn idp_publishing_k1() -> (Arc<FakeIdp>, IssuerConfig) {
     let idp = Arc::new(FakeIdp {
         body: Mutex::new(jwks(&[("k1", "rsa.pem", Algorithm::RS256)])),
         fetches: AtomicUsize::new(0),
+        hanging: std::sync::atomic::AtomicBool::new(false),
     });
     let config = issuer(
         vec![Algorithm::RS256],
@@ -252,7 +260,52 @@ async fn a_stale_jwks_is_refetched_so_withdrawn_keys_stop_verifying() {
     // The provider withdraws k1 without publishing anything new.
     *idp.body.lock().unwrap() = jwks(&[]);
     tokio::time::sleep(Duration::from_millis(150)).await;
+    // The first use of stale keys starts a refetch in the background; once it lands the
+    // cached token is refused.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while auth.verify(&token).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "k1 still verifies");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(auth.verify(&token).await, Err(AuthError::UnknownKey));
+}
+
+#[tokio::test]
+async fn a_hanging_identity_provider_never_stalls_requests_with_cached_tokens() {
+    let (idp, config) = idp_publishing_k1();
+    let settings = AuthSettings {
+        jwks_cooldown: Duration::from_millis(10),
+        jwks_max_age: Duration::from_millis(50),
+        ..AuthSettings::default()
+    };
+    let auth = Authenticator::new(vec![config], Some(idp.clone()), settings)
+        .await
+        .unwrap();
+    let token = sign(
+        Algorithm::RS256,
+        Some("k1"),
+        &private("rsa.pem", Algorithm::RS256),
+        &claims(),
+    );
+    assert!(auth.verify(&token).await.is_ok());
+    idp.hanging.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Keys are stale and the refetch never answers: cached tokens are still served.
+    // (The timeout only keeps a regression from hanging the test run.)
+    for _ in 0..20 {
+        let verified = tokio::time::timeout(Duration::from_secs(10), auth.verify(&token)).await;
+        assert!(
+            matches!(verified, Ok(Ok(_))),
+            "a cached token waited on the provider"
+        );
+    }
+    // Let the background refetch start: it is the one hanging.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        idp.fetches.load(Ordering::SeqCst),
+        2,
+        "one refetch, still hanging"
+    );
 }
 
 #[tokio::test]
@@ -262,6 +315,7 @@ async fn missing_claims_wrong_audience_and_expiry_are_named() {
     let auth = authenticator(config, None).await;
     let cases = [
         ("exp", None, AuthError::BadClaims("missing `exp`".into())),
+        ("iat", None, AuthError::BadClaims("missing `iat`".into())),
         (
             "aud",
             Some(json!("other")),

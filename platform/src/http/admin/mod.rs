@@ -25,7 +25,10 @@
 
 use std::time::Duration;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use eerp_tenancy::LimitOverrides;
 use eerp_tenancy::id::TenantSlug;
@@ -36,6 +39,7 @@ use serde_json::{Value, json};
 mod modules;
 
 use super::auth::authenticate_operator;
+use super::body;
 use super::dispatch::request_id;
 use super::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -46,6 +50,7 @@ use crate::tenants::{TenantError, fleet};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin/v1")
+            .wrap(actix_web::middleware::from_fn(operator_first))
             .route("/tenants", web::get().to(list_tenants))
             .route("/tenants", web::post().to(create_tenant))
             .route("/tenants/{slug}", web::get().to(show_tenant))
@@ -87,6 +92,47 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/audit", web::get().to(audit))
             .default_service(web::route().to(unknown)),
     );
+}
+
+/// Largest admin request body other than a module upload.
+const ADMIN_BODY_LIMIT: usize = 1 << 20;
+
+/// Runs before every admin handler and its extractors: the operator is authenticated
+/// first, so an anonymous client cannot make the server read, or wait for, a body; the
+/// body is then read within its limit and [`body::BODY_TIMEOUT`].
+async fn operator_first(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let id = request_id(req.request());
+    if let Err(e) = authenticate_operator(req.request(), &state.auth).await {
+        let response = ApiError::Auth(e).problem().respond(&id);
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    let upload = req.method() == actix_web::http::Method::POST && req.path() == "/admin/v1/modules";
+    let limit = if upload {
+        state.max_module_bytes
+    } else {
+        ADMIN_BODY_LIMIT
+    };
+    let declared = body::declared_length(req.request());
+    let mut payload = req.parts_mut().1.take();
+    match body::read(&mut payload, declared, limit).await {
+        Ok(bytes) => req.set_payload(Payload::from(bytes.freeze())),
+        Err(e) => {
+            let response = e.problem().respond(&id);
+            return Ok(req.into_response(response).map_into_right_body());
+        }
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// Problems are boxed: they are large and only the error path carries them.

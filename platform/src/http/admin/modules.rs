@@ -3,7 +3,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -45,29 +44,6 @@ fn is_wasm(req: &HttpRequest) -> bool {
         .is_some_and(|mime| mime == "application/wasm" || mime == "application/octet-stream")
 }
 
-/// Reads the whole body, refusing more than `limit` bytes without buffering them.
-async fn read_capped(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, Box<Problem>> {
-    let too_large = || {
-        Box::new(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            "Module too large",
-            format!("modules may be at most {limit} bytes (`eerp serve --max-module-bytes`)"),
-        ))
-    };
-    let mut bytes = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            Box::new(ApiError::BadRequest(format!("the body could not be read: {e}")).problem())
-        })?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UploadQuery {
@@ -80,7 +56,7 @@ struct UploadQuery {
 pub async fn upload(
     req: HttpRequest,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    mut payload: web::Payload,
 ) -> HttpResponse {
     operate(&req, &state, async |cat| {
         if !is_wasm(&req) {
@@ -102,7 +78,11 @@ pub async fn upload(
                 ));
             }
         };
-        let wasm = read_capped(payload, state.max_module_bytes).await?;
+        // Already read within `--max-module-bytes` before the handler ran.
+        let wasm = crate::http::body::read(&mut payload, None, state.max_module_bytes)
+            .await
+            .map_err(|e| Box::new(e.problem()))?
+            .to_vec();
         let uploader = Uploader {
             actor: cat.actor,
             builtin: false,

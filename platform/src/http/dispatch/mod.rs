@@ -12,7 +12,6 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use eerp_abi::envelope::{Principal, Request, Response};
 use eerp_tenancy::Identity;
 use eerp_tenancy::id::schema_name;
-use futures_util::StreamExt;
 use serde_json::value::RawValue;
 
 mod events;
@@ -22,7 +21,7 @@ use super::metrics::RouteLabel;
 use super::problem::ApiError;
 use crate::data_api::DataUsage;
 use crate::data_api::{ReadGrant, RequestScope};
-use crate::db::DbSession;
+use crate::db::{Connections, DbSession};
 use crate::metrics::Usage;
 use crate::runtime::{
     Invocation, InvokeError, InvokeReport, LoadedModule, Outcome, RouteMatch, invoke,
@@ -184,7 +183,8 @@ async fn serve(
     if !tenant.roles.allow(&identity.roles, &route.permission) {
         return Err(ApiError::Forbidden(route.permission.clone()));
     }
-    let _permit = state.directory.gate(&tenant).admit().map_err(|rejected| {
+    let gate = state.directory.gate(&tenant);
+    let permit = gate.admit().map_err(|rejected| {
         let reason = match rejected {
             Rejected::Rate { .. } => "rate",
             Rejected::Concurrency { .. } => "concurrency",
@@ -220,11 +220,20 @@ async fn serve(
     let call = Call {
         state,
         tenant: &tenant,
+        cpu: gate.cpu(),
         principal: &envelope.principal,
         request_id,
         deadline: Instant::now() + limits.wall_time,
     };
-    let db = DbSession::new(state.pool.clone(), limits.wall_time);
+    let connections = Connections {
+        pool: state.pool.clone(),
+        share: gate.connections(),
+        wait: state.pool_wait,
+    };
+    let mut db = DbSession::new(connections, limits.wall_time);
+    // Given back when the request's connection is idle, not when a dropped request's
+    // future is: a client that hangs up cannot free its slot while its SQL still runs.
+    db.hold(permit);
     let scope = call
         .scope(&module, limits, db, DataUsage::default())
         .await?;
@@ -237,6 +246,8 @@ async fn serve(
 pub(super) struct Call<'a> {
     pub state: &'a AppState,
     pub tenant: &'a TenantEntry,
+    /// The tenant's share of the cores ([`crate::tenants::gate::Gate::cpu`]).
+    pub cpu: crate::runtime::cpu::CpuShare,
     pub principal: &'a Principal,
     pub request_id: &'a str,
     pub deadline: Instant,
@@ -257,6 +268,7 @@ impl Call<'_> {
             envelope,
             scope,
             request_id: self.request_id.to_string(),
+            cpu: self.cpu.clone(),
         };
         let report = invoke(&self.state.engine, module, invocation).await;
         trace.add(&report);
@@ -303,7 +315,12 @@ impl Call<'_> {
     }
 }
 
-/// The token's tenant, if it may be served.
+/// How much earlier than its tenant's creation a token may say it was issued: the clocks
+/// of the identity provider and the database differ a little.
+const TOKEN_CLOCK_SKEW_SECS: u64 = 5;
+
+/// The token's tenant, if it may be served: it exists, is active, and is the tenant the
+/// token was issued for (not an earlier one of the same slug).
 async fn check_tenant(state: &AppState, identity: &Identity) -> Result<Arc<TenantEntry>, ApiError> {
     let tenant = state
         .directory
@@ -311,6 +328,10 @@ async fn check_tenant(state: &AppState, identity: &Identity) -> Result<Arc<Tenan
         .await
         .map_err(|e| ApiError::Db(crate::error_chain(&e)))?
         .ok_or(ApiError::UnknownTenant)?;
+    if identity.issued_at.saturating_add(TOKEN_CLOCK_SKEW_SECS) < tenant.created_at {
+        // Issued for an earlier tenant of this slug, since deleted and purged.
+        return Err(ApiError::UnknownTenant);
+    }
     match tenant.status {
         Status::Active => {}
         Status::Suspended => return Err(ApiError::Suspended),
@@ -361,6 +382,10 @@ async fn run_module(
     if response.status >= 400 {
         // Rolled back: the module refused, so its events never happened either.
         let _ = db.finish(false).await;
+        if trace.usage.capped {
+            // The module's answer is passed on; operators see the cap was the cause.
+            trace.outcome = Some(Outcome::DataLimit);
+        }
         return Err(ApiError::Module(response));
     }
     let db = match events::deliver(call, module, report.events, db, report.usage, trace).await {
@@ -426,29 +451,13 @@ fn success_response(response: &Response) -> HttpResponse {
         .body(response.body.get().to_string())
 }
 
-/// Reads the body, refusing more than `limit` bytes without buffering them.
+/// Reads the body within the tenant's size limit and the body timeout.
 async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<Box<RawValue>, ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(ApiError::TooLarge(limit));
-    }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::TooLarge(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = super::body::read(&mut payload, super::body::declared_length(req), limit).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(eerp_abi::envelope::null());
     }

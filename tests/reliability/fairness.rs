@@ -1,0 +1,99 @@
+//! One busy tenant cannot starve another: a tenant executes wasm on at most its share of
+//! the cores, holds at most its share of the pool's connections and of the sandbox slots,
+//! and is throttled (429/503 with `Retry-After`) beyond that, while the other tenant's
+//! requests keep being answered.
+
+use std::time::Duration;
+
+use eerp_e2e::TestApp;
+
+use super::{Seen, closed_loop, one_at_a_time, one_contact, seed_contacts, unmetered_app};
+
+const LENGTH: Duration = Duration::from_secs(4);
+
+/// B's get-by-id alone, then while `busy` keeps 32 of A's `path` requests in flight.
+async fn b_alone_then_beside_a(app: &TestApp, busy: &str, path: &str) -> (Seen, Seen, Seen) {
+    let calm = app.admin_of("calm").await;
+    let id = one_contact(app, &calm).await;
+    let get = format!("/api/v1/crm/contacts/{id}");
+    let alone = closed_loop(app, &calm, &get, 8, LENGTH).await;
+    let (beside, a) = tokio::join!(
+        closed_loop(app, &calm, &get, 8, LENGTH),
+        closed_loop(app, busy, path, 32, LENGTH + Duration::from_millis(500)),
+    );
+    (alone, beside, a)
+}
+
+fn report(what: &str, alone: &Seen, beside: &Seen, a: &Seen) {
+    println!(
+        "{what}: B alone {:.0} req/s p99 {:?}; beside A {:.0} req/s p99 {:?} \
+         ({:.2} of its throughput, p99 {:.2}x); A answered {} times, throttled {} times (429) \
+         and {} times (503)",
+        alone.per_second(),
+        alone.p99(),
+        beside.per_second(),
+        beside.p99(),
+        beside.per_second() / alone.per_second(),
+        beside.p99().as_secs_f64() / alone.p99().as_secs_f64(),
+        a.statuses.len(),
+        a.count(429),
+        a.count(503),
+    );
+}
+
+fn assert_b_unharmed_and_a_throttled(alone: &Seen, beside: &Seen, a: &Seen) {
+    for (phase, seen) in [("alone", alone), ("beside A", beside)] {
+        assert!(!seen.statuses.is_empty(), "B was answered {phase}");
+        assert_eq!(
+            seen.count(200),
+            seen.statuses.len(),
+            "B got only 200s {phase}"
+        );
+    }
+    assert!(a.count(429) + a.count(503) > 0, "A was throttled");
+    assert!(
+        a.statuses.iter().any(|s| *s != 429 && *s != 503),
+        "A was still served"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_running_cpu_heavy_calls_leaves_the_others_their_cores() {
+    let _turn = one_at_a_time().await;
+    let app = unmetered_app(None).await;
+    let busy = app.admin_of("busy").await;
+    // 500 similar long names: comparing every pair runs into the fuel limit.
+    seed_contacts(
+        &app,
+        "busy",
+        500,
+        "'Contact number ' || lpad(i::text, 30, 'x'), NULL, NULL, NULL",
+    )
+    .await;
+    let (alone, beside, a) =
+        b_alone_then_beside_a(&app, &busy, "/api/v1/crm/contacts/duplicates").await;
+    report("CPU", &alone, &beside, &a);
+    assert_b_unharmed_and_a_throttled(&alone, &beside, &a);
+}
+
+#[tokio::test]
+async fn a_tenant_running_slow_queries_leaves_the_others_their_connections() {
+    let _turn = one_at_a_time().await;
+    let app = unmetered_app(None).await;
+    let busy = app.admin_of("busy").await;
+    seed_contacts(
+        &app,
+        "busy",
+        300_000,
+        "repeat(md5(i::text), 8), NULL, NULL, NULL",
+    )
+    .await;
+    let (alone, beside, a) = b_alone_then_beside_a(
+        &app,
+        &busy,
+        "/api/v1/crm/contacts?q=zzzz&order=-credit_limit",
+    )
+    .await;
+    report("connections", &alone, &beside, &a);
+    assert_b_unharmed_and_a_throttled(&alone, &beside, &a);
+}
