@@ -112,6 +112,7 @@ impl App {
             max_module_bytes: settings.max_module_bytes,
         });
         tokio::spawn(sync_modules_forever(state.clone(), modules_changed));
+        tokio::spawn(http::dispatch::expire_idempotency_keys(state.pool.clone()));
         let listener = TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
         let port = listener.local_addr()?.port();

@@ -8,6 +8,7 @@ mod contacts;
 mod cross_module;
 mod fleet;
 mod foreign_modules;
+mod idempotency;
 mod isolation;
 mod jwks;
 mod limits;

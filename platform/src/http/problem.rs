@@ -130,6 +130,10 @@ pub enum ApiError {
     TooLarge(usize),
     /// The body did not arrive in time.
     SlowBody(std::time::Duration),
+    /// The `Idempotency-Key` was used for another request.
+    IdempotencyMismatch,
+    /// The first request with this `Idempotency-Key` is still running.
+    IdempotencyInFlight,
     /// The body is not JSON.
     UnsupportedMediaType,
     /// The body or query is malformed.
@@ -219,6 +223,19 @@ impl ApiError {
                 "Request body too slow",
                 format!("the body did not arrive within {} s; send it in one go", limit.as_secs()),
             ),
+            ApiError::IdempotencyMismatch => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+                "this Idempotency-Key was used for a different request (method, path, query or body); use a new key for a new request",
+            ),
+            ApiError::IdempotencyInFlight => Problem::new(
+                S::CONFLICT,
+                "idempotency-key-in-flight",
+                "Request in progress",
+                "a request with this Idempotency-Key is still running; retry after the time in Retry-After to get its answer",
+            )
+            .retry_after(1),
             ApiError::UnsupportedMediaType => Problem::new(
                 S::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",

@@ -117,6 +117,19 @@ const VERSIONS: &[&str] = &[
     ALTER TABLE eerp.plans ADD COLUMN modules text[] NOT NULL DEFAULT '{}';
     -- Before v3 every tenant got every built-in module, and CRM was the only one.
     UPDATE eerp.plans SET modules = '{crm}';",
+    // v4: idempotency keys of POST and PATCH requests, per tenant; `status` is null while
+    // the first request with the key runs.
+    "CREATE TABLE eerp.idempotency_keys (
+        tenant_id uuid NOT NULL REFERENCES eerp.tenants (id) ON DELETE CASCADE,
+        key text NOT NULL,
+        fingerprint text NOT NULL,
+        status smallint,
+        body text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (tenant_id, key)
+    );
+    CREATE INDEX idempotency_keys_expiry ON eerp.idempotency_keys (expires_at);",
 ];
 
 /// Brings the catalog to the newest version. Safe to run from many replicas at once: the

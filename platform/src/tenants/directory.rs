@@ -59,6 +59,8 @@ impl Status {
 /// One tenant as the request path sees it.
 #[derive(Debug, Clone)]
 pub struct TenantEntry {
+    /// The catalog id of this incarnation of the tenant.
+    pub id: String,
     /// Slug.
     pub slug: TenantSlug,
     /// Life cycle state.
@@ -216,7 +218,8 @@ async fn load(
                          '{}')::text,
                 coalesce((SELECT json_object_agg(r.role, r.grants) FROM eerp.tenant_roles r
                           WHERE r.tenant_id = t.id), '{}')::text,
-                extract(epoch FROM t.created_at)::bigint
+                extract(epoch FROM t.created_at)::bigint,
+                t.id::text
              FROM eerp.tenants t JOIN eerp.plans p ON p.name = t.plan
              WHERE t.slug = $1",
             &[&slug.as_str()],
@@ -240,6 +243,7 @@ async fn load(
         .map_err(|e| TenantError::Catalog(format!("catalog roles of {slug}: {e}")))?;
     let status: &str = row.get(0);
     Ok(Some(Arc::new(TenantEntry {
+        id: row.get(6),
         slug: slug.clone(),
         status: Status::parse(status)
             .ok_or_else(|| TenantError::Catalog(format!("unknown status `{status}` of {slug}")))?,

@@ -15,6 +15,11 @@ use eerp_tenancy::id::schema_name;
 use serde_json::value::RawValue;
 
 mod events;
+mod idempotency;
+
+pub use idempotency::expire_forever as expire_idempotency_keys;
+
+use idempotency::{Claim, Claimed};
 
 use super::auth::authenticate;
 use super::metrics::RouteLabel;
@@ -62,6 +67,8 @@ pub(super) struct Trace {
     usage: DataUsage,
     /// What went wrong inside the module call, for operators (never sent to clients).
     error: Option<String>,
+    /// The answer is a recorded one, replayed for its `Idempotency-Key`.
+    replayed: bool,
 }
 
 impl Trace {
@@ -116,6 +123,12 @@ pub async fn module_route(
         "request"
     );
     let mut response = response;
+    if trace.replayed {
+        response.headers_mut().insert(
+            header::HeaderName::from_static("idempotent-replayed"),
+            header::HeaderValue::from_static("true"),
+        );
+    }
     if let Ok(value) = header::HeaderValue::from_str(&request_id) {
         response
             .headers_mut()
@@ -198,6 +211,22 @@ async fn serve(
     })?;
     let limits = tenant.limits.clone();
     let body = read_body(req, payload, limits.max_request_bytes).await?;
+    let claim = match idempotency::key_of(req)? {
+        None => None,
+        Some(key) => {
+            let fingerprint = idempotency::fingerprint(req, body.get());
+            match idempotency::claim(&state.pool, &tenant, key, &fingerprint).await? {
+                Claimed::Run(claim) => Some(claim),
+                Claimed::Replay(response) => {
+                    trace.replayed = true;
+                    if response.status >= 400 {
+                        return Err(ApiError::Module(response));
+                    }
+                    return Ok(success_response(&response));
+                }
+            }
+        }
+    };
     let query = parse_query(req.query_string())?;
     let principal = Principal {
         subject: identity.subject.clone(),
@@ -237,7 +266,7 @@ async fn serve(
     let scope = call
         .scope(&module, limits, db, DataUsage::default())
         .await?;
-    run_module(&call, &module, handler_id, encoded, scope, trace).await
+    run_module(&call, &module, handler_id, encoded, scope, claim, trace).await
 }
 
 /// What every module call of one request shares: the tenant, the caller and the
@@ -369,6 +398,7 @@ async fn run_module(
     handler_id: i32,
     envelope: Vec<u8>,
     scope: RequestScope,
+    claim: Option<Claim>,
     trace: &mut Trace,
 ) -> Result<HttpResponse, ApiError> {
     let report = call
@@ -386,15 +416,27 @@ async fn run_module(
             // The module's answer is passed on; operators see the cap was the cause.
             trace.outcome = Some(Outcome::DataLimit);
         }
+        // A refusal is the answer to this request; a 5xx may not be, so it can be retried.
+        if let Some(claim) = claim.filter(|_| response.status < 500) {
+            claim.record(&response).await;
+        }
         return Err(ApiError::Module(response));
     }
-    let db = match events::deliver(call, module, report.events, db, report.usage, trace).await {
+    let mut db = match events::deliver(call, module, report.events, db, report.usage, trace).await {
         Ok(db) => db,
         Err((db, err)) => return Err(fail(db, err, trace).await),
     };
+    if let Some(claim) = &claim
+        && let Err(e) = claim.record_in(&mut db, &response).await
+    {
+        return Err(fail(db, ApiError::Invoke(InvokeError::Db(e)), trace).await);
+    }
     if let Err(e) = db.finish(true).await {
         trace.error = Some(e.clone());
         return Err(ApiError::Invoke(InvokeError::Db(e)));
+    }
+    if let Some(claim) = claim {
+        claim.committed();
     }
     trace.outcome = Some(Outcome::Ok);
     Ok(success_response(&response))
