@@ -176,16 +176,13 @@ impl LoadedModule {
         let module = compile(engine, wasm).await?;
         let known = known_imports(&module)?;
         let (manifest, migrations) = read_descriptors(engine, &module, identity).await?;
-        let (name, version) = check_manifest(&manifest)?;
+        let Checked {
+            name,
+            version,
+            routes,
+            grants,
+        } = checked(&manifest)?;
         check_imports_granted(&known, &manifest.capabilities)?;
-        let routes = manifest
-            .routes
-            .iter()
-            .map(parse_route)
-            .collect::<Result<Vec<_>, _>>()?;
-        check_overlaps(&routes)?;
-        let grants = parse_grants(&name, &manifest.grants)?;
-        check_events(&name, &manifest)?;
         let model = SchemaModel::from_migrations(&migrations)?;
         let mut linker = Linker::new(engine);
         host::link(&mut linker, &manifest.capabilities)
@@ -479,6 +476,45 @@ fn check_imports_granted(
         }),
         None => Ok(()),
     }
+}
+
+/// What a manifest declares, checked.
+struct Checked {
+    name: ModuleName,
+    version: Version,
+    routes: Vec<RouteTemplate>,
+    grants: Vec<(ModuleName, String)>,
+}
+
+/// Every check of a manifest that needs no wasm: names, version, routes and their
+/// overlaps, grants and events.
+fn checked(manifest: &Manifest) -> Result<Checked, LoadError> {
+    let (name, version) = check_manifest(manifest)?;
+    let routes = manifest
+        .routes
+        .iter()
+        .map(parse_route)
+        .collect::<Result<Vec<_>, _>>()?;
+    check_overlaps(&routes)?;
+    let grants = parse_grants(&name, &manifest.grants)?;
+    check_events(&name, manifest)?;
+    Ok(Checked {
+        name,
+        version,
+        routes,
+        grants,
+    })
+}
+
+/// Checks manifest JSON as an upload would, without a module around it (for the fuzz
+/// target and tools).
+///
+/// # Errors
+/// [`LoadError::Manifest`] (or another load error) naming the first problem.
+pub fn check_manifest_json(bytes: &[u8]) -> Result<(), LoadError> {
+    let manifest: Manifest = serde_json::from_slice(bytes)
+        .map_err(|e| LoadError::Manifest(format!("not ABI v1 manifest JSON: {e}")))?;
+    checked(&manifest).map(drop)
 }
 
 fn check_manifest(manifest: &Manifest) -> Result<(ModuleName, Version), LoadError> {
