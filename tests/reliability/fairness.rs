@@ -28,7 +28,7 @@ fn report(what: &str, alone: &Seen, beside: &Seen, a: &Seen) {
     println!(
         "{what}: B alone {:.0} req/s p99 {:?}; beside A {:.0} req/s p99 {:?} \
          ({:.2} of its throughput, p99 {:.2}x); A answered {} times, throttled {} times (429) \
-         and {} times (503)",
+         and {} times (503); A's answers by status: {:?}",
         alone.per_second(),
         alone.p99(),
         beside.per_second(),
@@ -38,6 +38,12 @@ fn report(what: &str, alone: &Seen, beside: &Seen, a: &Seen) {
         a.statuses.len(),
         a.count(429),
         a.count(503),
+        a.statuses
+            .iter()
+            .fold(std::collections::BTreeMap::new(), |mut m, s| {
+                *m.entry(*s).or_insert(0) += 1;
+                m
+            }),
     );
 }
 
