@@ -63,43 +63,29 @@ fn assert_b_unharmed_and_a_throttled(alone: &Seen, beside: &Seen, a: &Seen) {
     );
 }
 
-#[tokio::test]
-async fn a_tenant_running_cpu_heavy_calls_leaves_the_others_their_cores() {
+/// Tenant A with `count` contacts of `columns` (see `seed_contacts`) keeps 32 of `path` in
+/// flight beside B; B is unharmed and A throttled.
+async fn scenario(what: &str, count: u64, columns: &str, path: &str) {
     let _turn = one_at_a_time().await;
     let app = unmetered_app(None).await;
     let busy = app.admin_of("busy").await;
-    // 500 similar long names: comparing every pair runs into the fuel limit.
-    seed_contacts(
-        &app,
-        "busy",
-        500,
-        "'Contact number ' || lpad(i::text, 30, 'x'), NULL, NULL, NULL",
-    )
-    .await;
-    let (alone, beside, a) =
-        b_alone_then_beside_a(&app, &busy, "/api/v1/crm/contacts/duplicates").await;
-    report("CPU", &alone, &beside, &a);
+    seed_contacts(&app, "busy", count, columns).await;
+    let (alone, beside, a) = b_alone_then_beside_a(&app, &busy, path).await;
+    report(what, &alone, &beside, &a);
     assert_b_unharmed_and_a_throttled(&alone, &beside, &a);
 }
 
 #[tokio::test]
+async fn a_tenant_running_cpu_heavy_calls_leaves_the_others_their_cores() {
+    // 500 similar long names: comparing every pair runs into the fuel limit.
+    let names = "'Contact number ' || lpad(i::text, 30, 'x'), NULL, NULL, NULL";
+    scenario("CPU", 500, names, "/api/v1/crm/contacts/duplicates").await;
+}
+
+#[tokio::test]
 async fn a_tenant_running_slow_queries_leaves_the_others_their_connections() {
-    let _turn = one_at_a_time().await;
-    let app = unmetered_app(None).await;
-    let busy = app.admin_of("busy").await;
-    seed_contacts(
-        &app,
-        "busy",
-        300_000,
-        "repeat(md5(i::text), 8), NULL, NULL, NULL",
-    )
-    .await;
-    let (alone, beside, a) = b_alone_then_beside_a(
-        &app,
-        &busy,
-        "/api/v1/crm/contacts?q=zzzz&order=-credit_limit",
-    )
-    .await;
-    report("connections", &alone, &beside, &a);
-    assert_b_unharmed_and_a_throttled(&alone, &beside, &a);
+    // Long names make the `q` scan slow: every row is read, none matches.
+    let names = "repeat(md5(i::text), 8), NULL, NULL, NULL";
+    let slow_list = "/api/v1/crm/contacts?q=zzzz&order=-credit_limit";
+    scenario("connections", 300_000, names, slow_list).await;
 }

@@ -1,7 +1,8 @@
 //! Module routes: authenticate, find the tenant and route, check the permission, admit
 //! the request under the tenant's rate and concurrency limits, read the body within the
-//! tenant's limit, run the module in the sandbox, commit or roll back, answer, and log one
-//! line.
+//! tenant's limit, claim its `Idempotency-Key` (or replay the answer the key holds), run
+//! the module in the sandbox within the tenant's share of the cores and connections,
+//! commit or roll back, answer, and log one line.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
