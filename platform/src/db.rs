@@ -22,7 +22,7 @@ type Held = Box<dyn Send + Sync>;
 use tokio_postgres::NoTls;
 
 /// How long `COMMIT` or `ROLLBACK` may take before the connection is given up.
-const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the pool; a request waits at most `wait` for a connection. Connections are made
 /// lazily.
@@ -30,9 +30,13 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Errors
 /// When `database_url` is not a valid PostgreSQL URL.
 pub fn create_pool(database_url: &str, max_size: usize, wait: Duration) -> anyhow::Result<Pool> {
-    let config: tokio_postgres::Config = database_url
+    let mut config: tokio_postgres::Config = database_url
         .parse()
         .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+    if config.get_connect_timeout().is_none() {
+        // An unreachable server (not one refusing) must not hold a request for minutes.
+        config.connect_timeout(Duration::from_secs(5));
+    }
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -211,10 +215,8 @@ impl DbSession {
     /// Asks PostgreSQL to cancel a statement still running for this session (after a
     /// wall-clock timeout dropped the call that was waiting for it).
     pub async fn cancel_running(&self) {
-        if let Some(conn) = &self.conn
-            && let Err(e) = conn.cancel_token().cancel_query(NoTls).await
-        {
-            tracing::warn!(error = %e, "could not cancel a timed-out statement");
+        if let Some(conn) = &self.conn {
+            cancel(conn).await;
         }
     }
 
@@ -268,15 +270,42 @@ impl Drop for DbSession {
 /// waits until the backend is idle, then closes it (never pools it). Until then the
 /// connection counts as in use in the pool, and `held` (the tenant's permits) stay taken.
 async fn wind_down(conn: Object, held: Vec<Held>) {
-    if let Err(e) = conn.cancel_token().cancel_query(NoTls).await {
-        tracing::warn!(error = %e, "could not cancel the statement of an abandoned request");
+    // Should this task itself be dropped (the runtime shutting down), the connection is
+    // still closed, never pooled.
+    let conn = NeverPooled(Some(conn));
+    if let Some(conn) = &conn.0 {
+        cancel(conn).await;
+        // Answered only once the cancelled statement has ended and the backend is idle.
+        match tokio::time::timeout(FINISH_TIMEOUT, conn.batch_execute("ROLLBACK")).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "rollback of an abandoned request failed"),
+            Err(_) => tracing::warn!("an abandoned request's backend stayed busy; closing it"),
+        }
     }
-    // Answered only once the cancelled statement has ended and the backend is idle.
-    match tokio::time::timeout(FINISH_TIMEOUT, conn.batch_execute("ROLLBACK")).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "rollback of an abandoned request failed"),
-        Err(_) => tracing::warn!("an abandoned request's backend stayed busy; closing it"),
-    }
-    drop(Object::take(conn));
+    drop(conn);
     drop(held);
+}
+
+/// How long a cancel request may take (it opens a connection of its own).
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks PostgreSQL to cancel whatever `conn` runs, within [`CANCEL_TIMEOUT`].
+async fn cancel(conn: &Object) {
+    let token = conn.cancel_token();
+    match tokio::time::timeout(CANCEL_TIMEOUT, token.cancel_query(NoTls)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not cancel a statement"),
+        Err(_) => tracing::warn!("cancelling a statement did not finish in time"),
+    }
+}
+
+/// A connection that is closed when dropped, whatever happens.
+struct NeverPooled(Option<Object>);
+
+impl Drop for NeverPooled {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(Object::take(conn));
+        }
+    }
 }

@@ -30,6 +30,10 @@ async fn send_with_key(
     (status, replayed, json)
 }
 
+fn ada_again() -> Value {
+    json!({"name": "Ada again"})
+}
+
 async fn contacts(app: &TestApp, tenant: &str) -> i64 {
     app.scalar(&format!("SELECT count(*) FROM t_{tenant}__crm.contacts"))
         .await
@@ -82,6 +86,31 @@ async fn a_retried_create_is_answered_again_and_written_once() {
         send_with_key(&app, Method::POST, CONTACTS, &acme, "k-1", &grace).await;
     assert_eq!((status, replayed), (201, false));
     assert_eq!(contacts(&app, "acme").await, 2);
+
+    // A claim whose request never released it (a crash, say) blocks only for its lease.
+    let (status, _, _) =
+        send_with_key(&app, Method::POST, CONTACTS, &acme, "k-3", &ada_again()).await;
+    assert_eq!(status, 201);
+    let stuck = "UPDATE eerp.idempotency_keys SET status = NULL, body = NULL, lease_until = now() + interval '1 hour' WHERE key = 'k-3'";
+    app.scalar(&format!(
+        "WITH s AS ({stuck} RETURNING 1) SELECT count(*) FROM s"
+    ))
+    .await;
+    let (status, _, _) =
+        send_with_key(&app, Method::POST, CONTACTS, &acme, "k-3", &ada_again()).await;
+    assert_eq!(status, 409, "still within the lease");
+    let lapsed = "UPDATE eerp.idempotency_keys SET lease_until = now() - interval '1 second' WHERE key = 'k-3'";
+    app.scalar(&format!(
+        "WITH s AS ({lapsed} RETURNING 1) SELECT count(*) FROM s"
+    ))
+    .await;
+    let (status, replayed, _) =
+        send_with_key(&app, Method::POST, CONTACTS, &acme, "k-3", &ada_again()).await;
+    assert_eq!(
+        (status, replayed),
+        (201, false),
+        "the lapsed claim is taken over"
+    );
 
     // Bad keys are named.
     let (status, _, problem) = send_with_key(&app, Method::POST, CONTACTS, &acme, "", &grace).await;

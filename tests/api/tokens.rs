@@ -207,6 +207,23 @@ async fn an_issuer_bound_to_some_tenants_cannot_speak_for_others() {
             .contains("may not speak for"),
         "{problem}"
     );
+    // And acme, now bound to its own provider, takes no tokens from the general issuer.
+    let general = app.token(
+        &eerp_tenancy::id::TenantSlug::parse("acme").unwrap(),
+        &["admin"],
+    );
+    let refused = app.send(Method::GET, CONTACTS, Some(&general), None).await;
+    assert_eq!(refused.status(), 401);
+    let other = app.token(
+        &eerp_tenancy::id::TenantSlug::parse("globex").unwrap(),
+        &["admin"],
+    );
+    let served = app.send(Method::GET, CONTACTS, Some(&other), None).await;
+    assert_eq!(
+        served.status(),
+        200,
+        "unbound tenants still take its tokens"
+    );
     // Nor may it mint operator tokens, whatever audience it puts in them.
     let mut as_operator = acme_idp.clone();
     as_operator.operator_audience = Some("eerp-test-admin".into());

@@ -29,7 +29,17 @@ where
     read_within(payload, declared, limit, BODY_TIMEOUT).await
 }
 
-async fn read_within<S>(
+/// The time a body of up to `limit` bytes may take: [`BODY_TIMEOUT`], plus a second per
+/// MiB above the first (a 32 MiB module upload gets 41 s).
+pub fn timeout_for(limit: usize) -> Duration {
+    BODY_TIMEOUT + Duration::from_secs((limit >> 20).saturating_sub(1) as u64)
+}
+
+/// [`read`], with `timeout` instead of [`BODY_TIMEOUT`].
+///
+/// # Errors
+/// As [`read`].
+pub async fn read_within<S>(
     payload: &mut S,
     declared: Option<usize>,
     limit: usize,

@@ -118,11 +118,13 @@ const VERSIONS: &[&str] = &[
     -- Before v3 every tenant got every built-in module, and CRM was the only one.
     UPDATE eerp.plans SET modules = '{crm}';",
     // v4: idempotency keys of POST and PATCH requests, per tenant; `status` is null while
-    // the first request with the key runs.
+    // the request that claimed the key (`claimed_by`) runs, until `lease_until` at most.
     "CREATE TABLE eerp.idempotency_keys (
         tenant_id uuid NOT NULL REFERENCES eerp.tenants (id) ON DELETE CASCADE,
         key text NOT NULL,
         fingerprint text NOT NULL,
+        claimed_by uuid NOT NULL,
+        lease_until timestamptz NOT NULL,
         status smallint,
         body text,
         created_at timestamptz NOT NULL DEFAULT now(),

@@ -143,7 +143,10 @@ impl<F: Future + Unpin> CpuShared<F> {
             .active_tenants
             .load(Ordering::Relaxed)
             .saturating_sub(1);
-        let factor = (2 * u32::try_from(others).unwrap_or(u32::MAX)).min(MAX_BACKOFF_FACTOR);
+        let factor = u32::try_from(others)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(2)
+            .min(MAX_BACKOFF_FACTOR);
         self.debt += thread_cpu_time().saturating_sub(started) * factor;
         if self.debt >= MIN_BACKOFF {
             let debt = std::mem::take(&mut self.debt);

@@ -172,7 +172,8 @@ impl TenantDirectory {
             .entry_by_ref(key)
             .and_compute_with(|current| match current {
                 Some(gate) if gate.value().fits(&entry.limits) => Op::Nop,
-                _ => Op::Put(Arc::new(Gate::new(
+                Some(gate) => Op::Put(Arc::new(gate.value().rebuilt(&entry.limits))),
+                None => Op::Put(Arc::new(Gate::new(
                     &entry.limits,
                     self.shares,
                     self.active_tenants.clone(),

@@ -81,6 +81,7 @@ pub struct Gate {
     limiter: DefaultDirectRateLimiter,
     calls: Arc<Semaphore>,
     call_limit: u32,
+    sandbox_share: u32,
     in_flight: Arc<AtomicUsize>,
     cpu: CpuShare,
     connections: Arc<Semaphore>,
@@ -99,12 +100,30 @@ impl Gate {
             limiter: RateLimiter::direct(quota),
             calls: Arc::new(Semaphore::new(call_limit as usize)),
             call_limit,
+            sandbox_share: shares.sandboxes,
             in_flight: Arc::new(AtomicUsize::new(0)),
             cpu: CpuShare {
                 permits: Arc::new(Semaphore::new(shares.cores as usize)),
                 active_tenants,
             },
             connections: Arc::new(Semaphore::new(shares.connections as usize)),
+        }
+    }
+
+    /// A gate for the tenant's new `limits` that keeps its shares: the permits its
+    /// requests in flight hold still count, so a change of limits never lets the tenant
+    /// hold two shares at once.
+    pub fn rebuilt(&self, limits: &Limits) -> Self {
+        let shares = Shares {
+            cores: 0,
+            connections: 0,
+            sandboxes: self.sandbox_share,
+        };
+        Self {
+            in_flight: self.in_flight.clone(),
+            cpu: self.cpu.clone(),
+            connections: self.connections.clone(),
+            ..Self::new(limits, shares, self.cpu.active_tenants.clone())
         }
     }
 
@@ -257,6 +276,37 @@ mod tests {
         );
         drop((b, c));
         assert_eq!(active.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn new_limits_keep_the_shares_already_held() {
+        let active = Arc::new(AtomicUsize::new(0));
+        let gate = Gate::new(
+            &Limits::default(),
+            Shares {
+                connections: 1,
+                ..WIDE
+            },
+            active.clone(),
+        );
+        let held = gate.connections().try_acquire_owned().unwrap();
+        let _call = gate.admit().unwrap();
+        let rebuilt = gate.rebuilt(&Limits {
+            burst: 1,
+            ..Limits::default()
+        });
+        assert!(rebuilt.fits(&Limits {
+            burst: 1,
+            ..Limits::default()
+        }));
+        assert!(
+            rebuilt.connections().try_acquire_owned().is_err(),
+            "the connection held under the old limits still counts"
+        );
+        let _again = rebuilt.admit().unwrap();
+        assert_eq!(active.load(Ordering::SeqCst), 1, "one tenant, counted once");
+        drop(held);
+        assert!(rebuilt.connections().try_acquire_owned().is_ok());
     }
 
     #[test]

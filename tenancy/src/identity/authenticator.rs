@@ -258,13 +258,28 @@ impl Authenticator {
         let claims =
             self.check_signature(token, header.alg, kid, &keys, &issuer.config, audience)?;
         let expires_at = claims.exp;
+        let principal = principal(claims, kind, &issuer.config)?;
+        if let Principal::Tenant(identity) = &principal
+            && self.bound_elsewhere(index, &identity.tenant)
+        {
+            return Err(AuthError::TenantNotAllowed);
+        }
         Ok(Verified {
-            principal: principal(claims, kind, &issuer.config)?,
+            principal,
             expires_at,
             issuer: index,
             kid: kid.map(str::to_string),
             generation: keys.generation,
         })
+    }
+
+    /// Whether `tenant` is bound to another issuer while issuer `index` may name any
+    /// tenant: a tenant given its own identity provider takes tokens from it alone.
+    fn bound_elsewhere(&self, index: usize, tenant: &TenantSlug) -> bool {
+        self.issuers[index].config.tenants.is_none()
+            && self.issuers.iter().enumerate().any(|(other, keys)| {
+                other != index && keys.config.tenants.is_some() && keys.config.speaks_for(tenant)
+            })
     }
 
     fn check_signature(

@@ -246,10 +246,17 @@ impl IssuerKeys {
         if self.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let keys = self.clone();
+        /// Clears the flag however the task ends, dropped unfinished included.
+        struct Done(Arc<IssuerKeys>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.refreshing.store(false, Ordering::Release);
+            }
+        }
+        let done = Done(self.clone());
         drop(runtime.spawn(async move {
-            keys.refresh(None).await;
-            keys.refreshing.store(false, Ordering::Release);
+            done.0.refresh(None).await;
+            drop(done);
         }));
     }
 

@@ -99,7 +99,8 @@ const ADMIN_BODY_LIMIT: usize = 1 << 20;
 
 /// Runs before every admin handler and its extractors: the operator is authenticated
 /// first, so an anonymous client cannot make the server read, or wait for, a body; the
-/// body is then read within its limit and [`body::BODY_TIMEOUT`].
+/// body is then read within its limit and the time that limit allows
+/// ([`body::timeout_for`]).
 async fn operator_first(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -123,7 +124,7 @@ async fn operator_first(
     };
     let declared = body::declared_length(req.request());
     let mut payload = req.parts_mut().1.take();
-    match body::read(&mut payload, declared, limit).await {
+    match body::read_within(&mut payload, declared, limit, body::timeout_for(limit)).await {
         Ok(bytes) => req.set_payload(Payload::from(bytes.freeze())),
         Err(e) => {
             let response = e.problem().respond(&id);

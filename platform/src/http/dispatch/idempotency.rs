@@ -7,7 +7,12 @@
 //!   (`Idempotent-Replayed: true`); another request under the key is 422; one while the
 //!   first still runs is 409 with `Retry-After`;
 //! - a failure of the platform (timeout, trap, database) records nothing: the claim is
-//!   released, and the client may retry with the same key;
+//!   released, and the client may retry with the same key. Should the release itself
+//!   fail (the database is down, the process died), the claim's lease runs out a little
+//!   after the request's wall time, and the next request with the key takes it over; a
+//!   request whose claim was taken over cannot record (its transaction rolls back);
+//! - a key is scoped to its tenant, and the caller (`sub`) is part of what makes two
+//!   requests the same, so one user never gets another's recorded answer;
 //! - keys expire after [`KEY_LIFETIME`].
 
 use std::time::Duration;
@@ -41,6 +46,8 @@ pub struct Claim {
     pool: Pool,
     tenant_id: String,
     key: String,
+    /// This request's claim, so a claim taken over after its lease ran out is not touched.
+    claimed_by: String,
     recorded: bool,
 }
 
@@ -65,10 +72,16 @@ pub fn key_of(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
-/// What makes two requests "the same" under one key: method, path, query and body.
-pub fn fingerprint(req: &HttpRequest, body: &str) -> String {
+/// What makes two requests "the same" under one key: caller, method, path, query and body.
+pub fn fingerprint(req: &HttpRequest, subject: &str, body: &str) -> String {
     let mut hash = Sha256::new();
-    for part in [req.method().as_str(), req.path(), req.query_string(), body] {
+    for part in [
+        subject,
+        req.method().as_str(),
+        req.path(),
+        req.query_string(),
+        body,
+    ] {
         hash.update(part.len().to_le_bytes());
         hash.update(part.as_bytes());
     }
@@ -85,39 +98,60 @@ pub async fn claim(
     tenant: &TenantEntry,
     key: String,
     fingerprint: &str,
+    lease: Duration,
 ) -> Result<Claimed, ApiError> {
     let conn = pool
         .get()
         .await
         .map_err(|e| ApiError::Db(format!("idempotency keys: {e}")))?;
-    let lifetime = KEY_LIFETIME.as_secs() as i64;
-    // A new key, or an expired one taken over; else the key's current row.
+    // Made before the INSERT is sent: should this request be dropped while it is in
+    // flight, the guard still releases what it may have claimed.
+    let claim = Claim {
+        pool: pool.clone(),
+        tenant_id: tenant.id.clone(),
+        key,
+        claimed_by: uuid::Uuid::new_v4().to_string(),
+        recorded: false,
+    };
+    let lifetime = KEY_LIFETIME.as_secs_f64();
+    // A new key, or one that expired or whose claim's lease ran out, is taken; else the
+    // key's current row is read.
     let claimed = conn
         .query_opt(
-            "INSERT INTO eerp.idempotency_keys AS k (tenant_id, key, fingerprint, expires_at)
-             VALUES ($1::text::uuid, $2, $3, now() + make_interval(secs => $4))
+            "INSERT INTO eerp.idempotency_keys AS k
+                 (tenant_id, key, fingerprint, claimed_by, lease_until, expires_at)
+             VALUES ($1::text::uuid, $2, $3, $4::text::uuid, now() + make_interval(secs => $5),
+                     now() + make_interval(secs => $6))
              ON CONFLICT (tenant_id, key) DO UPDATE
-                 SET fingerprint = excluded.fingerprint, status = NULL, body = NULL,
+                 SET fingerprint = excluded.fingerprint, claimed_by = excluded.claimed_by,
+                     lease_until = excluded.lease_until, status = NULL, body = NULL,
                      created_at = now(), expires_at = excluded.expires_at
                  WHERE k.expires_at < now()
+                    OR (k.status IS NULL AND k.lease_until < now() AND k.fingerprint = excluded.fingerprint)
              RETURNING 1",
-            &[&tenant.id, &key, &fingerprint, &(lifetime as f64)],
+            &[
+                &claim.tenant_id,
+                &claim.key,
+                &fingerprint,
+                &claim.claimed_by,
+                &lease.as_secs_f64(),
+                &lifetime,
+            ],
         )
         .await
         .map_err(|e| ApiError::Db(format!("claiming an idempotency key: {e}")))?;
     if claimed.is_some() {
-        return Ok(Claimed::Run(Claim {
-            pool: pool.clone(),
-            tenant_id: tenant.id.clone(),
-            key,
-            recorded: false,
-        }));
+        return Ok(Claimed::Run(claim));
     }
+    // Another request's claim: nothing of this one's to release.
+    let mut claim = claim;
+    claim.recorded = true;
+    let key = &claim.key;
     let row = conn
         .query_opt(
             "SELECT fingerprint, status, body FROM eerp.idempotency_keys
              WHERE tenant_id = $1::text::uuid AND key = $2",
-            &[&tenant.id, &key],
+            &[&tenant.id, key],
         )
         .await
         .map_err(|e| ApiError::Db(format!("reading an idempotency key: {e}")))?;
@@ -150,14 +184,19 @@ impl Claim {
     /// The statement failed; the request must roll back.
     pub async fn record_in(&self, db: &mut DbSession, response: &Response) -> Result<(), String> {
         let status = i16::try_from(response.status).unwrap_or(500);
+        let body = response.body.get();
         let client = db.client().await?;
-        client
-            .execute(
-                RECORD,
-                &[&self.tenant_id, &self.key, &status, &response.body.get()],
-            )
+        let updated = client
+            .execute(RECORD, &self.record_params(&status, &body))
             .await
             .map_err(|e| format!("recording the idempotency key: {e}"))?;
+        if updated != 1 {
+            // The lease ran out and another request took the key over: this one must not
+            // commit a second execution.
+            return Err(
+                "this request's idempotency claim was taken over; retry to get the answer".into(),
+            );
+        }
         Ok(())
     }
 
@@ -169,12 +208,10 @@ impl Claim {
     /// Records `response` on its own (a refusal: nothing else was written).
     pub async fn record(mut self, response: &Response) {
         let status = i16::try_from(response.status).unwrap_or(500);
+        let body = response.body.get();
         let recorded = match self.pool.get().await {
             Ok(conn) => conn
-                .execute(
-                    RECORD,
-                    &[&self.tenant_id, &self.key, &status, &response.body.get()],
-                )
+                .execute(RECORD, &self.record_params(&status, &body))
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string()),
@@ -189,8 +226,18 @@ impl Claim {
     }
 }
 
-const RECORD: &str = "UPDATE eerp.idempotency_keys SET status = $3, body = $4
-                      WHERE tenant_id = $1::text::uuid AND key = $2";
+impl Claim {
+    fn record_params<'a>(
+        &'a self,
+        status: &'a i16,
+        body: &'a &'a str,
+    ) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 5] {
+        [&self.tenant_id, &self.key, &self.claimed_by, status, body]
+    }
+}
+
+const RECORD: &str = "UPDATE eerp.idempotency_keys SET status = $4, body = $5
+                      WHERE tenant_id = $1::text::uuid AND key = $2 AND claimed_by = $3::text::uuid";
 
 impl Drop for Claim {
     fn drop(&mut self) {
@@ -200,18 +247,20 @@ impl Drop for Claim {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (pool, tenant_id, key) = (
+        let (pool, tenant_id, key, claimed_by) = (
             self.pool.clone(),
             self.tenant_id.clone(),
             std::mem::take(&mut self.key),
+            std::mem::take(&mut self.claimed_by),
         );
         drop(runtime.spawn(async move {
             let released = match pool.get().await {
                 Ok(conn) => conn
                     .execute(
                         "DELETE FROM eerp.idempotency_keys
-                         WHERE tenant_id = $1::text::uuid AND key = $2 AND status IS NULL",
-                        &[&tenant_id, &key],
+                         WHERE tenant_id = $1::text::uuid AND key = $2
+                           AND claimed_by = $3::text::uuid AND status IS NULL",
+                        &[&tenant_id, &key, &claimed_by],
                     )
                     .await
                     .map(drop)
@@ -219,7 +268,7 @@ impl Drop for Claim {
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = released {
-                tracing::warn!(error = %e, "could not release an idempotency key; it expires instead");
+                tracing::warn!(error = %e, "could not release an idempotency key; its lease runs out instead");
             }
         }));
     }
@@ -249,8 +298,12 @@ pub async fn expire_forever(pool: Pool) {
 mod tests {
     use super::*;
 
+    fn fingerprint_of(req: &HttpRequest, body: &str) -> String {
+        fingerprint(req, "ada", body)
+    }
+
     #[test]
-    fn the_fingerprint_tells_requests_apart_by_method_path_query_and_body() {
+    fn the_fingerprint_tells_requests_apart_by_caller_method_path_query_and_body() {
         let req = |method, uri: &str| {
             actix_web::test::TestRequest::default()
                 .method(method)
@@ -259,16 +312,21 @@ mod tests {
         };
         let post = actix_web::http::Method::POST;
         let patch = actix_web::http::Method::PATCH;
-        let base = fingerprint(&req(post.clone(), "/api/v1/crm/contacts"), r#"{"a":1}"#);
+        let base = fingerprint_of(&req(post.clone(), "/api/v1/crm/contacts"), r#"{"a":1}"#);
         assert_eq!(
             base,
-            fingerprint(&req(post.clone(), "/api/v1/crm/contacts"), r#"{"a":1}"#)
+            fingerprint_of(&req(post.clone(), "/api/v1/crm/contacts"), r#"{"a":1}"#)
         );
         for other in [
-            fingerprint(&req(post.clone(), "/api/v1/crm/contacts"), r#"{"a":2}"#),
-            fingerprint(&req(patch, "/api/v1/crm/contacts"), r#"{"a":1}"#),
-            fingerprint(&req(post.clone(), "/api/v1/crm/contacts?x=1"), r#"{"a":1}"#),
-            fingerprint(&req(post, "/api/v1/crm/contacts/1"), r#"{"a":1}"#),
+            fingerprint_of(&req(post.clone(), "/api/v1/crm/contacts"), r#"{"a":2}"#),
+            fingerprint_of(&req(patch, "/api/v1/crm/contacts"), r#"{"a":1}"#),
+            fingerprint_of(&req(post.clone(), "/api/v1/crm/contacts?x=1"), r#"{"a":1}"#),
+            fingerprint_of(&req(post, "/api/v1/crm/contacts/1"), r#"{"a":1}"#),
+            fingerprint(
+                &req(actix_web::http::Method::POST, "/api/v1/crm/contacts"),
+                "grace",
+                r#"{"a":1}"#,
+            ),
         ] {
             assert_ne!(base, other);
         }

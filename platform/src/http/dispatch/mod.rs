@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -215,8 +215,11 @@ async fn serve(
     let claim = match idempotency::key_of(req)? {
         None => None,
         Some(key) => {
-            let fingerprint = idempotency::fingerprint(req, body.get());
-            match idempotency::claim(&state.pool, &tenant, key, &fingerprint).await? {
+            let fingerprint = idempotency::fingerprint(req, &identity.subject, body.get());
+            // Held past the request's wall time and its commit: then another request may
+            // take the key over, should this one's release never happen.
+            let lease = limits.wall_time + 2 * crate::db::FINISH_TIMEOUT + Duration::from_secs(5);
+            match idempotency::claim(&state.pool, &tenant, key, &fingerprint, lease).await? {
                 Claimed::Run(claim) => Some(claim),
                 Claimed::Replay(response) => {
                     trace.replayed = true;
