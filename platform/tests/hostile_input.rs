@@ -156,6 +156,8 @@ fn check_sql(sql: &str, names: &BTreeSet<String>, params: usize) -> Result<(), S
             | Token::LtEq
             | Token::GtEq
             | Token::Mul
+            // A negative literal (`DEFAULT -1`); `--` would tokenize as a comment, refused above.
+            | Token::Minus
             | Token::DoubleColon
             | Token::HashLongArrow
             | Token::LBracket
