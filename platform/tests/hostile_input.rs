@@ -35,6 +35,7 @@ const WORDS: &[&str] = &[
     "btree",
     "by",
     "cascade",
+    "conflict",
     "check",
     "column",
     "constraint",
@@ -46,6 +47,7 @@ const WORDS: &[&str] = &[
     "delete",
     "desc",
     "distinct",
+    "do",
     "escape",
     "exists",
     "false",
@@ -74,6 +76,7 @@ const WORDS: &[&str] = &[
     "max",
     "min",
     "not",
+    "nothing",
     "now",
     "null",
     "nulls",
@@ -87,6 +90,7 @@ const WORDS: &[&str] = &[
     "returning",
     "select",
     "set",
+    "share",
     "spgist",
     "sum",
     "table",
@@ -175,14 +179,15 @@ fn migrations() -> Vec<Migration> {
         vec![
             Column::new("name", "text").not_null(),
             Column::new("credit", "numeric(12,2)"),
-            Column::new("status", "varchar(20)"),
+            Column::new("status", "varchar(20)").unique(),
             Column::new("born", "date"),
             Column::new("seen_at", "timestamptz"),
             Column::new("visits", "integer"),
             Column::new("vip", "boolean"),
             Column::new("data", "jsonb"),
         ],
-    );
+    )
+    .unique_together(&["name", "born"]);
     vec![Migration {
         entity: "contacts".into(),
         version: 1,
@@ -286,6 +291,8 @@ fn operation() -> impl Strategy<Value = Value> {
         (table.clone(), values()).prop_map(|(t, v)| json!({"op": "insert", "table": t, "values": v})),
         (table.clone(), id.clone(), values())
             .prop_map(|(t, i, v)| json!({"op": "update", "table": t, "id": i, "values": v})),
+        (table.clone(), values(), proptest::option::of(proptest::sample::select(vec!["update", "share", "nowait"])), proptest::option::of(values()))
+            .prop_map(|(t, key, lock, or_insert)| json!({"op": "get_by", "table": t, "key": key, "lock": lock, "or_insert": or_insert})),
         (table.clone(), id.clone(), proptest::sample::select(vec!["get", "get_for_update", "delete", "restore"]))
             .prop_map(|(t, i, op)| json!({"op": op, "table": t, "id": i})),
         (table.clone(), filters(), proptest::option::of((name(), any::<bool>())), proptest::option::of(0u32..1000), cursor(), any::<bool>())
@@ -325,9 +332,13 @@ proptest! {
         let Ok(op) = serde_json::from_value::<DataOp>(op) else {
             return Ok(());
         };
+        let mut names = declared(COLUMNS);
+        names.insert("contacts".into());
         if let Ok(statement) = query::build(SCHEMA, &model, &op) {
-            let mut names = declared(COLUMNS);
-            names.insert("contacts".into());
+            check_sql(&statement.sql, &names, statement.params.len())
+                .map_err(TestCaseError::fail)?;
+        }
+        if let Ok(Some(statement)) = query::insert_if_absent(SCHEMA, &model, &op) {
             check_sql(&statement.sql, &names, statement.params.len())
                 .map_err(TestCaseError::fail)?;
         }

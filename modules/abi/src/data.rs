@@ -49,6 +49,26 @@ pub enum DataOp {
         /// Row id (uuid).
         id: String,
     },
+    /// Fetch the live row whose unique key has the values in `key`: `id`, a column
+    /// declared `unique`, or a `unique_together` set, all of its columns given. With
+    /// `lock`, the row stays locked until the request ends; with `or_insert`, a missing
+    /// row is first inserted from those values and the key's (a row inserted by a
+    /// concurrent request is waited for and returned instead). Returns the row.
+    GetBy {
+        /// Another module whose table this reads (needs a read grant); absent: this module.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        module: Option<String>,
+        /// Table name.
+        table: String,
+        /// The unique key's columns and values.
+        key: Map<String, Value>,
+        /// Lock the row: `update` (exclusive) or `share` (others may share, none update).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lock: Option<LockMode>,
+        /// Insert the row from these values (and `key`'s) when it does not exist.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        or_insert: Option<Map<String, Value>>,
+    },
     /// A page of rows; returns [`ListPage`].
     List(ListQuery),
     /// Change some columns of one live row; returns it.
@@ -95,6 +115,7 @@ impl DataOp {
             DataOp::Insert { module, .. }
             | DataOp::Get { module, .. }
             | DataOp::GetForUpdate { module, .. }
+            | DataOp::GetBy { module, .. }
             | DataOp::Update { module, .. }
             | DataOp::Delete { module, .. }
             | DataOp::Restore { module, .. } => module.as_deref(),
@@ -109,6 +130,7 @@ impl DataOp {
             DataOp::Insert { table, .. }
             | DataOp::Get { table, .. }
             | DataOp::GetForUpdate { table, .. }
+            | DataOp::GetBy { table, .. }
             | DataOp::Update { table, .. }
             | DataOp::Delete { table, .. }
             | DataOp::Restore { table, .. } => table,
@@ -121,9 +143,26 @@ impl DataOp {
     pub fn is_read(&self) -> bool {
         matches!(
             self,
-            DataOp::Get { .. } | DataOp::List(_) | DataOp::Aggregate(_)
+            DataOp::Get { .. }
+                | DataOp::List(_)
+                | DataOp::Aggregate(_)
+                | DataOp::GetBy {
+                    lock: None,
+                    or_insert: None,
+                    ..
+                }
         )
     }
+}
+
+/// How [`DataOp::GetBy`] locks the row it returns.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LockMode {
+    /// `FOR UPDATE`: no other request may lock or change the row until this one ends.
+    Update,
+    /// `FOR SHARE`: other requests may share the lock, none may change the row.
+    Share,
 }
 
 /// Parameters of [`DataOp::List`].

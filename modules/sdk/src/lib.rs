@@ -46,20 +46,23 @@
 #![deny(missing_docs)]
 
 mod data;
+pub mod decimal;
 mod exports;
 mod host;
 mod list;
 mod module;
 mod reply;
 mod request;
+pub mod resource;
 mod table;
 mod validate;
 
 pub use data::Ctx;
+pub use decimal::Decimal;
 pub use eerp_abi as abi;
 pub use eerp_abi::data::{
     Aggregate, AggregateFn, AggregateQuery, AggregateResult, DataError, DataErrorKind, Filter,
-    FilterOp, ListPage, ListQuery, Order,
+    FilterOp, ListPage, ListQuery, LockMode, Order,
 };
 pub use eerp_abi::envelope::{FieldError, Principal};
 pub use eerp_abi::migration::{
@@ -70,6 +73,7 @@ pub use list::ListSpec;
 pub use module::{Event, EventHandler, Handler, Module};
 pub use reply::{Error, Reply};
 pub use request::{Patch, Request};
+pub use resource::Resource;
 pub use table::{Granted, Page, Row, Table};
 pub use validate::Checks;
 

@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 
 use eerp_abi::data::{
     AggregateQuery, AggregateResult, DataError, DataErrorKind, DataOp, ListPage, ListQuery,
+    LockMode,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,50 @@ impl<T: DeserializeOwned> Table<T> {
         }))
     }
 
+    /// The live row whose unique key has the values of `key` (an object such as
+    /// `{"sku": "A-1"}`: `id`, a `unique` column or a `unique_together` set).
+    ///
+    /// # Errors
+    /// [`DataErrorKind::NotFound`] when there is none; [`DataErrorKind::Invalid`] when
+    /// `key` is not a declared unique key.
+    pub fn get_by(&self, ctx: &mut Ctx, key: &impl Serialize) -> Result<T, DataError> {
+        get_by(ctx, None, self.name, key, None, None)
+    }
+
+    /// As [`Table::get_by`], locked until the request ends: [`LockMode::Update`] to
+    /// change the row, [`LockMode::Share`] to keep it from changing while this request
+    /// relies on it.
+    ///
+    /// # Errors
+    /// As [`Table::get_by`].
+    pub fn lock_by(
+        &self,
+        ctx: &mut Ctx,
+        key: &impl Serialize,
+        mode: LockMode,
+    ) -> Result<T, DataError> {
+        get_by(ctx, None, self.name, key, Some(mode), None)
+    }
+
+    /// The row with unique key `key`, locked; when there is none it is first inserted
+    /// from `values` and the key's values. Requests racing to create the same row all
+    /// get the one that was inserted, so this is how a module keeps one row per key (a
+    /// balance per item and location) without a unique-violation error.
+    ///
+    /// # Errors
+    /// As [`Table::get_by`] and [`Table::insert`].
+    pub fn lock_or_insert(
+        &self,
+        ctx: &mut Ctx,
+        key: &impl Serialize,
+        values: &impl Serialize,
+        mode: LockMode,
+    ) -> Result<T, DataError> {
+        let mut values = ctx.object(values)?;
+        values.retain(|_, value| !value.is_null());
+        get_by(ctx, None, self.name, key, Some(mode), Some(values))
+    }
+
     /// A page of rows (`query.table` is set to this table).
     ///
     /// # Errors
@@ -198,6 +243,14 @@ impl<T: DeserializeOwned> Granted<T> {
         get(ctx, Some(self.module), self.name, id, false)
     }
 
+    /// The live row whose unique key has the values of `key`.
+    ///
+    /// # Errors
+    /// As [`Granted::get`].
+    pub fn get_by(&self, ctx: &mut Ctx, key: &impl Serialize) -> Result<T, DataError> {
+        get_by(ctx, Some(self.module), self.name, key, None, None)
+    }
+
     /// A page of rows.
     ///
     /// # Errors
@@ -231,6 +284,24 @@ fn get<T: DeserializeOwned>(
         table: table.into(),
         id: id.into(),
         include_deleted,
+    }))
+}
+
+fn get_by<T: DeserializeOwned>(
+    ctx: &mut Ctx,
+    module: Option<&str>,
+    table: &str,
+    key: &impl Serialize,
+    lock: Option<LockMode>,
+    or_insert: Option<serde_json::Map<String, Value>>,
+) -> Result<T, DataError> {
+    let key = ctx.object(key)?;
+    typed(ctx.call(&DataOp::GetBy {
+        module: module.map(str::to_string),
+        table: table.into(),
+        key,
+        lock,
+        or_insert,
     }))
 }
 

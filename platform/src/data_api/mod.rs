@@ -49,6 +49,7 @@ pub fn op_name(op: &DataOp) -> &'static str {
         DataOp::Insert { .. } => "insert",
         DataOp::Get { .. } => "get",
         DataOp::GetForUpdate { .. } => "get_for_update",
+        DataOp::GetBy { .. } => "get_by",
         DataOp::List(_) => "list",
         DataOp::Update { .. } => "update",
         DataOp::Delete { .. } => "delete",
@@ -90,6 +91,17 @@ async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataErro
     }
     let (schema, model) = scope.target(&op)?;
     let statement = query::build(schema, model, &op)?;
+    let insert = query::insert_if_absent(schema, model, &op)?;
+    let rows = run_statement(scope, &statement, op_name(&op)).await?;
+    let Some(insert) = insert.filter(|_| rows.is_empty()) else {
+        return statement.shape.render(&rows);
+    };
+    // `get_by` with `or_insert` on a missing row: insert it, or, when a concurrent
+    // request's insert won (the insert waited for it and did nothing), read that row.
+    let inserted = run_statement(scope, &insert, "insert").await?;
+    if !inserted.is_empty() {
+        return insert.shape.render(&inserted);
+    }
     let rows = run_statement(scope, &statement, op_name(&op)).await?;
     statement.shape.render(&rows)
 }

@@ -6,7 +6,7 @@
 
 use eerp_abi::data::{
     AggregateFn, AggregateGroup, AggregateQuery, AggregateResult, DEFAULT_PAGE, DataError,
-    DataErrorKind, DataOp, Filter, FilterOp, ListPage, ListQuery, MAX_PAGE,
+    DataErrorKind, DataOp, Filter, FilterOp, ListPage, ListQuery, LockMode, MAX_PAGE,
 };
 use eerp_abi::migration::SqlType;
 use serde_json::{Map, Value};
@@ -103,27 +103,16 @@ fn not_found(table: &str, id: &str) -> DataError {
 /// [`DataErrorKind::Invalid`] naming the unknown table or column or the value that does
 /// not fit.
 pub fn build(schema: &str, model: &SchemaModel, op: &DataOp) -> Result<Statement, DataError> {
-    let table_name = op.table();
-    let table = model.table(table_name).ok_or_else(|| {
-        let known: Vec<&str> = model.table_names().collect();
-        invalid(format!(
-            "unknown table `{table_name}`; the module declares: {}",
-            known.join(", ")
-        ))
-    })?;
-    let mut b = Builder {
-        table,
-        target: qualified(schema, &table.name),
-        params: Vec::new(),
-    };
+    let mut b = Builder::new(schema, model, op.table())?;
     let (sql, shape) = match op {
-        DataOp::Insert { values, .. } => b.insert(values)?,
+        DataOp::Insert { values, .. } => b.insert(values, "")?,
         DataOp::Get {
             id,
             include_deleted,
             ..
-        } => b.get(id, *include_deleted, false)?,
-        DataOp::GetForUpdate { id, .. } => b.get(id, false, true)?,
+        } => b.get(id, *include_deleted, None)?,
+        DataOp::GetForUpdate { id, .. } => b.get(id, false, Some(LockMode::Update))?,
+        DataOp::GetBy { key, lock, .. } => b.get_by(key, *lock)?,
         DataOp::Update { id, values, .. } => b.update(id, values)?,
         DataOp::Delete { id, .. } => b.set_deleted(id, true)?,
         DataOp::Restore { id, .. } => b.set_deleted(id, false)?,
@@ -137,7 +126,96 @@ pub fn build(schema: &str, model: &SchemaModel, op: &DataOp) -> Result<Statement
     })
 }
 
+/// The insert a [`DataOp::GetBy`] with `or_insert` runs when its row is missing: the
+/// `or_insert` values and the key's, doing nothing when a live row with that key exists
+/// or is committed meanwhile. `None` for every other operation.
+///
+/// # Errors
+/// As [`build`], and for a key of `id` (ids are the host's to choose).
+pub fn insert_if_absent(
+    schema: &str,
+    model: &SchemaModel,
+    op: &DataOp,
+) -> Result<Option<Statement>, DataError> {
+    let DataOp::GetBy {
+        table,
+        key,
+        or_insert: Some(values),
+        ..
+    } = op
+    else {
+        return Ok(None);
+    };
+    let mut b = Builder::new(schema, model, table)?;
+    let columns = b.unique_key(key)?;
+    if columns == ["id"] {
+        return Err(invalid(
+            "`or_insert` needs a declared unique key, not `id`: ids are chosen by the host",
+        ));
+    }
+    let mut row = values.clone();
+    for (name, value) in key {
+        if row.get(name).is_some_and(|v| v != value) {
+            return Err(invalid(format!(
+                "`or_insert` sets `{name}` to another value than the key's"
+            )));
+        }
+        row.insert(name.clone(), value.clone());
+    }
+    let target = columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let on_conflict = format!(" ON CONFLICT ({target}) WHERE \"deleted_at\" IS NULL DO NOTHING");
+    let (sql, shape) = b.insert(&row, &on_conflict)?;
+    Ok(Some(Statement {
+        sql,
+        params: b.params,
+        shape,
+    }))
+}
+
 impl<'a> Builder<'a> {
+    fn new(schema: &str, model: &'a SchemaModel, table_name: &str) -> Result<Self, DataError> {
+        let table = model.table(table_name).ok_or_else(|| {
+            let known: Vec<&str> = model.table_names().collect();
+            invalid(format!(
+                "unknown table `{table_name}`; the module declares: {}",
+                known.join(", ")
+            ))
+        })?;
+        Ok(Builder {
+            table,
+            target: qualified(schema, &table.name),
+            params: Vec::new(),
+        })
+    }
+
+    /// The columns of the unique key `key` names: `id` or a declared one.
+    fn unique_key(&self, key: &Map<String, Value>) -> Result<Vec<String>, DataError> {
+        let names: Vec<&str> = key.keys().map(String::as_str).collect();
+        if names == ["id"] {
+            return Ok(vec!["id".into()]);
+        }
+        if let Some(columns) = self.table.unique_key(&names) {
+            return Ok(columns.to_vec());
+        }
+        let declared: Vec<String> = self
+            .table
+            .unique
+            .iter()
+            .map(|key| format!("({})", key.join(", ")))
+            .collect();
+        Err(invalid(format!(
+            "({}) is not a unique key of `{}`; its unique keys are (id){}{}",
+            names.join(", "),
+            self.table.name,
+            if declared.is_empty() { "" } else { ", " },
+            declared.join(", ")
+        )))
+    }
+
     fn column(&self, name: &str) -> Result<&'a ColumnModel, DataError> {
         self.table.column(name).ok_or_else(|| {
             let known: Vec<&str> = self.table.columns.iter().map(|c| c.name.as_str()).collect();
@@ -195,7 +273,11 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn insert(&mut self, values: &Map<String, Value>) -> Result<(String, Shape), DataError> {
+    fn insert(
+        &mut self,
+        values: &Map<String, Value>,
+        on_conflict: &str,
+    ) -> Result<(String, Shape), DataError> {
         if let Some(missing) = self
             .table
             .columns
@@ -214,13 +296,13 @@ impl<'a> Builder<'a> {
         }
         let sql = if names.is_empty() {
             format!(
-                "INSERT INTO {} DEFAULT VALUES RETURNING {}",
+                "INSERT INTO {} DEFAULT VALUES{on_conflict} RETURNING {}",
                 self.target,
                 self.select_list()
             )
         } else {
             format!(
-                "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
+                "INSERT INTO {} ({}) VALUES ({}){on_conflict} RETURNING {}",
                 self.target,
                 names.join(", "),
                 placeholders.join(", "),
@@ -234,7 +316,7 @@ impl<'a> Builder<'a> {
         &mut self,
         id: &str,
         include_deleted: bool,
-        lock: bool,
+        lock: Option<LockMode>,
     ) -> Result<(String, Shape), DataError> {
         let id = self.bind_id(id)?;
         let live = if include_deleted {
@@ -242,11 +324,42 @@ impl<'a> Builder<'a> {
         } else {
             " AND \"deleted_at\" IS NULL"
         };
-        let lock = if lock { " FOR UPDATE" } else { "" };
         let sql = format!(
-            "SELECT {} FROM {} WHERE \"id\" = {id}{live}{lock}",
+            "SELECT {} FROM {} WHERE \"id\" = {id}{live}{}",
             self.select_list(),
-            self.target
+            self.target,
+            lock_clause(lock)
+        );
+        Ok((sql, self.one()))
+    }
+
+    fn get_by(
+        &mut self,
+        key: &Map<String, Value>,
+        lock: Option<LockMode>,
+    ) -> Result<(String, Shape), DataError> {
+        let columns = self.unique_key(key)?;
+        if columns == ["id"] {
+            let id = key.get("id").and_then(Value::as_str).unwrap_or_default();
+            return self.get(id, false, lock);
+        }
+        let mut conditions = vec!["\"deleted_at\" IS NULL".to_string()];
+        for name in &columns {
+            let column = self.column(name)?;
+            let value = key
+                .get(name)
+                .filter(|v| !v.is_null())
+                .ok_or_else(|| invalid(format!("the key's `{name}` needs a value, not null")))?;
+            let text = to_text(column, value).map_err(invalid)?;
+            let placeholder = self.bind(Some(text), column.ty);
+            conditions.push(format!("{} = {placeholder}", quote_ident(name)));
+        }
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {}{}",
+            self.select_list(),
+            self.target,
+            conditions.join(" AND "),
+            lock_clause(lock)
         );
         Ok((sql, self.one()))
     }
@@ -568,6 +681,14 @@ impl Shape {
     }
 }
 
+fn lock_clause(lock: Option<LockMode>) -> &'static str {
+    match lock {
+        None => "",
+        Some(LockMode::Update) => " FOR UPDATE",
+        Some(LockMode::Share) => " FOR SHARE",
+    }
+}
+
 fn text_at(row: &Row, index: usize) -> Option<&str> {
     row.try_get::<_, Option<&str>>(index).ok().flatten()
 }
@@ -634,7 +755,9 @@ mod tests {
 
     fn model() -> SchemaModel {
         let json = r#"{"entity":"c","version":1,"operations":[{"type":"create_table","table":"contacts","columns":[
-            {"name":"name","type":"text","not_null":true},{"name":"credit","type":"numeric(14,2)"}]}]}"#;
+            {"name":"name","type":"text","not_null":true},{"name":"credit","type":"numeric(14,2)"},
+            {"name":"email","type":"text","unique":true},{"name":"team","type":"text"}],
+            "unique":[["team","name"]]}]}"#;
         SchemaModel::from_migrations(&parse_migrations(json.as_bytes()).unwrap()).unwrap()
     }
 
@@ -713,6 +836,69 @@ mod tests {
             "{}",
             st.sql
         );
+    }
+
+    #[test]
+    fn get_by_takes_a_declared_unique_key_and_locks_as_asked() {
+        let st = build(
+            "s",
+            &model(),
+            &op(json!({"op":"get_by","table":"contacts","key":{"name":"Ada","team":"x"},"lock":"share"})),
+        )
+        .unwrap();
+        assert!(
+            st.sql.ends_with(
+                r#"WHERE "deleted_at" IS NULL AND "team" = $1::text::text AND "name" = $2::text::text FOR SHARE"#
+            ),
+            "{}",
+            st.sql
+        );
+        let by_id = op(
+            json!({"op":"get_by","table":"contacts","key":{"id":"6f1c1a64-1d2e-4c1e-9c55-7f7d3b1e2a10"},"lock":"update"}),
+        );
+        assert!(
+            build("s", &model(), &by_id)
+                .unwrap()
+                .sql
+                .ends_with("FOR UPDATE")
+        );
+        for bad in [
+            json!({"op":"get_by","table":"contacts","key":{"name":"Ada"}}),
+            json!({"op":"get_by","table":"contacts","key":{"email":null}}),
+            json!({"op":"get_by","table":"contacts","key":{}}),
+        ] {
+            let err = build("s", &model(), &op(bad.clone())).unwrap_err();
+            assert_eq!(err.kind, DataErrorKind::Invalid, "{bad}");
+            assert!(
+                err.message.contains("unique") || err.message.contains("null"),
+                "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn or_insert_adds_the_key_and_does_nothing_on_a_live_conflict() {
+        let get_by = op(
+            json!({"op":"get_by","table":"contacts","key":{"email":"a@b.c"},"lock":"update","or_insert":{"name":"Ada"}}),
+        );
+        let st = insert_if_absent("s", &model(), &get_by).unwrap().unwrap();
+        assert!(
+            st.sql.starts_with(
+                r#"INSERT INTO "s"."contacts" ("email", "name") VALUES ($1::text::text, $2::text::text) ON CONFLICT ("email") WHERE "deleted_at" IS NULL DO NOTHING RETURNING "#
+            ),
+            "{}",
+            st.sql
+        );
+        let plain = op(json!({"op":"get_by","table":"contacts","key":{"email":"a@b.c"}}));
+        assert!(insert_if_absent("s", &model(), &plain).unwrap().is_none());
+        for bad in [
+            json!({"op":"get_by","table":"contacts","key":{"id":"6f1c1a64-1d2e-4c1e-9c55-7f7d3b1e2a10"},"or_insert":{"name":"A"}}),
+            json!({"op":"get_by","table":"contacts","key":{"email":"a@b.c"},"or_insert":{"email":"x@y.z","name":"A"}}),
+        ] {
+            let err = insert_if_absent("s", &model(), &op(bad.clone())).unwrap_err();
+            assert_eq!(err.kind, DataErrorKind::Invalid, "{bad}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Starts a private PostgreSQL from the installed server binaries when `DATABASE_URL` is
 //! unset (data kept in `.eerp/pgdata`), migrates, creates the `demo` tenant with its
-//! plan's modules (CRM), writes an operator token for the `eerp` operator commands to
+//! plan's modules and every built-in module (CRM, Inventory, ...), writes an operator token for the `eerp` operator commands to
 //! `.eerp/operator-token`, prints a tenant token and working `curl` lines, and serves.
 //! Ctrl-C stops the server, then the private PostgreSQL.
 
@@ -85,6 +85,13 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         modules: None,
     };
     lifecycle::create(&catalog, demo).await?;
+    // The demo has every module built into the binary, also when an earlier run's demo
+    // tenant predates some of them (enabling is idempotent).
+    let demo = TenantSlug::parse(DEMO_TENANT)?;
+    for (file, _) in crate::registry::BUILTIN_MODULES {
+        let module = file.trim_end_matches(".wasm");
+        lifecycle::set_module(&catalog, &demo, module, true, None).await?;
+    }
     let operator = signer.operator_token("dev-operator", 30 * 24 * 3600)?;
     write_private(
         &options.state_dir.join("operator-token"),

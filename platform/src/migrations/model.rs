@@ -20,6 +20,9 @@ pub struct TableModel {
     pub name: String,
     /// Columns in creation order, built-in ones first.
     pub columns: Vec<ColumnModel>,
+    /// Unique keys among live rows (a `unique` column or a `unique_together` set), each
+    /// a set of column names, besides `id`.
+    pub unique: Vec<Vec<String>>,
 }
 
 /// One column.
@@ -67,11 +70,26 @@ impl TableModel {
                 builtin("updated_at", SqlType::Timestamptz, true),
                 builtin("deleted_at", SqlType::Timestamptz, false),
             ],
+            unique: Vec::new(),
         }
     }
 
     /// The column called `name`.
     pub fn column(&self, name: &str) -> Option<&ColumnModel> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The declared unique key with exactly the columns `names` (in any order).
+    pub fn unique_key(&self, names: &[&str]) -> Option<&[String]> {
+        let mut wanted: Vec<&str> = names.to_vec();
+        wanted.sort_unstable();
+        self.unique
+            .iter()
+            .find(|key| {
+                let mut have: Vec<&str> = key.iter().map(String::as_str).collect();
+                have.sort_unstable();
+                have == wanted
+            })
+            .map(Vec::as_slice)
     }
 }

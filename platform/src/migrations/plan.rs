@@ -163,6 +163,7 @@ impl Planner<'_> {
                     std::slice::from_ref(&column.name),
                     &column.name,
                 ));
+                model.unique.push(vec![column.name.clone()]);
             }
             model.columns.push(column_model);
         }
@@ -181,6 +182,7 @@ impl Planner<'_> {
                 return Err(self.invalid(format!("unique on unknown column `{table}.{missing}`")));
             }
             after.push(self.unique_index(table, columns, &n.to_string()));
+            model.unique.push(columns.clone());
         }
         self.statements.push(format!(
             "CREATE TABLE IF NOT EXISTS {} ({})",

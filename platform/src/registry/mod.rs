@@ -23,8 +23,13 @@ pub use store::{StoreError, Upload};
 
 /// The business modules built into this binary: (file name, wasm bytes). They are
 /// seeded into the module store at start-up, so they load like any uploaded module.
-pub const BUILTIN_MODULES: &[(&str, &[u8])] =
-    &[("crm.wasm", include_bytes!(env!("EERP_CRM_WASM")))];
+pub const BUILTIN_MODULES: &[(&str, &[u8])] = &[
+    ("crm.wasm", include_bytes!(env!("EERP_CRM_WASM"))),
+    (
+        "inventory.wasm",
+        include_bytes!(env!("EERP_INVENTORY_WASM")),
+    ),
+];
 
 type ModuleMap = BTreeMap<(String, Version), Arc<LoadedModule>>;
 

@@ -1,0 +1,66 @@
+//! # eerp-inventory: the Inventory module
+//!
+//! Owns the tenant's stock: items, warehouses and locations, stock moves (receipt,
+//! issue, transfer, adjustment) on an append-only ledger, balances per item and location
+//! that never go negative, reservations, and moving-average valuation to the cent. Every
+//! move emits `inventory.stock_moved` with the value that moved, which Accounting (when
+//! the tenant has it) turns into a journal entry in the same transaction.
+//!
+//! It must never reach anything but its own tables through the SDK's data API, and it
+//! never knows whether anyone handles its events: a tenant without Accounting still
+//! moves stock.
+//!
+//! Routes, under `/api/v1/inventory` (permissions `inventory.<resource>.<action>`):
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET, POST | `/items`, `/warehouses`, `/locations` | list (filters, cursor), create |
+//! | GET, PATCH, DELETE | `/items/{id}` (and the others) | read, change, soft delete (refused while stock is held) |
+//! | POST | `/items/{id}/restore` (and the others) | undo a soft delete |
+//! | GET, POST | `/moves` | list moves; post a receipt, issue, transfer or adjustment |
+//! | GET, DELETE | `/moves/{id}` | read a move; deleting is refused (409) |
+//! | GET | `/ledger` | ledger lines by item, location or move |
+//! | GET | `/stock` | balances: on hand, reserved, available, rate, value |
+//! | GET, POST | `/reservations` | list, reserve |
+//! | GET | `/reservations/{id}` | read |
+//! | POST | `/reservations/{id}/release` | give the rest back |
+
+pub mod catalog;
+pub mod moves;
+pub mod reservations;
+pub mod schema;
+pub mod valuation;
+
+use eerp_sdk::{Module, resource_routes};
+
+use catalog::{Items, Locations, Warehouses};
+
+/// The Inventory module's definition.
+pub fn module() -> Module {
+    let module = Module::new("inventory", env!("CARGO_PKG_VERSION")).migrations(schema::migrations);
+    let module = resource_routes!(module, Items, "/items", "inventory.items");
+    let module = resource_routes!(module, Warehouses, "/warehouses", "inventory.warehouses");
+    let module = resource_routes!(module, Locations, "/locations", "inventory.locations");
+    reservations::routes(moves::routes(module))
+}
+
+eerp_sdk::export!(module);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_has_an_inventory_permission_and_routes_do_not_clash() {
+        let manifest = super::module().manifest();
+        assert_eq!(manifest.name, "inventory");
+        assert_eq!(manifest.events, ["inventory.stock_moved"]);
+        let mut seen = std::collections::BTreeSet::new();
+        for route in &manifest.routes {
+            assert!(route.permission.starts_with("inventory."), "{route:?}");
+            assert!(
+                seen.insert((&route.method, &route.path)),
+                "twice: {route:?}"
+            );
+        }
+        assert_eq!(manifest.routes.len(), 18 + 6 + 4);
+    }
+}

@@ -1,0 +1,156 @@
+//! [`Resource`]: the six routes every record type of a business module has (list,
+//! create, get, patch, soft delete, restore), written once. A module declares the
+//! table, the list filters and the record's rules; [`crate::resource_routes!`] mounts
+//! the handlers.
+
+use eerp_abi::data::{DataError, DataErrorKind};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Ctx, Error, ListSpec, Reply, Request, Row, Table};
+
+/// A record type served as a REST resource.
+pub trait Resource: 'static {
+    /// The record as callers write it (the create body, what a patch changes).
+    type Record: Serialize + DeserializeOwned + Default + Clone;
+    /// Its table.
+    const TABLE: Table<Row<Self::Record>>;
+    /// Its name in messages (`item`, `warehouse`).
+    const NAME: &'static str;
+
+    /// What the list route accepts.
+    fn list_spec() -> ListSpec;
+
+    /// Checks and normalises `record` before it is written: a new one (`current` is
+    /// `None`) or a patched one (`current` is the stored row, locked).
+    ///
+    /// # Errors
+    /// A 422 naming each invalid field, or whatever the rules need (404 for a missing
+    /// referenced row, 409 for a state that forbids the change).
+    fn check(
+        ctx: &mut Ctx,
+        record: Self::Record,
+        current: Option<&Row<Self::Record>>,
+    ) -> Result<Self::Record, Error>;
+
+    /// Whether `row` may be soft-deleted (an item with stock may not).
+    ///
+    /// # Errors
+    /// A 409 saying why not.
+    fn check_delete(_ctx: &mut Ctx, _row: &Row<Self::Record>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// The error for a write that hit a unique key.
+    fn conflict() -> Error {
+        Error::conflict(format!("another live {} already has this key", Self::NAME))
+            .with_code("duplicate")
+    }
+}
+
+fn written<R: Resource>(err: DataError) -> Error {
+    if err.kind == DataErrorKind::Conflict {
+        return R::conflict();
+    }
+    not_found::<R>(err)
+}
+
+fn not_found<R: Resource>(err: DataError) -> Error {
+    if err.kind == DataErrorKind::NotFound {
+        return Error::not_found(format!("no live {} with that id", R::NAME));
+    }
+    err.into()
+}
+
+/// `GET /things`.
+pub fn list<R: Resource>(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    Ok(Reply::ok(R::TABLE.list(ctx, R::list_spec().query(req)?)?))
+}
+
+/// `POST /things`.
+pub fn create<R: Resource>(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let record = R::check(ctx, req.record::<R::Record>()?, None)?;
+    let row = R::TABLE.insert(ctx, &record).map_err(written::<R>)?;
+    Ok(Reply::created(row))
+}
+
+/// `GET /things/{id}`.
+pub fn get<R: Resource>(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let row = R::TABLE.get(ctx, req.path("id")?).map_err(not_found::<R>)?;
+    Ok(Reply::ok(row))
+}
+
+/// `PATCH /things/{id}`.
+pub fn update<R: Resource>(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let id = req.path("id")?;
+    let current = R::TABLE.get_for_update(ctx, id).map_err(not_found::<R>)?;
+    let patch = req.patch::<R::Record>(&current)?;
+    let record = R::check(ctx, patch.merged.clone(), Some(&current))?;
+    let row = R::TABLE
+        .update(ctx, id, &patch.changes(&record))
+        .map_err(written::<R>)?;
+    Ok(Reply::ok(row))
+}
+
+/// `DELETE /things/{id}`: a soft delete.
+pub fn delete<R: Resource>(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let id = req.path("id")?;
+    let current = R::TABLE.get_for_update(ctx, id).map_err(not_found::<R>)?;
+    R::check_delete(ctx, &current)?;
+    R::TABLE.delete(ctx, id).map_err(not_found::<R>)?;
+    Ok(Reply::no_content())
+}
+
+/// `POST /things/{id}/restore`.
+pub fn restore<R: Resource>(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let row = R::TABLE
+        .restore(ctx, req.path("id")?)
+        .map_err(|err| match err.kind {
+            DataErrorKind::NotFound => {
+                Error::not_found(format!("no deleted {} with that id", R::NAME))
+            }
+            _ => written::<R>(err),
+        })?;
+    Ok(Reply::ok(row))
+}
+
+/// Mounts a [`Resource`]'s six routes on a module: `resource_routes!(module, Items,
+/// "/items", "inventory.items")` adds `GET` and `POST /items`, `GET`, `PATCH` and
+/// `DELETE /items/{id}` and `POST /items/{id}/restore`, with the permissions
+/// `inventory.items.read`, `.create`, `.update` and `.delete` (restore needs `.delete`).
+#[macro_export]
+macro_rules! resource_routes {
+    ($module:expr, $resource:ty, $path:literal, $permission:literal) => {
+        $module
+            .get(
+                $path,
+                concat!($permission, ".read"),
+                $crate::resource::list::<$resource>,
+            )
+            .post(
+                $path,
+                concat!($permission, ".create"),
+                $crate::resource::create::<$resource>,
+            )
+            .get(
+                concat!($path, "/{id}"),
+                concat!($permission, ".read"),
+                $crate::resource::get::<$resource>,
+            )
+            .patch(
+                concat!($path, "/{id}"),
+                concat!($permission, ".update"),
+                $crate::resource::update::<$resource>,
+            )
+            .delete(
+                concat!($path, "/{id}"),
+                concat!($permission, ".delete"),
+                $crate::resource::delete::<$resource>,
+            )
+            .post(
+                concat!($path, "/{id}/restore"),
+                concat!($permission, ".delete"),
+                $crate::resource::restore::<$resource>,
+            )
+    };
+}

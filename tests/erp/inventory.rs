@@ -1,0 +1,416 @@
+//! Inventory over HTTP: items and locations, moves on the ledger, moving-average
+//! valuation, reservations, and no overselling under concurrent issues.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{Tenant, fields};
+
+/// An item and a location of a fresh warehouse.
+pub struct Stocked {
+    pub item: String,
+    pub location: String,
+}
+
+pub async fn item_and_location(t: &Tenant, sku: &str) -> Stocked {
+    let item = t
+        .create(
+            "/inventory/items",
+            json!({"sku": sku, "name": format!("Item {sku}")}),
+        )
+        .await;
+    let warehouse = t
+        .create(
+            "/inventory/warehouses",
+            json!({"code": format!("W-{sku}"), "name": "Main"}),
+        )
+        .await;
+    let location = location(t, &warehouse, "A").await;
+    Stocked {
+        item: item["id"].as_str().unwrap().to_string(),
+        location,
+    }
+}
+
+async fn location(t: &Tenant, warehouse: &Value, code: &str) -> String {
+    let location = t
+        .create(
+            "/inventory/locations",
+            json!({"warehouse_id": warehouse["id"], "code": code, "name": format!("Bin {code}")}),
+        )
+        .await;
+    location["id"].as_str().unwrap().to_string()
+}
+
+pub async fn receive(t: &Tenant, s: &Stocked, qty: &str, rate: &str) -> Value {
+    t.create(
+        "/inventory/moves",
+        json!({"kind": "receipt", "item_id": s.item, "location_id": s.location, "qty": qty, "rate": rate}),
+    )
+    .await
+}
+
+pub fn issue_body(s: &Stocked, qty: &str) -> Value {
+    json!({"kind": "issue", "item_id": s.item, "location_id": s.location, "qty": qty})
+}
+
+pub async fn balance(t: &Tenant, item: &str, location: &str) -> Value {
+    let page = t
+        .get(&format!(
+            "/inventory/stock?item_id={item}&location_id={location}"
+        ))
+        .await;
+    page["data"][0].clone()
+}
+
+#[tokio::test]
+async fn receipts_average_the_rate_and_issues_go_out_at_it() {
+    let t = Tenant::with(&["inventory"]).await;
+    let s = item_and_location(&t, "BOLT").await;
+    receive(&t, &s, "10", "100").await;
+    receive(&t, &s, "10", "200").await;
+    let b = balance(&t, &s.item, &s.location).await;
+    assert_eq!(
+        (
+            b["on_hand"].as_str(),
+            b["rate"].as_str(),
+            b["value"].as_str()
+        ),
+        (Some("20.000000"), Some("150.0000000000"), Some("3000.00"))
+    );
+
+    let (status, issued) = t
+        .call(Method::POST, "/inventory/moves", Some(issue_body(&s, "4")))
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(issued["value"], "600.00");
+    assert_eq!(issued["balances"][0]["on_hand"], "16.000000");
+    let b = balance(&t, &s.item, &s.location).await;
+    assert_eq!(
+        (b["on_hand"].as_str(), b["value"].as_str()),
+        (Some("16.000000"), Some("2400.00"))
+    );
+
+    let ledger = t
+        .get(&format!("/inventory/ledger?item_id={}", s.item))
+        .await;
+    let after: Vec<&str> = ledger["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["qty_after"].as_str().unwrap())
+        .collect();
+    assert_eq!(after, ["10.000000", "20.000000", "16.000000"]);
+}
+
+#[tokio::test]
+async fn a_transfer_moves_value_exactly_and_the_last_issue_leaves_zero() {
+    let t = Tenant::with(&["inventory"]).await;
+    let s = item_and_location(&t, "NUT").await;
+    let warehouses = t.get("/inventory/warehouses").await;
+    let other = location(&t, &warehouses["data"][0], "B").await;
+    receive(&t, &s, "3", "33.333333").await;
+    for _ in 0..3 {
+        t.create(
+            "/inventory/moves",
+            json!({"kind": "transfer", "item_id": s.item, "location_id": s.location,
+                   "to_location_id": other, "qty": "1"}),
+        )
+        .await;
+    }
+    let from = balance(&t, &s.item, &s.location).await;
+    let to = balance(&t, &s.item, &other).await;
+    assert_eq!(
+        (from["on_hand"].as_str(), from["value"].as_str()),
+        (Some("0.000000"), Some("0.00"))
+    );
+    assert_eq!(
+        (to["on_hand"].as_str(), to["value"].as_str()),
+        (Some("3.000000"), Some("100.00"))
+    );
+    let ledger = t
+        .get(&format!("/inventory/ledger?location_id={}", s.location))
+        .await;
+    let out: Vec<&str> = ledger["data"].as_array().unwrap()[1..]
+        .iter()
+        .map(|l| l["value_change"].as_str().unwrap())
+        .collect();
+    assert_eq!(out, ["-33.33", "-33.33", "-33.34"]);
+}
+
+#[tokio::test]
+async fn refused_moves_answer_clearly_and_change_nothing() {
+    let t = Tenant::with(&["inventory"]).await;
+    let s = item_and_location(&t, "GEAR").await;
+    receive(&t, &s, "5", "2").await;
+    let before = t.count("inventory", "ledger").await;
+
+    let (status, problem) = t
+        .call(Method::POST, "/inventory/moves", Some(issue_body(&s, "8")))
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "insufficient_stock");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("5 available"),
+        "{problem}"
+    );
+
+    for (body, field) in [
+        (
+            json!({"kind": "receipt", "item_id": s.item, "location_id": s.location, "qty": "1"}),
+            "rate",
+        ),
+        (
+            json!({"kind": "issue", "item_id": s.item, "location_id": s.location, "qty": "1.1234567"}),
+            "qty",
+        ),
+        (
+            json!({"kind": "issue", "item_id": s.item, "location_id": s.location, "qty": "-1"}),
+            "qty",
+        ),
+        (
+            json!({"kind": "borrow", "item_id": s.item, "location_id": s.location, "qty": "1"}),
+            "kind",
+        ),
+        (
+            json!({"kind": "transfer", "item_id": s.item, "location_id": s.location, "to_location_id": s.location, "qty": "1"}),
+            "to_location_id",
+        ),
+        (
+            json!({"kind": "issue", "item_id": "6f1c1a64-1d2e-4c1e-9c55-7f7d3b1e2a10", "location_id": s.location, "qty": "1"}),
+            "item_id",
+        ),
+        (
+            json!({"kind": "receipt", "item_id": s.item, "location_id": s.location, "qty": "1", "rate": "1", "date": "2026-02-30"}),
+            "date",
+        ),
+    ] {
+        let (status, problem) = t
+            .call(Method::POST, "/inventory/moves", Some(body.clone()))
+            .await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(fields(&problem), [field], "{body}: {problem}");
+    }
+    let (status, _) = t
+        .call(
+            Method::POST,
+            "/inventory/moves",
+            Some(json!({"kind": "issue", "qty": "1", "colour": "red"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    let moves = t.get("/inventory/moves").await;
+    let id = moves["data"][0]["id"].as_str().unwrap();
+    let (status, problem) = t
+        .call(Method::DELETE, &format!("/inventory/moves/{id}"), None)
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("immutable")));
+    let (status, problem) = t
+        .call(
+            Method::DELETE,
+            &format!("/inventory/items/{}", s.item),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("has_stock")),
+        "{problem}"
+    );
+    let (status, problem) = t
+        .call(
+            Method::POST,
+            "/inventory/items",
+            Some(json!({"sku": "GEAR", "name": "Again"})),
+        )
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("sku_taken")));
+
+    assert_eq!(t.count("inventory", "ledger").await, before);
+    let b = balance(&t, &s.item, &s.location).await;
+    assert_eq!(
+        (b["on_hand"].as_str(), b["value"].as_str()),
+        (Some("5.000000"), Some("10.00"))
+    );
+}
+
+#[tokio::test]
+async fn reservations_hold_stock_back_from_other_issues() {
+    let t = Tenant::with(&["inventory"]).await;
+    let s = item_and_location(&t, "PIPE").await;
+    receive(&t, &s, "10", "3").await;
+    let reservation = t
+        .create(
+            "/inventory/reservations",
+            json!({"item_id": s.item, "location_id": s.location, "qty": "8", "reference": "SO-1"}),
+        )
+        .await;
+    let (status, problem) = t
+        .call(Method::POST, "/inventory/moves", Some(issue_body(&s, "3")))
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("8 reserved"),
+        "{problem}"
+    );
+    let (status, _) = t
+        .call(
+            Method::POST,
+            "/inventory/reservations",
+            Some(json!({"item_id": s.item, "location_id": s.location, "qty": "3"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+
+    let mut with_reservation = issue_body(&s, "5");
+    with_reservation["reservation_id"] = reservation["id"].clone();
+    t.create("/inventory/moves", with_reservation).await;
+    let b = balance(&t, &s.item, &s.location).await;
+    assert_eq!(
+        (
+            b["on_hand"].as_str(),
+            b["reserved"].as_str(),
+            b["available"].as_str()
+        ),
+        (Some("5.000000"), Some("3.000000"), Some("2.000000"))
+    );
+
+    let id = reservation["id"].as_str().unwrap();
+    let (status, released) = t
+        .call(
+            Method::POST,
+            &format!("/inventory/reservations/{id}/release"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, released["status"].as_str()),
+        (200, Some("released"))
+    );
+    let (status, _) = t
+        .call(
+            Method::POST,
+            &format!("/inventory/reservations/{id}/release"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    let b = balance(&t, &s.item, &s.location).await;
+    assert_eq!(b["available"], "5.000000");
+}
+
+#[tokio::test]
+async fn items_page_soft_delete_and_restore() {
+    let t = Tenant::with(&["inventory"]).await;
+    for sku in ["A-1", "A-2", "A-3"] {
+        t.create("/inventory/items", json!({"sku": sku, "name": sku}))
+            .await;
+    }
+    let first = t.get("/inventory/items?order=sku&limit=2").await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = t
+        .get(&format!(
+            "/inventory/items?order=sku&limit=2&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(second["data"][0]["sku"], "A-3");
+    assert!(second["next_cursor"].is_null());
+
+    let id = first["data"][0]["id"].as_str().unwrap();
+    let (status, _) = t
+        .call(Method::DELETE, &format!("/inventory/items/{id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        t.get("/inventory/items").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (status, _) = t
+        .call(Method::GET, &format!("/inventory/items/{id}"), None)
+        .await;
+    assert_eq!(status, 404);
+    let all = t.get("/inventory/items?include_deleted=true").await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 3);
+    let (status, restored) = t
+        .call(
+            Method::POST,
+            &format!("/inventory/items/{id}/restore"),
+            None,
+        )
+        .await;
+    assert_eq!((status, restored["sku"].as_str()), (200, Some("A-1")));
+
+    let (status, problem) = t
+        .call(
+            Method::PATCH,
+            &format!("/inventory/items/{id}"),
+            Some(json!({"uom": "kg"})),
+        )
+        .await;
+    assert_eq!((status, fields(&problem)), (422, vec!["uom".to_string()]));
+    let (status, patched) = t
+        .call(
+            Method::PATCH,
+            &format!("/inventory/items/{id}"),
+            Some(json!({"name": "Renamed"})),
+        )
+        .await;
+    assert_eq!((status, patched["name"].as_str()), (200, Some("Renamed")));
+    let (status, problem) = t
+        .call(Method::GET, "/inventory/items?colour=red", None)
+        .await;
+    assert_eq!(status, 400, "{problem}");
+}
+
+/// Fifty issues of one unit each against ten on hand, all at once: exactly ten succeed.
+#[tokio::test]
+async fn concurrent_issues_never_oversell() {
+    let t = Tenant::with(&["inventory"]).await;
+    let s = item_and_location(&t, "LAST").await;
+    receive(&t, &s, "10", "7.5").await;
+    let t = std::sync::Arc::new(t);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let t = t.clone();
+        let body = issue_body(&s, "1");
+        tasks.push(tokio::spawn(
+            async move { issue_until_answered(&t, body).await },
+        ));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 409).count();
+    assert_eq!((ok, refused), (10, 40), "{statuses:?}");
+    let b = balance(&t, &s.item, &s.location).await;
+    assert_eq!(
+        (b["on_hand"].as_str(), b["value"].as_str()),
+        (Some("0.000000"), Some("0.00"))
+    );
+    assert_eq!(
+        t.count("inventory", "ledger WHERE qty_change < 0").await,
+        10
+    );
+    assert_eq!(t.count("inventory", "moves WHERE kind = 'issue'").await, 10);
+}
+
+/// Sends one issue, as a client would: again after a 429 or 503 (the tenant's share of
+/// slots or connections is full), until it is answered for real.
+pub async fn issue_until_answered(t: &Tenant, body: Value) -> u16 {
+    loop {
+        let (status, _) = t
+            .call(Method::POST, "/inventory/moves", Some(body.clone()))
+            .await;
+        if status != 429 && status != 503 {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
