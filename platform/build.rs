@@ -1,11 +1,17 @@
-//! Builds the business modules for wasm so the `eerp` binary embeds them.
+//! Builds the business modules for wasm so the `eerp` binary embeds them
+//! (`registry::BUILTIN_MODULES` includes each by its environment variable).
 
 fn main() {
-    let crm = eerp_guest_build::build("eerp-crm", "modules/crm");
-    println!("cargo:rustc-env=EERP_CRM_WASM={}", crm.display());
-    let inventory = eerp_guest_build::build("eerp-inventory", "modules/inventory");
-    println!(
-        "cargo:rustc-env=EERP_INVENTORY_WASM={}",
-        inventory.display()
-    );
+    for (package, dir, variable) in [
+        ("eerp-crm", "modules/crm", "EERP_CRM_WASM"),
+        ("eerp-inventory", "modules/inventory", "EERP_INVENTORY_WASM"),
+        (
+            "eerp-accounting",
+            "modules/accounting",
+            "EERP_ACCOUNTING_WASM",
+        ),
+    ] {
+        let wasm = eerp_guest_build::build(package, dir);
+        println!("cargo:rustc-env={variable}={}", wasm.display());
+    }
 }

@@ -6,6 +6,7 @@
     reason = "a test fails loudly on what it did not expect"
 )]
 
+mod accounting;
 mod inventory;
 
 use eerp_e2e::{TestApp, spawn_app, status_and_json};
@@ -62,6 +63,23 @@ impl Tenant {
             );
         }
         (status, body)
+    }
+
+    /// As [`Tenant::call`], again after a 429 or 503 (the tenant's share of sandbox
+    /// slots or connections is full), as a client honouring `Retry-After` would.
+    pub async fn call_until_answered(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        loop {
+            let (status, answer) = self.call(method.clone(), path, body.clone()).await;
+            if status != 429 && status != 503 {
+                return (status, answer);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     pub async fn get(&self, path: &str) -> Value {

@@ -342,12 +342,9 @@ mod tests {
     fn manifest_lists_every_route_with_a_crm_permission() {
         let manifest = crate::module().manifest();
         assert_eq!(manifest.name, "crm");
-        assert_eq!(manifest.routes.len(), 9);
-        assert!(
-            manifest
-                .routes
-                .iter()
-                .all(|r| r.permission.starts_with("crm.contacts."))
-        );
+        assert_eq!(manifest.routes.len(), 9 + 6);
+        assert!(manifest.routes.iter().all(|r| {
+            r.permission.starts_with("crm.contacts.") || r.permission.starts_with("crm.companies.")
+        }));
     }
 }

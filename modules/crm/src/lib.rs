@@ -1,6 +1,7 @@
 //! # eerp-crm: the CRM module
 //!
-//! Owns the tenant's contacts: people and companies the business deals with, each in a
+//! Owns the tenant's companies (customers and suppliers, which Accounting reads as
+//! parties) and contacts: people and companies the business deals with, each in a
 //! pipeline stage (`lead`, `prospect`, `customer`, `churned`) with an exact-decimal credit
 //! limit. Compiled to wasm it runs inside the EERP sandbox; natively its business rules
 //! (validation, normalisation) are plain functions with unit tests.
@@ -21,16 +22,21 @@
 //! | PATCH | `/contacts/{id}` | `crm.contacts.update` |
 //! | DELETE | `/contacts/{id}` | `crm.contacts.delete` |
 //! | POST | `/contacts/{id}/restore` | `crm.contacts.delete` |
+//! | GET, POST | `/companies` | `crm.companies.read`, `.create` |
+//! | GET, PATCH, DELETE | `/companies/{id}` | `crm.companies.read`, `.update`, `.delete` |
+//! | POST | `/companies/{id}/restore` | `crm.companies.delete` |
 
+pub mod companies;
 pub mod contacts;
 pub mod schema;
 
-use eerp_sdk::Module;
+use eerp_sdk::{Module, resource_routes};
 
 /// The CRM module's definition.
 pub fn module() -> Module {
     let module = Module::new("crm", env!("CARGO_PKG_VERSION")).migrations(schema::migrations);
-    contacts::routes(module)
+    let module = contacts::routes(module);
+    resource_routes!(module, companies::Companies, "/companies", "crm.companies")
 }
 
 eerp_sdk::export!(module);

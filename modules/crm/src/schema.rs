@@ -11,7 +11,11 @@ pub const STATUSES: [&str; 4] = ["lead", "prospect", "customer", "churned"];
 
 /// All migration steps, oldest first. Never edit a released step: add a new one.
 pub fn migrations() -> Vec<Migration> {
-    vec![v1_contacts(), v2_website_and_company_index()]
+    vec![
+        v1_contacts(),
+        v2_website_and_company_index(),
+        v3_companies(),
+    ]
 }
 
 fn v1_contacts() -> Migration {
@@ -61,6 +65,31 @@ fn v2_website_and_company_index() -> Migration {
                 index_type: Some(IndexType::Btree),
             }),
         ],
+        data: None,
+    }
+}
+
+fn v3_companies() -> Migration {
+    let companies = CreateTable::new(
+        "companies",
+        vec![
+            Column::new("name", "varchar(200)").not_null(),
+            Column::new("is_customer", "boolean")
+                .not_null()
+                .default_value(false),
+            Column::new("is_supplier", "boolean")
+                .not_null()
+                .default_value(false),
+            Column::new("email", "varchar(320)"),
+            Column::new("phone", "varchar(64)"),
+            Column::new("tax_id", "varchar(32)"),
+            Column::new("address", "varchar(1000)"),
+        ],
+    );
+    Migration {
+        entity: "companies".into(),
+        version: 3,
+        operations: vec![Operation::CreateTable(companies)],
         data: None,
     }
 }

@@ -75,7 +75,7 @@ pub use reply::{Error, Reply};
 pub use request::{Patch, Request};
 pub use resource::Resource;
 pub use table::{Granted, Page, Row, Table};
-pub use validate::Checks;
+pub use validate::{Checks, is_date};
 
 /// Write a line to the host's log, tagged with the request id, tenant and module.
 pub mod log {

@@ -85,6 +85,14 @@ impl Checks {
         self
     }
 
+    /// `value`, when present, is a calendar date `YYYY-MM-DD`.
+    pub fn date(&mut self, field: &str, value: Option<&str>) -> &mut Self {
+        if let Some(date) = value.filter(|d| !is_date(d)) {
+            self.problem(field, format!("`{date}` must be a date, YYYY-MM-DD"));
+        }
+        self
+    }
+
     /// `Ok` when nothing was found; otherwise a 422 that lists every problem, with
     /// `code` and one `errors` entry per field.
     ///
@@ -106,6 +114,31 @@ impl Checks {
             .into_iter()
             .fold(error, |e, p| e.with_field(p.field, p.message)))
     }
+}
+
+/// `YYYY-MM-DD` with a real month and day.
+pub fn is_date(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return false;
+    };
+    let number = |s: &str, len: usize| {
+        (s.len() == len && s.chars().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    let (Some(y), Some(m), Some(d)) = (number(y, 4), number(m, 2), number(d, 2)) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d) && y >= 1
 }
 
 fn is_email(email: &str) -> bool {
@@ -181,6 +214,23 @@ mod tests {
         }
         for good in ["0", "1", "1.5", "999999999999.99"] {
             assert!(is_amount(good, 12, 2), "{good}");
+        }
+    }
+
+    #[test]
+    fn dates_are_real_calendar_dates() {
+        for good in ["2026-12-01", "2024-02-29", "2000-02-29"] {
+            assert!(is_date(good), "{good}");
+        }
+        for bad in [
+            "2026-13-01",
+            "2026-02-29",
+            "1900-02-29",
+            "2026-1-01",
+            "2026-12-01T00:00",
+            "",
+        ] {
+            assert!(!is_date(bad), "{bad}");
         }
     }
 }

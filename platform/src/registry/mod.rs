@@ -29,6 +29,10 @@ pub const BUILTIN_MODULES: &[(&str, &[u8])] = &[
         "inventory.wasm",
         include_bytes!(env!("EERP_INVENTORY_WASM")),
     ),
+    (
+        "accounting.wasm",
+        include_bytes!(env!("EERP_ACCOUNTING_WASM")),
+    ),
 ];
 
 type ModuleMap = BTreeMap<(String, Version), Arc<LoadedModule>>;

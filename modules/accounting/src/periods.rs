@@ -1,0 +1,241 @@
+//! Fiscal periods: date ranges that never overlap, closed to freeze what was posted in
+//! them and reopened when an accountant must correct something.
+//!
+//! The books row is the lock between posting and closing: every posting holds it shared,
+//! and opening, closing or reopening a period holds it alone. A close therefore waits
+//! for the postings in flight and every later posting sees it. The close records how many
+//! entries and how much debit the period held, the figures nothing may change after.
+
+use eerp_sdk::decimal::fixed;
+use eerp_sdk::{
+    Aggregate, AggregateFn, AggregateQuery, Checks, Ctx, Decimal, Error, Filter, FilterOp,
+    ListQuery, ListSpec, LockMode, Module, Reply, Request, Row, Table,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::entries::{ENTRIES, LINES};
+use crate::schema::PERIOD_STATES;
+
+/// The periods table.
+pub const PERIODS: Table<Row<Period>> = Table::new("periods");
+/// The books: one row per tenant, the posting/closing lock.
+const BOOKS: Table<Row<Value>> = Table::new("books");
+
+/// A stored period.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct Period {
+    /// Unique name (`2026-11`).
+    pub name: String,
+    /// First day.
+    pub start_date: String,
+    /// Last day.
+    pub end_date: String,
+    /// `open` or `closed`.
+    pub status: String,
+    /// Posted entries dated in the period when it was closed.
+    pub closed_entries: Option<i64>,
+    /// Their total debit.
+    pub closed_debit: Option<String>,
+}
+
+/// The body of `POST /periods`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPeriod {
+    name: String,
+    start_date: String,
+    end_date: String,
+}
+
+/// Locks the books row (creating it on first use).
+///
+/// # Errors
+/// When the data API fails.
+pub fn open_books(ctx: &mut Ctx, mode: LockMode) -> Result<(), Error> {
+    let key = json!({"singleton": "x"});
+    BOOKS.lock_or_insert(ctx, &key, &key, mode)?;
+    Ok(())
+}
+
+/// A filter `column op value`.
+pub fn cmp(column: &str, op: FilterOp, value: &str) -> Filter {
+    Filter {
+        column: column.into(),
+        op,
+        value: json!(value),
+    }
+}
+
+/// Periods that share a day with `start..=end`.
+fn overlapping(start: &str, end: &str) -> Vec<Filter> {
+    vec![
+        cmp("start_date", FilterOp::Lte, end),
+        cmp("end_date", FilterOp::Gte, start),
+    ]
+}
+
+/// The name of the closed period covering `date`, if any.
+///
+/// # Errors
+/// When the data API fails.
+pub fn closed_period_at(ctx: &mut Ctx, date: &str) -> Result<Option<String>, Error> {
+    let mut filter = overlapping(date, date);
+    filter.push(cmp("status", FilterOp::Eq, "closed"));
+    let page = PERIODS.list(
+        ctx,
+        ListQuery {
+            filter,
+            limit: Some(1),
+            ..ListQuery::default()
+        },
+    )?;
+    Ok(page.data.into_iter().next().map(|p| p.record.name))
+}
+
+/// Adds the period routes to `module`.
+pub fn routes(module: Module) -> Module {
+    module
+        .get("/periods", "accounting.periods.read", list)
+        .post("/periods", "accounting.periods.create", create)
+        .get("/periods/{id}", "accounting.periods.read", get)
+        .post("/periods/{id}/close", "accounting.periods.close", close)
+        .post("/periods/{id}/reopen", "accounting.periods.close", reopen)
+}
+
+fn list(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let spec = ListSpec::new("periods")
+        .filter_one_of("status", &PERIOD_STATES)
+        .sortable(&["start_date"]);
+    Ok(Reply::ok(PERIODS.list(ctx, spec.query(req)?)?))
+}
+
+fn get(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let row = PERIODS
+        .get(ctx, req.path("id")?)
+        .map_err(|_| Error::not_found("no period with that id"))?;
+    Ok(Reply::ok(row))
+}
+
+fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let new = req.json::<NewPeriod>()?;
+    let mut checks = Checks::new();
+    checks.text("name", new.name.trim(), 1, 64);
+    for (field, date) in [("start_date", &new.start_date), ("end_date", &new.end_date)] {
+        if !eerp_sdk::is_date(date) {
+            checks.problem(field, format!("`{date}` must be a date, YYYY-MM-DD"));
+        }
+    }
+    if eerp_sdk::is_date(&new.start_date)
+        && eerp_sdk::is_date(&new.end_date)
+        && new.start_date > new.end_date
+    {
+        checks.problem("end_date", "must not be before start_date");
+    }
+    checks.finish("period", "invalid_period")?;
+    open_books(ctx, LockMode::Update)?;
+    let overlapping = PERIODS.list(
+        ctx,
+        ListQuery {
+            filter: overlapping(&new.start_date, &new.end_date),
+            limit: Some(1),
+            ..ListQuery::default()
+        },
+    )?;
+    if let Some(other) = overlapping.data.first() {
+        return Err(Error::conflict(format!(
+            "the period overlaps {} ({} to {}); periods never overlap",
+            other.record.name, other.record.start_date, other.record.end_date
+        ))
+        .with_code("period_overlap"));
+    }
+    let row = PERIODS
+        .insert(
+            ctx,
+            &json!({"name": new.name.trim(), "start_date": new.start_date, "end_date": new.end_date}),
+        )
+        .map_err(|e| match e.kind {
+            eerp_sdk::DataErrorKind::Conflict => {
+                Error::conflict("another period has this name").with_code("duplicate")
+            }
+            _ => e.into(),
+        })?;
+    Ok(Reply::created(row))
+}
+
+fn locked_period(ctx: &mut Ctx, id: &str) -> Result<Row<Period>, Error> {
+    open_books(ctx, LockMode::Update)?;
+    PERIODS
+        .get_for_update(ctx, id)
+        .map_err(|_| Error::not_found("no period with that id"))
+}
+
+fn close(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let id = req.path("id")?;
+    let period = locked_period(ctx, id)?;
+    if period.record.status == "closed" {
+        return Err(Error::conflict("the period is already closed").with_code("period_closed"));
+    }
+    let (start, end) = (&period.record.start_date, &period.record.end_date);
+    let posted = vec![
+        cmp("date", FilterOp::Gte, start),
+        cmp("date", FilterOp::Lte, end),
+    ];
+    let mut entries = posted.clone();
+    entries.push(cmp("status", FilterOp::Eq, "posted"));
+    let count = ENTRIES.aggregate(
+        ctx,
+        AggregateQuery {
+            filter: entries,
+            aggregates: vec![Aggregate {
+                func: AggregateFn::Count,
+                column: None,
+            }],
+            ..AggregateQuery::default()
+        },
+    )?;
+    let debit = LINES.aggregate(
+        ctx,
+        AggregateQuery {
+            filter: posted,
+            aggregates: vec![Aggregate {
+                func: AggregateFn::Sum,
+                column: Some("debit".into()),
+            }],
+            ..AggregateQuery::default()
+        },
+    )?;
+    let count = count
+        .groups
+        .first()
+        .and_then(|g| g.values.get("count"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let debit = debit
+        .groups
+        .first()
+        .and_then(|g| g.values.get("sum_debit"))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<Decimal>().ok())
+        .unwrap_or_default();
+    let row = PERIODS.update(
+        ctx,
+        id,
+        &json!({"status": "closed", "closed_entries": count, "closed_debit": fixed(debit, 2)}),
+    )?;
+    Ok(Reply::ok(row))
+}
+
+fn reopen(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let id = req.path("id")?;
+    let period = locked_period(ctx, id)?;
+    if period.record.status == "open" {
+        return Err(Error::conflict("the period is open").with_code("period_open"));
+    }
+    let row = PERIODS.update(
+        ctx,
+        id,
+        &json!({"status": "open", "closed_entries": null, "closed_debit": null}),
+    )?;
+    Ok(Reply::ok(row))
+}

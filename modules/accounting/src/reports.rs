@@ -1,0 +1,506 @@
+//! Reports from the general ledger: trial balance, account ledger, balance sheet and
+//! profit and loss. The database sums the lines per account (one aggregate per date
+//! range); the module adds the tree and the sections, in plain functions tested natively.
+
+use std::collections::BTreeMap;
+
+use eerp_sdk::decimal::fixed;
+use eerp_sdk::{
+    Aggregate, AggregateFn, AggregateQuery, Ctx, Decimal, Error, Filter, FilterOp, ListQuery,
+    Module, Reply, Request, Row,
+};
+use serde_json::{Value, json};
+
+use crate::chart::{ACCOUNTS, Account, eq};
+use crate::entries::LINES;
+use crate::periods::cmp;
+
+/// Debit and credit summed over some lines of one account.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sums {
+    /// Total debit.
+    pub debit: Decimal,
+    /// Total credit.
+    pub credit: Decimal,
+}
+
+/// Sums by account id.
+pub type SumMap = BTreeMap<String, Sums>;
+
+impl Sums {
+    /// Debit minus credit.
+    pub fn net(&self) -> Decimal {
+        self.debit - self.credit
+    }
+}
+
+/// The balance of an account of `account_type` on its normal side: debit − credit for
+/// assets and expenses, credit − debit for the others.
+pub fn normal(account_type: &str, sums: Sums) -> Decimal {
+    match account_type {
+        "asset" | "expense" => sums.net(),
+        _ => -sums.net(),
+    }
+}
+
+/// Adds each account's sums to all its ancestors', so a group shows its subtree.
+pub fn rolled_up(accounts: &[Row<Account>], sums: &SumMap) -> SumMap {
+    let parent: BTreeMap<&str, Option<&str>> = accounts
+        .iter()
+        .map(|a| (a.id.as_str(), a.record.parent_id.as_deref()))
+        .collect();
+    let mut total = SumMap::new();
+    for (id, s) in sums {
+        let mut next = Some(id.as_str());
+        let mut depth = 0;
+        while let Some(at) = next.filter(|_| depth < 64) {
+            let entry = total.entry(at.to_string()).or_default();
+            entry.debit += s.debit;
+            entry.credit += s.credit;
+            next = parent.get(at).copied().flatten();
+            depth += 1;
+        }
+    }
+    total
+}
+
+/// The trial balance: per leaf account with lines, the balance before the range, the
+/// range's debits and credits, and the balance after (all debit − credit).
+pub fn trial_balance(accounts: &[Row<Account>], opening: &SumMap, movement: &SumMap) -> Value {
+    let mut rows = Vec::new();
+    let (mut debit, mut credit, mut closing_sum) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    for account in accounts.iter().filter(|a| !a.record.group()) {
+        let before = opening.get(&account.id).copied().unwrap_or_default();
+        let during = movement.get(&account.id).copied().unwrap_or_default();
+        if before == Sums::default() && during == Sums::default() {
+            continue;
+        }
+        let closing = before.net() + during.net();
+        debit += during.debit;
+        credit += during.credit;
+        closing_sum += closing;
+        rows.push(json!({
+            "account_id": account.id,
+            "code": account.record.code,
+            "name": account.record.name,
+            "type": account.record.account_type,
+            "opening": fixed(before.net(), 2),
+            "debit": fixed(during.debit, 2),
+            "credit": fixed(during.credit, 2),
+            "closing": fixed(closing, 2),
+        }));
+    }
+    json!({
+        "accounts": rows,
+        "totals": {"debit": fixed(debit, 2), "credit": fixed(credit, 2), "closing": fixed(closing_sum, 2)},
+        "balanced": debit == credit && closing_sum.is_zero(),
+    })
+}
+
+/// One report section: the accounts of `account_type` with a balance, groups rolled up.
+fn section(accounts: &[Row<Account>], rolled: &SumMap, account_type: &str) -> (Value, Decimal) {
+    let mut rows = Vec::new();
+    let mut total = Decimal::ZERO;
+    for account in accounts
+        .iter()
+        .filter(|a| a.record.account_type == account_type)
+    {
+        let Some(sums) = rolled.get(&account.id) else {
+            continue;
+        };
+        let balance = normal(account_type, *sums);
+        if account.record.parent_id.is_none() {
+            total += balance;
+        }
+        rows.push(json!({
+            "account_id": account.id,
+            "code": account.record.code,
+            "name": account.record.name,
+            "parent_id": account.record.parent_id,
+            "is_group": account.record.group(),
+            "balance": fixed(balance, 2),
+        }));
+    }
+    (json!({"accounts": rows, "total": fixed(total, 2)}), total)
+}
+
+/// Income less expenses, from sums rolled up or not (top-level accounts only count).
+fn profit(accounts: &[Row<Account>], rolled: &SumMap) -> Decimal {
+    let (_, income) = section(accounts, rolled, "income");
+    let (_, expense) = section(accounts, rolled, "expense");
+    income - expense
+}
+
+/// The balance sheet at a date: assets, liabilities and equity, with the profit since
+/// `earnings_since` (the current period) as current earnings and the profit before it
+/// as retained earnings, so that assets = liabilities + equity.
+pub fn balance_sheet(accounts: &[Row<Account>], to_date: &SumMap, before_period: &SumMap) -> Value {
+    let rolled = rolled_up(accounts, to_date);
+    let (assets, assets_total) = section(accounts, &rolled, "asset");
+    let (liabilities, liabilities_total) = section(accounts, &rolled, "liability");
+    let (mut equity, equity_accounts) = section(accounts, &rolled, "equity");
+    let all_profit = profit(accounts, &rolled);
+    let retained = profit(accounts, &rolled_up(accounts, before_period));
+    let current = all_profit - retained;
+    let equity_total = equity_accounts + retained + current;
+    equity["retained_earnings"] = json!(fixed(retained, 2));
+    equity["current_earnings"] = json!(fixed(current, 2));
+    equity["total"] = json!(fixed(equity_total, 2));
+    json!({
+        "assets": assets,
+        "liabilities": liabilities,
+        "equity": equity,
+        "balanced": assets_total == liabilities_total + equity_total,
+    })
+}
+
+/// Profit and loss over a range.
+pub fn profit_and_loss(accounts: &[Row<Account>], movement: &SumMap) -> Value {
+    let rolled = rolled_up(accounts, movement);
+    let (income, income_total) = section(accounts, &rolled, "income");
+    let (expense, expense_total) = section(accounts, &rolled, "expense");
+    json!({
+        "income": income,
+        "expense": expense,
+        "profit": fixed(income_total - expense_total, 2),
+    })
+}
+
+/// Adds the report routes to `module`.
+pub fn routes(module: Module) -> Module {
+    module
+        .get(
+            "/reports/trial-balance",
+            "accounting.reports.read",
+            trial_balance_route,
+        )
+        .get("/reports/ledger", "accounting.reports.read", ledger_route)
+        .get(
+            "/reports/balance-sheet",
+            "accounting.reports.read",
+            balance_sheet_route,
+        )
+        .get(
+            "/reports/profit-and-loss",
+            "accounting.reports.read",
+            profit_and_loss_route,
+        )
+}
+
+/// The `from` and `to` query parameters, checked; unknown parameters are refused.
+fn dates<'a>(
+    req: &'a Request,
+    allowed: &[&str],
+) -> Result<(Option<&'a str>, Option<&'a str>), Error> {
+    if let Some(unknown) = req.query_names().find(|n| !allowed.contains(n)) {
+        return Err(Error::bad_request(format!(
+            "unknown query parameter `{unknown}`; this report takes {}",
+            allowed.join(", ")
+        )));
+    }
+    let get = |name: &str| -> Result<Option<&'a str>, Error> {
+        match req.query(name) {
+            Some(d) if !eerp_sdk::is_date(d) => Err(Error::bad_request(format!(
+                "{name} `{d}` must be a date, YYYY-MM-DD"
+            ))),
+            other => Ok(other),
+        }
+    };
+    let (from, to) = (get("from")?, get("to")?);
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(Error::bad_request("from must not be after to"));
+    }
+    Ok((from, to))
+}
+
+/// All live accounts, every page.
+fn all_accounts(ctx: &mut Ctx) -> Result<Vec<Row<Account>>, Error> {
+    let mut accounts = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = ACCOUNTS.list(
+            ctx,
+            ListQuery {
+                limit: Some(500),
+                cursor,
+                ..ListQuery::default()
+            },
+        )?;
+        accounts.extend(page.data);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(accounts),
+        }
+    }
+}
+
+/// Lines summed per account over `filter`.
+fn sums(ctx: &mut Ctx, filter: Vec<Filter>) -> Result<SumMap, Error> {
+    let result = LINES.aggregate(
+        ctx,
+        AggregateQuery {
+            filter,
+            group_by: vec!["account_id".into()],
+            aggregates: vec![
+                Aggregate {
+                    func: AggregateFn::Sum,
+                    column: Some("debit".into()),
+                },
+                Aggregate {
+                    func: AggregateFn::Sum,
+                    column: Some("credit".into()),
+                },
+            ],
+            ..AggregateQuery::default()
+        },
+    )?;
+    let decimal = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .and_then(|s| s.parse::<Decimal>().ok())
+            .unwrap_or_default()
+    };
+    Ok(result
+        .groups
+        .into_iter()
+        .filter_map(|g| {
+            let id = g.key.get("account_id")?.as_str()?.to_string();
+            let sums = Sums {
+                debit: decimal(g.values.get("sum_debit")),
+                credit: decimal(g.values.get("sum_credit")),
+            };
+            Some((id, sums))
+        })
+        .collect())
+}
+
+fn until(to: Option<&str>) -> Vec<Filter> {
+    to.map(|t| vec![cmp("date", FilterOp::Lte, t)])
+        .unwrap_or_default()
+}
+
+fn before(from: Option<&str>) -> Option<Vec<Filter>> {
+    from.map(|f| vec![cmp("date", FilterOp::Lt, f)])
+}
+
+fn trial_balance_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let (from, to) = dates(req, &["from", "to"])?;
+    let accounts = all_accounts(ctx)?;
+    let opening = match before(from) {
+        Some(filter) => sums(ctx, filter)?,
+        None => SumMap::new(),
+    };
+    let mut during = until(to);
+    if let Some(f) = from {
+        during.push(cmp("date", FilterOp::Gte, f));
+    }
+    let movement = sums(ctx, during)?;
+    let mut report = trial_balance(&accounts, &opening, &movement);
+    report["from"] = json!(from);
+    report["to"] = json!(to);
+    Ok(Reply::ok(report))
+}
+
+fn balance_sheet_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let (from, to) = dates(req, &["from", "to"])?;
+    let accounts = all_accounts(ctx)?;
+    let to_date = sums(ctx, until(to))?;
+    let before_period = match before(from) {
+        Some(filter) => sums(ctx, filter)?,
+        None => SumMap::new(),
+    };
+    let mut report = balance_sheet(&accounts, &to_date, &before_period);
+    report["from"] = json!(from);
+    report["to"] = json!(to);
+    Ok(Reply::ok(report))
+}
+
+fn profit_and_loss_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let (from, to) = dates(req, &["from", "to"])?;
+    let accounts = all_accounts(ctx)?;
+    let mut during = until(to);
+    if let Some(f) = from {
+        during.push(cmp("date", FilterOp::Gte, f));
+    }
+    let mut report = profit_and_loss(&accounts, &sums(ctx, during)?);
+    report["from"] = json!(from);
+    report["to"] = json!(to);
+    Ok(Reply::ok(report))
+}
+
+/// One account's lines in a range (a page, `cursor` for the next), with the balance
+/// before the range and the range's totals.
+fn ledger_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let (from, to) = dates(req, &["account_id", "from", "to", "cursor", "limit"])?;
+    let account_id = req
+        .query("account_id")
+        .ok_or_else(|| Error::bad_request("the ledger needs account_id"))?;
+    let account = ACCOUNTS
+        .get(ctx, account_id)
+        .map_err(|_| Error::not_found("no live account with that id"))?;
+    let mut range = until(to);
+    range.push(eq("account_id", account_id));
+    if let Some(f) = from {
+        range.push(cmp("date", FilterOp::Gte, f));
+    }
+    let opening = match before(from) {
+        Some(mut filter) => {
+            filter.push(eq("account_id", account_id));
+            sums(ctx, filter)?.remove(account_id).unwrap_or_default()
+        }
+        None => Sums::default(),
+    };
+    let totals = sums(ctx, range.clone())?
+        .remove(account_id)
+        .unwrap_or_default();
+    let limit = match req.query("limit") {
+        Some(l) => Some(
+            l.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=500).contains(n))
+                .ok_or_else(|| {
+                    Error::bad_request(format!("limit `{l}` must be a whole number from 1 to 500"))
+                })?,
+        ),
+        None => None,
+    };
+    let page = LINES.list(
+        ctx,
+        ListQuery {
+            filter: range,
+            order: Some(eerp_sdk::Order {
+                column: "date".into(),
+                desc: false,
+            }),
+            limit,
+            cursor: req.query("cursor").map(str::to_string),
+            ..ListQuery::default()
+        },
+    )?;
+    Ok(Reply::ok(json!({
+        "account": account,
+        "opening": fixed(opening.net(), 2),
+        "debit": fixed(totals.debit, 2),
+        "credit": fixed(totals.credit, 2),
+        "closing": fixed(opening.net() + totals.net(), 2),
+        "lines": page.data,
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(
+        id: &str,
+        code: &str,
+        account_type: &str,
+        parent: Option<&str>,
+        group: bool,
+    ) -> Row<Account> {
+        Row {
+            id: id.into(),
+            record: Account {
+                code: code.into(),
+                name: code.into(),
+                account_type: account_type.into(),
+                parent_id: parent.map(str::to_string),
+                is_group: Some(group),
+                ..Account::default()
+            },
+            created_at: String::new(),
+            updated_at: String::new(),
+            deleted_at: None,
+        }
+    }
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn sums(entries: &[(&str, &str, &str)]) -> SumMap {
+        entries
+            .iter()
+            .map(|(id, debit, credit)| {
+                (
+                    id.to_string(),
+                    Sums {
+                        debit: d(debit),
+                        credit: d(credit),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn chart() -> Vec<Row<Account>> {
+        vec![
+            account("assets", "1000", "asset", None, true),
+            account("cash", "1010", "asset", Some("assets"), false),
+            account("stock", "1400", "asset", Some("assets"), false),
+            account("loan", "2000", "liability", None, false),
+            account("capital", "3000", "equity", None, false),
+            account("sales", "4000", "income", None, false),
+            account("cogs", "5000", "expense", None, false),
+        ]
+    }
+
+    #[test]
+    fn the_balance_sheet_balances_with_the_periods_profit_as_current_earnings() {
+        // Capital 1000 in cash; loan 500; buy stock 600; sell for 300 what cost 200;
+        // last year: sales 100 in cash.
+        let to_date = sums(&[
+            ("cash", "1900", "600"),
+            ("stock", "600", "200"),
+            ("loan", "0", "500"),
+            ("capital", "0", "1000"),
+            ("sales", "0", "400"),
+            ("cogs", "200", "0"),
+        ]);
+        let last_year = sums(&[("cash", "100", "0"), ("sales", "0", "100")]);
+        let report = balance_sheet(&chart(), &to_date, &last_year);
+        assert_eq!(report["assets"]["total"], "1700.00");
+        assert_eq!(report["equity"]["retained_earnings"], "100.00");
+        assert_eq!(report["equity"]["current_earnings"], "100.00");
+        assert_eq!(report["equity"]["total"], "1200.00");
+        assert_eq!(report["balanced"], true);
+        let group = &report["assets"]["accounts"][0];
+        assert_eq!(
+            (group["code"].as_str(), group["balance"].as_str()),
+            (Some("1000"), Some("1700.00"))
+        );
+    }
+
+    #[test]
+    fn profit_and_loss_is_income_less_expenses() {
+        let movement = sums(&[("sales", "10", "400"), ("cogs", "200", "0")]);
+        let report = profit_and_loss(&chart(), &movement);
+        assert_eq!(report["income"]["total"], "390.00");
+        assert_eq!(report["profit"], "190.00");
+    }
+
+    #[test]
+    fn the_trial_balance_lists_leaves_with_lines_and_its_totals_agree() {
+        let opening = sums(&[("cash", "1000", "0"), ("capital", "0", "1000")]);
+        let movement = sums(&[("stock", "600", "0"), ("cash", "0", "600")]);
+        let report = trial_balance(&chart(), &opening, &movement);
+        let codes: Vec<&str> = report["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, ["1010", "1400", "3000"]);
+        assert_eq!(report["accounts"][0]["closing"], "400.00");
+        assert_eq!(
+            (
+                report["totals"]["debit"].as_str(),
+                report["totals"]["credit"].as_str()
+            ),
+            (Some("600.00"), Some("600.00"))
+        );
+        assert_eq!(report["balanced"], true);
+    }
+}

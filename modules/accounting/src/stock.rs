@@ -1,0 +1,161 @@
+//! Perpetual inventory: the journal entry for each stock move Inventory reports, posted
+//! by the handler of `inventory.stock_moved` inside the move's own transaction, so
+//! stock value and the ledger cannot drift apart. A receipt debits stock valuation and
+//! credits stock received not billed; an issue debits cost of goods sold and credits
+//! stock valuation; an adjustment goes against inventory adjustments; a transfer keeps
+//! the value inside stock and posts nothing.
+//!
+//! The accounts are found by role and created with a default code on first use; the
+//! entry's `source` (`inventory.move:<id>`) is unique, so a move is never posted twice.
+
+use eerp_sdk::decimal::fixed;
+use eerp_sdk::{Ctx, DataErrorKind, Decimal, Error, Event, LockMode, Row};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::chart::{ACCOUNTS, Account, JOURNALS};
+use crate::entries::{LineInput, Posting, post};
+
+/// The event Inventory emits.
+pub const STOCK_MOVED: &str = "inventory.stock_moved";
+
+/// What this handler reads of the event.
+#[derive(Debug, Deserialize)]
+pub struct StockMoved {
+    /// The move.
+    pub move_id: String,
+    /// `receipt`, `issue`, `transfer` or `adjustment`.
+    pub kind: String,
+    /// The item's SKU, for the memo.
+    pub sku: String,
+    /// The value that moved (signed for an adjustment).
+    pub value: String,
+    /// The move's date.
+    pub date: String,
+    /// The move's reference.
+    pub reference: Option<String>,
+}
+
+/// The (debit role, credit role) of a move of `kind` worth `value`, or `None` when it
+/// posts nothing.
+pub fn sides(kind: &str, value: Decimal) -> Option<(&'static str, &'static str)> {
+    if value.is_zero() {
+        return None;
+    }
+    match kind {
+        "receipt" => Some(("stock_valuation", "stock_received_not_billed")),
+        "issue" => Some(("cogs", "stock_valuation")),
+        "adjustment" if value.is_sign_positive() => {
+            Some(("stock_valuation", "inventory_adjustment"))
+        }
+        "adjustment" => Some(("inventory_adjustment", "stock_valuation")),
+        _ => None,
+    }
+}
+
+/// Default code, name and type of the account playing `role`.
+fn default_account(role: &str) -> (&'static str, &'static str, &'static str) {
+    match role {
+        "stock_valuation" => ("1400", "Stock valuation", "asset"),
+        "stock_received_not_billed" => ("2150", "Stock received not billed", "liability"),
+        "cogs" => ("5000", "Cost of goods sold", "expense"),
+        _ => ("5100", "Inventory adjustments", "expense"),
+    }
+}
+
+/// The account playing `role`, created with its default code on first use.
+fn account_for(ctx: &mut Ctx, role: &str) -> Result<Row<Account>, Error> {
+    let (code, name, account_type) = default_account(role);
+    ACCOUNTS
+        .lock_or_insert(
+            ctx,
+            &json!({"role": role}),
+            &json!({"code": code, "name": name, "type": account_type}),
+            LockMode::Share,
+        )
+        .map_err(|e| match e.kind {
+            DataErrorKind::Conflict => Error::conflict(format!(
+                "account code {code} is taken by an account without the role `{role}`; give \
+                 the account that should take these postings that role (PATCH /accounts/{{id}})"
+            ))
+            .with_code("account_role_missing"),
+            _ => e.into(),
+        })
+}
+
+/// Handles `inventory.stock_moved`.
+///
+/// # Errors
+/// What posting refuses (a closed period): the stock move is then rolled back too.
+pub fn on_stock_moved(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
+    let moved: StockMoved = event.payload()?;
+    let value: Decimal = moved.value.parse().map_err(|_| {
+        Error::internal(format!(
+            "stock move value `{}` is not a decimal",
+            moved.value
+        ))
+    })?;
+    let Some((debit_role, credit_role)) = sides(&moved.kind, value) else {
+        return Ok(());
+    };
+    // In role order, so two first-ever moves creating the accounts never wait on each
+    // other's inserts in a cycle.
+    let (first, second) = if debit_role < credit_role {
+        (debit_role, credit_role)
+    } else {
+        (credit_role, debit_role)
+    };
+    let (first, second) = (account_for(ctx, first)?, account_for(ctx, second)?);
+    let (debit, credit) = if first.record.role.as_deref() == Some(debit_role) {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let journal = JOURNALS.lock_or_insert(
+        ctx,
+        &json!({"code": "STK"}),
+        &json!({"name": "Stock"}),
+        LockMode::Share,
+    )?;
+    let amount = fixed(value.abs(), 2);
+    let memo = format!("{} {}", moved.kind, moved.sku);
+    let line = |account: &Row<Account>, debit: bool| LineInput {
+        account_id: account.id.clone(),
+        debit: debit.then(|| amount.clone()),
+        credit: (!debit).then(|| amount.clone()),
+        party_id: None,
+        memo: Some(memo.clone()),
+    };
+    let posting = Posting {
+        journal_id: journal.id,
+        date: moved.date,
+        reference: moved.reference,
+        memo: Some(memo.clone()),
+        lines: vec![line(&debit, true), line(&credit, false)],
+        source: Some(format!("inventory.move:{}", moved.move_id)),
+        reversal_of: None,
+    };
+    post(ctx, &posting, None)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_issues_and_adjustments_post_perpetual_entries() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(
+            sides("receipt", d("10")),
+            Some(("stock_valuation", "stock_received_not_billed"))
+        );
+        assert_eq!(sides("issue", d("10")), Some(("cogs", "stock_valuation")));
+        assert_eq!(
+            sides("adjustment", d("-2")),
+            Some(("inventory_adjustment", "stock_valuation"))
+        );
+        assert_eq!(sides("transfer", d("10")), None);
+        assert_eq!(sides("receipt", Decimal::ZERO), None);
+    }
+}

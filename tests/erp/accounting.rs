@@ -1,0 +1,612 @@
+//! Accounting over HTTP: balanced entries, immutability and reversal, closed periods,
+//! parties from CRM, reports, and the perpetual-inventory entries of stock moves.
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::inventory::{issue_body, issue_until_answered, item_and_location, receive};
+use crate::{Tenant, fields};
+
+/// A small chart and a general journal; returns (journal id, accounts by code).
+async fn chart(t: &Tenant) -> (String, std::collections::BTreeMap<&'static str, String>) {
+    let group = t
+        .create(
+            "/accounting/accounts",
+            json!({"code": "1000", "name": "Current assets", "type": "asset", "is_group": true}),
+        )
+        .await;
+    let mut ids = std::collections::BTreeMap::new();
+    ids.insert("1000", group["id"].as_str().unwrap().to_string());
+    for (code, name, kind, parent) in [
+        ("1010", "Cash", "asset", Some(&group["id"])),
+        ("3000", "Capital", "equity", None),
+        ("4000", "Sales", "income", None),
+        ("6000", "Rent", "expense", None),
+    ] {
+        let account = t
+            .create(
+                "/accounting/accounts",
+                json!({"code": code, "name": name, "type": kind, "parent_id": parent}),
+            )
+            .await;
+        ids.insert(code, account["id"].as_str().unwrap().to_string());
+    }
+    let journal = t
+        .create(
+            "/accounting/journals",
+            json!({"code": "GEN", "name": "General"}),
+        )
+        .await;
+    (journal["id"].as_str().unwrap().to_string(), ids)
+}
+
+fn entry(journal: &str, date: &str, debit: &str, credit: &str, amount: &str) -> Value {
+    json!({"journal_id": journal, "date": date, "lines": [
+        {"account_id": debit, "debit": amount},
+        {"account_id": credit, "credit": amount},
+    ]})
+}
+
+fn account_row<'a>(report: &'a Value, code: &str) -> &'a Value {
+    report["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {report}"))
+}
+
+#[tokio::test]
+async fn balanced_entries_feed_the_reports() {
+    let t = Tenant::with(&["accounting"]).await;
+    let (gen_journal, a) = chart(&t).await;
+    t.create(
+        "/accounting/entries",
+        entry(
+            &gen_journal,
+            "2026-11-02",
+            &a["1010"],
+            &a["3000"],
+            "1000.00",
+        ),
+    )
+    .await;
+    t.create(
+        "/accounting/entries",
+        entry(&gen_journal, "2026-11-10", &a["1010"], &a["4000"], "300"),
+    )
+    .await;
+    let rent = t
+        .create(
+            "/accounting/entries",
+            entry(&gen_journal, "2026-11-20", &a["6000"], &a["1010"], "50.00"),
+        )
+        .await;
+    assert_eq!(rent["status"], "posted");
+    assert_eq!(rent["lines"].as_array().unwrap().len(), 2);
+
+    let trial = t.get("/accounting/reports/trial-balance").await;
+    assert_eq!(trial["balanced"], true, "{trial}");
+    assert_eq!(
+        (
+            trial["totals"]["debit"].as_str(),
+            trial["totals"]["credit"].as_str()
+        ),
+        (Some("1350.00"), Some("1350.00"))
+    );
+    assert_eq!(account_row(&trial, "1010")["closing"], "1250.00");
+    let november = t
+        .get("/accounting/reports/trial-balance?from=2026-11-05&to=2026-11-30")
+        .await;
+    assert_eq!(account_row(&november, "1010")["opening"], "1000.00");
+
+    let pnl = t
+        .get("/accounting/reports/profit-and-loss?from=2026-11-01&to=2026-11-30")
+        .await;
+    assert_eq!(pnl["profit"], "250.00", "{pnl}");
+    let sheet = t
+        .get("/accounting/reports/balance-sheet?to=2026-11-30")
+        .await;
+    assert_eq!(sheet["assets"]["total"], "1250.00", "{sheet}");
+    assert_eq!(sheet["equity"]["current_earnings"], "250.00");
+    assert_eq!(sheet["balanced"], true);
+
+    let ledger = t
+        .get(&format!(
+            "/accounting/reports/ledger?account_id={}&from=2026-11-05",
+            a["1010"]
+        ))
+        .await;
+    assert_eq!(
+        (ledger["opening"].as_str(), ledger["closing"].as_str()),
+        (Some("1000.00"), Some("1250.00"))
+    );
+    assert_eq!(ledger["lines"].as_array().unwrap().len(), 2);
+    let (status, _) = t
+        .call(
+            Method::GET,
+            "/accounting/reports/trial-balance?from=2026-13-01",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn refused_entries_say_why_and_change_nothing() {
+    let t = Tenant::with(&["accounting"]).await;
+    let (gen_journal, a) = chart(&t).await;
+    let posted = t
+        .create(
+            "/accounting/entries",
+            entry(&gen_journal, "2026-11-02", &a["1010"], &a["3000"], "100.00"),
+        )
+        .await;
+    let lines_before = t.count("accounting", "lines").await;
+
+    let mut unbalanced = entry(&gen_journal, "2026-11-02", &a["1010"], &a["3000"], "100.00");
+    unbalanced["lines"][1]["credit"] = json!("90.00");
+    let (status, problem) = t
+        .call(Method::POST, "/accounting/entries", Some(unbalanced))
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("unbalanced")),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("debits exceed credits by 10.00"),
+        "{problem}"
+    );
+
+    for (body, field) in [
+        (
+            entry(&gen_journal, "2026-11-02", &a["1000"], &a["3000"], "1"),
+            "lines[0].account_id",
+        ),
+        (
+            entry(
+                &gen_journal,
+                "2026-11-02",
+                "6f1c1a64-1d2e-4c1e-9c55-7f7d3b1e2a10",
+                &a["3000"],
+                "1",
+            ),
+            "lines[0].account_id",
+        ),
+        (
+            entry(&gen_journal, "2026-02-30", &a["1010"], &a["3000"], "1"),
+            "date",
+        ),
+        (
+            entry(&a["1010"], "2026-11-02", &a["1010"], &a["3000"], "1"),
+            "journal_id",
+        ),
+        (
+            entry(&gen_journal, "2026-11-02", &a["1010"], &a["3000"], "1.001"),
+            "lines[0].debit",
+        ),
+    ] {
+        let (status, problem) = t
+            .call(Method::POST, "/accounting/entries", Some(body.clone()))
+            .await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert!(
+            fields(&problem).contains(&field.to_string()),
+            "{field}: {problem}"
+        );
+    }
+
+    let id = posted["id"].as_str().unwrap();
+    let (status, problem) = t
+        .call(
+            Method::PATCH,
+            &format!("/accounting/entries/{id}"),
+            Some(json!({"memo": "changed"})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("posted_immutable"))
+    );
+    let (status, _) = t
+        .call(Method::DELETE, &format!("/accounting/entries/{id}"), None)
+        .await;
+    assert_eq!(status, 409);
+    let (status, problem) = t
+        .call(
+            Method::DELETE,
+            &format!("/accounting/accounts/{}", a["1010"]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("account_in_use"))
+    );
+    assert_eq!(t.count("accounting", "lines").await, lines_before);
+    assert_eq!(t.count("accounting", "entries").await, 1);
+}
+
+#[tokio::test]
+async fn drafts_change_until_posted_and_a_reversal_undoes_a_posting() {
+    let t = Tenant::with(&["accounting"]).await;
+    let (gen_journal, a) = chart(&t).await;
+    let mut draft = entry(&gen_journal, "2026-11-03", &a["6000"], &a["1010"], "70.00");
+    draft["draft"] = json!(true);
+    let draft = t.create("/accounting/entries", draft).await;
+    let id = draft["id"].as_str().unwrap();
+    assert_eq!(draft["status"], "draft");
+    assert_eq!(t.count("accounting", "lines").await, 0);
+    let (status, patched) = t
+        .call(
+            Method::PATCH,
+            &format!("/accounting/entries/{id}"),
+            Some(json!({"memo": "November rent"})),
+        )
+        .await;
+    assert_eq!(
+        (status, patched["memo"].as_str()),
+        (200, Some("November rent")),
+        "{patched}"
+    );
+    let (status, posted) = t
+        .call(
+            Method::POST,
+            &format!("/accounting/entries/{id}/post"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, posted["status"].as_str()),
+        (200, Some("posted")),
+        "{posted}"
+    );
+
+    let (status, reversal) = t
+        .call(
+            Method::POST,
+            &format!("/accounting/entries/{id}/reverse"),
+            Some(json!({"date": "2026-11-04"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{reversal}");
+    assert_eq!(reversal["reversal_of"], id);
+    let trial = t.get("/accounting/reports/trial-balance").await;
+    assert_eq!(account_row(&trial, "6000")["closing"], "0.00");
+    assert_eq!(account_row(&trial, "6000")["debit"], "70.00");
+    let (status, problem) = t
+        .call(
+            Method::POST,
+            &format!("/accounting/entries/{id}/reverse"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("already_reversed"))
+    );
+    assert_eq!(
+        t.get(&format!("/accounting/entries/{id}")).await["reversed_by"],
+        reversal["id"]
+    );
+}
+
+#[tokio::test]
+async fn a_closed_period_refuses_postings_dated_in_it() {
+    let t = Tenant::with(&["accounting"]).await;
+    let (gen_journal, a) = chart(&t).await;
+    let period = t
+        .create(
+            "/accounting/periods",
+            json!({"name": "2026-11", "start_date": "2026-11-01", "end_date": "2026-11-30"}),
+        )
+        .await;
+    let (status, _) = t
+        .call(
+            Method::POST,
+            "/accounting/periods",
+            Some(json!({"name": "late", "start_date": "2026-11-30", "end_date": "2026-12-31"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let posted = t
+        .create(
+            "/accounting/entries",
+            entry(&gen_journal, "2026-11-15", &a["1010"], &a["3000"], "10"),
+        )
+        .await;
+    let id = period["id"].as_str().unwrap();
+    let (status, closed) = t
+        .call(
+            Method::POST,
+            &format!("/accounting/periods/{id}/close"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{closed}");
+    assert_eq!(
+        (
+            closed["closed_entries"].as_i64(),
+            closed["closed_debit"].as_str()
+        ),
+        (Some(1), Some("10.00"))
+    );
+
+    let (status, problem) = t
+        .call(
+            Method::POST,
+            "/accounting/entries",
+            Some(entry(
+                &gen_journal,
+                "2026-11-20",
+                &a["1010"],
+                &a["3000"],
+                "5",
+            )),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("period_closed")),
+        "{problem}"
+    );
+    assert_eq!(fields(&problem), ["date"]);
+    let posted_id = posted["id"].as_str().unwrap();
+    let (status, _) = t
+        .call(
+            Method::POST,
+            &format!("/accounting/entries/{posted_id}/reverse"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 422,
+        "a reversal dated in the closed period is refused too"
+    );
+    t.create(
+        "/accounting/entries",
+        entry(&gen_journal, "2026-12-01", &a["1010"], &a["3000"], "5"),
+    )
+    .await;
+
+    let (status, _) = t
+        .call(
+            Method::POST,
+            &format!("/accounting/periods/{id}/reopen"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    t.create(
+        "/accounting/entries",
+        entry(&gen_journal, "2026-11-20", &a["1010"], &a["3000"], "5"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn receivable_lines_name_a_crm_company() {
+    let t = Tenant::with(&["crm", "accounting"]).await;
+    let (gen_journal, a) = chart(&t).await;
+    let receivable = t
+        .create(
+            "/accounting/accounts",
+            json!({"code": "1200", "name": "Receivables", "type": "asset", "kind": "receivable"}),
+        )
+        .await;
+    let receivable = receivable["id"].as_str().unwrap();
+    let invoice = entry(&gen_journal, "2026-11-05", receivable, &a["4000"], "120.00");
+    let (status, problem) = t
+        .call(Method::POST, "/accounting/entries", Some(invoice.clone()))
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["lines[0].party_id".to_string()]),
+        "{problem}"
+    );
+
+    let mut unknown = invoice.clone();
+    unknown["lines"][0]["party_id"] = json!("6f1c1a64-1d2e-4c1e-9c55-7f7d3b1e2a10");
+    let (status, problem) = t
+        .call(Method::POST, "/accounting/entries", Some(unknown))
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["lines[0].party_id".to_string()]),
+        "{problem}"
+    );
+
+    let company = t
+        .create(
+            "/crm/companies",
+            json!({"name": "Globex", "is_customer": true}),
+        )
+        .await;
+    let mut billed = invoice;
+    billed["lines"][0]["party_id"] = company["id"].clone();
+    let posted = t.create("/accounting/entries", billed).await;
+    assert_eq!(posted["lines"][0]["party_id"], company["id"]);
+
+    let without_crm = Tenant::on(t.app, "solo", &["accounting"]).await;
+    let (gen_journal, _) = chart(&without_crm).await;
+    let receivable = without_crm
+        .create(
+            "/accounting/accounts",
+            json!({"code": "1200", "name": "Receivables", "type": "asset", "kind": "receivable"}),
+        )
+        .await;
+    let mut body = entry(
+        &gen_journal,
+        "2026-11-05",
+        receivable["id"].as_str().unwrap(),
+        receivable["id"].as_str().unwrap(),
+        "1",
+    );
+    body["lines"][0]["party_id"] = company["id"].clone();
+    body["lines"][1]["party_id"] = company["id"].clone();
+    let (status, problem) = without_crm
+        .call(Method::POST, "/accounting/entries", Some(body))
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("crm_not_enabled")),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn stock_moves_post_their_valuation_entries_in_the_same_transaction() {
+    let t = Tenant::with(&["inventory", "accounting"]).await;
+    let s = item_and_location(&t, "WIDGET").await;
+    let receipt = receive(&t, &s, "10", "100").await;
+    t.create("/inventory/moves", issue_body(&s, "3")).await;
+    let (status, problem) = t
+        .call(Method::POST, "/inventory/moves", Some(issue_body(&s, "8")))
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("insufficient_stock"))
+    );
+
+    let trial = t.get("/accounting/reports/trial-balance").await;
+    assert_eq!(trial["balanced"], true, "{trial}");
+    assert_eq!(account_row(&trial, "1400")["closing"], "700.00");
+    assert_eq!(account_row(&trial, "2150")["closing"], "-1000.00");
+    assert_eq!(account_row(&trial, "5000")["closing"], "300.00");
+    let source = format!("inventory.move:{}", receipt["id"].as_str().unwrap());
+    let entries = t.get(&format!("/accounting/entries?source={source}")).await;
+    assert_eq!(entries["data"][0]["total"], "1000.00");
+
+    // A move dated in a closed period is refused as a whole: no stock moves either.
+    let period = t
+        .create(
+            "/accounting/periods",
+            json!({"name": "2026-10", "start_date": "2026-10-01", "end_date": "2026-10-31"}),
+        )
+        .await;
+    let id = period["id"].as_str().unwrap();
+    t.call(
+        Method::POST,
+        &format!("/accounting/periods/{id}/close"),
+        None,
+    )
+    .await;
+    let ledger_before = t.count("inventory", "ledger").await;
+    let mut late = issue_body(&s, "1");
+    late["date"] = json!("2026-10-15");
+    let (status, problem) = t.call(Method::POST, "/inventory/moves", Some(late)).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("period_closed")),
+        "{problem}"
+    );
+    assert_eq!(t.count("inventory", "ledger").await, ledger_before);
+    let stock = t.get(&format!("/inventory/stock?item_id={}", s.item)).await;
+    assert_eq!(stock["data"][0]["on_hand"], "7.000000");
+}
+
+/// Fifty one-unit issues against ten on hand with Accounting enabled: ten succeed, and
+/// the valuation entries sum to exactly the value that left stock.
+#[tokio::test]
+async fn concurrent_issues_post_one_valuation_entry_each() {
+    let t = Tenant::with(&["inventory", "accounting"]).await;
+    let s = item_and_location(&t, "LAST").await;
+    receive(&t, &s, "10", "3.33").await;
+    let t = Arc::new(t);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (t, body) = (t.clone(), issue_body(&s, "1"));
+            tokio::spawn(async move { issue_until_answered(&t, body).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        if task.await.unwrap() == 201 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 10);
+    let trial = t.get("/accounting/reports/trial-balance").await;
+    assert_eq!(account_row(&trial, "5000")["closing"], "33.30");
+    assert_eq!(account_row(&trial, "1400")["closing"], "0.00");
+    let issued = t
+        .app
+        .scalar(&format!(
+            "SELECT (-sum(value_change) * 100)::bigint FROM \"t_{}__inventory\".ledger WHERE qty_change < 0",
+            t.slug
+        ))
+        .await;
+    assert_eq!(issued, 3330);
+    assert_eq!(
+        t.count("accounting", "entries WHERE source LIKE 'inventory.move:%'")
+            .await,
+        11
+    );
+}
+
+/// Twenty postings into a period while it is being closed: each is posted before the
+/// close (and counted by it) or refused; none lands after it.
+#[tokio::test]
+async fn postings_racing_a_close_land_before_it_or_not_at_all() {
+    let t = Tenant::with(&["accounting"]).await;
+    let (gen_journal, a) = chart(&t).await;
+    let period = t
+        .create(
+            "/accounting/periods",
+            json!({"name": "2026-11", "start_date": "2026-11-01", "end_date": "2026-11-30"}),
+        )
+        .await;
+    let id = period["id"].as_str().unwrap().to_string();
+    let t = Arc::new(t);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let poster = t.clone();
+        let body = entry(
+            &gen_journal,
+            "2026-11-10",
+            &a["1010"],
+            &a["3000"],
+            &format!("{}.00", i + 1),
+        );
+        tasks.push(tokio::spawn(async move {
+            let answer =
+                poster.call_until_answered(Method::POST, "/accounting/entries", Some(body));
+            answer.await.0
+        }));
+        if i == 5 {
+            let (t, id) = (t.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                let path = format!("/accounting/periods/{id}/close");
+                t.call_until_answered(Method::POST, &path, None).await.0 + 1000
+            }));
+        }
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert!(
+        statuses.contains(&1200),
+        "the close succeeded: {statuses:?}"
+    );
+    let posted = statuses.iter().filter(|s| **s == 201).count() as i64;
+    let refused = statuses.iter().filter(|s| **s == 422).count() as i64;
+    assert_eq!(posted + refused, 20, "{statuses:?}");
+    let closed = t.get(&format!("/accounting/periods/{id}")).await;
+    assert_eq!(
+        closed["closed_entries"].as_i64(),
+        Some(posted),
+        "{closed} {statuses:?}"
+    );
+    assert_eq!(
+        t.count("accounting", "entries WHERE date = '2026-11-10'")
+            .await,
+        posted
+    );
+}
