@@ -10,6 +10,7 @@ fn main() {
             "modules/accounting",
             "EERP_ACCOUNTING_WASM",
         ),
+        ("eerp-hr", "modules/hr", "EERP_HR_WASM"),
     ] {
         let wasm = eerp_guest_build::build(package, dir);
         println!("cargo:rustc-env={variable}={}", wasm.display());

@@ -7,6 +7,7 @@
 )]
 
 mod accounting;
+mod hr;
 mod inventory;
 
 use eerp_e2e::{TestApp, spawn_app, status_and_json};

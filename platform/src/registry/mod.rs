@@ -33,6 +33,7 @@ pub const BUILTIN_MODULES: &[(&str, &[u8])] = &[
         "accounting.wasm",
         include_bytes!(env!("EERP_ACCOUNTING_WASM")),
     ),
+    ("hr.wasm", include_bytes!(env!("EERP_HR_WASM"))),
 ];
 
 type ModuleMap = BTreeMap<(String, Version), Arc<LoadedModule>>;

@@ -1,0 +1,437 @@
+//! Leave requests and balances.
+//!
+//! A request is `draft` until submitted, then approved or rejected; any request not yet
+//! decided against can be cancelled. Every change that adds or moves days locks the
+//! employee's row first, so two concurrent requests cannot both pass the overlap or the
+//! balance check. Draft, submitted and approved requests never overlap (two half days may
+//! share a date); a submission may ask only for what the balance less pending requests
+//! allows, so approving everything pending never drives the balance negative.
+
+use eerp_sdk::decimal::fixed;
+use eerp_sdk::{
+    Checks, Ctx, Decimal, Error, Filter, FilterOp, ListQuery, ListSpec, LockMode, Module, Reply,
+    Request, Row, Table,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::calendar::{Balance, DatesError, Span, day_number, fits, working_days};
+use crate::org::{Allocation, EMPLOYEES, LEAVE_TYPES, missing};
+use crate::schema::LEAVE_STATES;
+
+/// The leave requests table.
+pub const REQUESTS: Table<Row<LeaveRequest>> = Table::new("leave_requests");
+
+/// A stored leave request.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct LeaveRequest {
+    /// The employee.
+    pub employee_id: String,
+    /// The leave type.
+    pub leave_type_id: String,
+    /// First day.
+    pub from_date: String,
+    /// Last day.
+    pub to_date: String,
+    /// Half a day (then the two dates are equal).
+    pub half_day: bool,
+    /// Working days it takes.
+    pub days: String,
+    /// `draft`, `submitted`, `approved`, `rejected` or `cancelled`.
+    pub status: String,
+    /// Free text.
+    pub reason: Option<String>,
+}
+
+/// The body of `POST /leave-requests`, and what a `PATCH` of a draft changes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct RequestInput {
+    /// The employee.
+    pub employee_id: String,
+    /// The leave type.
+    pub leave_type_id: String,
+    /// First day, `YYYY-MM-DD`.
+    pub from_date: String,
+    /// Last day.
+    pub to_date: String,
+    /// Half a day.
+    pub half_day: Option<bool>,
+    /// Free text.
+    pub reason: Option<String>,
+}
+
+/// Adds the leave routes to `module`.
+pub fn routes(module: Module) -> Module {
+    module
+        .get("/leave-requests", "hr.leave.read", list)
+        .post("/leave-requests", "hr.leave.create", create)
+        .get("/leave-requests/{id}", "hr.leave.read", get)
+        .patch("/leave-requests/{id}", "hr.leave.create", update)
+        .post("/leave-requests/{id}/submit", "hr.leave.create", submit)
+        .post("/leave-requests/{id}/approve", "hr.leave.approve", approve)
+        .post("/leave-requests/{id}/reject", "hr.leave.approve", reject)
+        .post("/leave-requests/{id}/cancel", "hr.leave.create", cancel)
+        .get("/employees/{id}/balances", "hr.leave.read", balances)
+}
+
+fn list(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let spec = ListSpec::new("leave_requests")
+        .filter("employee_id")
+        .filter("leave_type_id")
+        .filter_one_of("status", &LEAVE_STATES)
+        .sortable(&["from_date"]);
+    Ok(Reply::ok(REQUESTS.list(ctx, spec.query(req)?)?))
+}
+
+fn get(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    Ok(Reply::ok(locked_or_plain(ctx, req.path("id")?, false)?))
+}
+
+fn locked_or_plain(ctx: &mut Ctx, id: &str, lock: bool) -> Result<Row<LeaveRequest>, Error> {
+    let row = if lock {
+        REQUESTS.get_for_update(ctx, id)
+    } else {
+        REQUESTS.get(ctx, id)
+    };
+    row.map_err(|_| Error::not_found("no leave request with that id"))
+}
+
+/// Checks the input's own fields and returns its span and days.
+fn plan(input: &RequestInput) -> Result<(Span, Decimal), Error> {
+    let mut checks = Checks::new();
+    checks
+        .date("from_date", Some(&input.from_date))
+        .date("to_date", Some(&input.to_date))
+        .max_len("reason", input.reason.as_deref(), 1000);
+    checks.finish("leave request", "invalid_leave_request")?;
+    let (Some(from), Some(to)) = (day_number(&input.from_date), day_number(&input.to_date)) else {
+        return Err(Error::internal("checked dates did not convert"));
+    };
+    let half_day = input.half_day.unwrap_or(false);
+    let days = working_days(from, to, half_day).map_err(|e| {
+        let (field, why) = match e {
+            DatesError::Backwards => ("to_date", "must not be before from_date"),
+            DatesError::TooLong => ("to_date", "a request spans at most 366 days"),
+            DatesError::HalfDaySpan => ("half_day", "a half day starts and ends on the same date"),
+            DatesError::NoWorkingDay => (
+                "from_date",
+                "the dates hold no working day (Monday to Friday)",
+            ),
+        };
+        Error::unprocessable(format!("{field}: {why}"))
+            .with_code("invalid_leave_request")
+            .with_field(field, why)
+    })?;
+    Ok((Span { from, to, half_day }, days))
+}
+
+/// Locks the employee and refuses a span overlapping their other open or approved
+/// requests (`except` is the request being changed).
+fn lock_and_check_overlap(
+    ctx: &mut Ctx,
+    input: &RequestInput,
+    span: Span,
+    except: Option<&str>,
+) -> Result<(), Error> {
+    EMPLOYEES
+        .lock_by(ctx, &json!({"id": input.employee_id}), LockMode::Update)
+        .map_err(|_| missing("employee_id", "employee"))?;
+    let page = REQUESTS.list(
+        ctx,
+        ListQuery {
+            filter: vec![
+                eq("employee_id", &input.employee_id),
+                Filter {
+                    column: "status".into(),
+                    op: FilterOp::In,
+                    value: json!(["draft", "submitted", "approved"]),
+                },
+                Filter {
+                    column: "from_date".into(),
+                    op: FilterOp::Lte,
+                    value: json!(input.to_date),
+                },
+                Filter {
+                    column: "to_date".into(),
+                    op: FilterOp::Gte,
+                    value: json!(input.from_date),
+                },
+            ],
+            limit: Some(100),
+            ..ListQuery::default()
+        },
+    )?;
+    let others: Vec<(Span, &Row<LeaveRequest>)> = page
+        .data
+        .iter()
+        .filter(|r| Some(r.id.as_str()) != except)
+        .filter_map(|r| {
+            let from = day_number(&r.record.from_date)?;
+            let to = day_number(&r.record.to_date)?;
+            Some((
+                Span {
+                    from,
+                    to,
+                    half_day: r.record.half_day,
+                },
+                r,
+            ))
+        })
+        .collect();
+    let spans: Vec<Span> = others.iter().map(|(s, _)| *s).collect();
+    if fits(span, &spans) {
+        return Ok(());
+    }
+    let clash = others
+        .iter()
+        .find(|(s, _)| s.from <= span.to && s.to >= span.from)
+        .map(|(_, r)| r);
+    let detail = match clash {
+        Some(r) => format!(
+            "the employee already has {} leave from {} to {} ({}); requests never overlap",
+            r.record.status, r.record.from_date, r.record.to_date, r.id
+        ),
+        None => "the employee already has leave on these dates".to_string(),
+    };
+    Err(Error::conflict(detail).with_code("leave_overlap"))
+}
+
+fn eq(column: &str, value: &str) -> Filter {
+    Filter {
+        column: column.into(),
+        op: FilterOp::Eq,
+        value: json!(value),
+    }
+}
+
+fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let input = req.record::<RequestInput>()?;
+    let (span, days) = plan(&input)?;
+    LEAVE_TYPES
+        .get(ctx, &input.leave_type_id)
+        .map_err(|_| missing("leave_type_id", "leave type"))?;
+    lock_and_check_overlap(ctx, &input, span, None)?;
+    let row = REQUESTS.insert(
+        ctx,
+        &json!({
+            "employee_id": input.employee_id,
+            "leave_type_id": input.leave_type_id,
+            "from_date": input.from_date,
+            "to_date": input.to_date,
+            "half_day": span.half_day,
+            "days": fixed(days, 1),
+            "reason": input.reason,
+        }),
+    )?;
+    Ok(Reply::created(row))
+}
+
+fn update(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let id = req.path("id")?;
+    let current = locked_or_plain(ctx, id, true)?;
+    if current.record.status != "draft" {
+        return Err(transition(&current.record.status, "changed"));
+    }
+    let stored = json!({
+        "employee_id": current.record.employee_id,
+        "leave_type_id": current.record.leave_type_id,
+        "from_date": current.record.from_date,
+        "to_date": current.record.to_date,
+        "half_day": current.record.half_day,
+        "reason": current.record.reason,
+    });
+    let input = req.patch::<RequestInput>(&stored)?.merged;
+    if input.employee_id != current.record.employee_id {
+        return Err(Error::unprocessable("a request stays with its employee")
+            .with_field("employee_id", "cannot change"));
+    }
+    let (span, days) = plan(&input)?;
+    LEAVE_TYPES
+        .get(ctx, &input.leave_type_id)
+        .map_err(|_| missing("leave_type_id", "leave type"))?;
+    lock_and_check_overlap(ctx, &input, span, Some(id))?;
+    let row = REQUESTS.update(
+        ctx,
+        id,
+        &json!({
+            "leave_type_id": input.leave_type_id,
+            "from_date": input.from_date,
+            "to_date": input.to_date,
+            "half_day": span.half_day,
+            "days": fixed(days, 1),
+            "reason": input.reason,
+        }),
+    )?;
+    Ok(Reply::ok(row))
+}
+
+fn transition(status: &str, to: &str) -> Error {
+    Error::conflict(format!("a {status} leave request cannot be {to}"))
+        .with_code("invalid_transition")
+}
+
+/// Locks the request, then its employee (the order every change takes), and checks it
+/// is in one of `from`.
+fn for_transition(
+    ctx: &mut Ctx,
+    req: &Request,
+    from: &[&str],
+    to: &str,
+) -> Result<Row<LeaveRequest>, Error> {
+    let row = locked_or_plain(ctx, req.path("id")?, true)?;
+    if !from.contains(&row.record.status.as_str()) {
+        return Err(transition(&row.record.status, to));
+    }
+    EMPLOYEES
+        .lock_by(
+            ctx,
+            &json!({"id": row.record.employee_id}),
+            LockMode::Update,
+        )
+        .map_err(|_| missing("employee_id", "employee"))?;
+    Ok(row)
+}
+
+fn set_status(ctx: &mut Ctx, row: &Row<LeaveRequest>, status: &str) -> Result<Reply, Error> {
+    Ok(Reply::ok(REQUESTS.update(
+        ctx,
+        &row.id,
+        &json!({"status": status}),
+    )?))
+}
+
+fn insufficient(b: &Balance, days: Decimal, pending: bool) -> Error {
+    let pending_note = if pending {
+        format!(" and {} pending", b.pending.normalize())
+    } else {
+        String::new()
+    };
+    Error::conflict(format!(
+        "the request takes {} days; the balance is {}{pending_note} of {} allocated",
+        days.normalize(),
+        b.balance().normalize(),
+        b.allocated.normalize()
+    ))
+    .with_code("insufficient_balance")
+}
+
+fn submit(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let row = for_transition(ctx, req, &["draft"], "submitted")?;
+    let days: Decimal = row.record.days.parse().unwrap_or_default();
+    let b = balance_of(ctx, &row.record.employee_id, &row.record.leave_type_id)?;
+    if days > b.requestable() {
+        return Err(insufficient(&b, days, true));
+    }
+    set_status(ctx, &row, "submitted")
+}
+
+fn approve(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let row = for_transition(ctx, req, &["submitted"], "approved")?;
+    let days: Decimal = row.record.days.parse().unwrap_or_default();
+    let b = balance_of(ctx, &row.record.employee_id, &row.record.leave_type_id)?;
+    if days > b.balance() {
+        return Err(insufficient(&b, days, false));
+    }
+    set_status(ctx, &row, "approved")
+}
+
+fn reject(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let row = for_transition(ctx, req, &["submitted"], "rejected")?;
+    set_status(ctx, &row, "rejected")
+}
+
+fn cancel(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let row = for_transition(ctx, req, &["draft", "submitted", "approved"], "cancelled")?;
+    set_status(ctx, &row, "cancelled")
+}
+
+/// Sums a decimal column over the rows of `table` matching `filter`.
+fn sum(ctx: &mut Ctx, table: &'static str, filter: Vec<Filter>) -> Result<Decimal, Error> {
+    let result = Table::<Value>::new(table).aggregate(
+        ctx,
+        eerp_sdk::AggregateQuery {
+            filter,
+            aggregates: vec![eerp_sdk::Aggregate {
+                func: eerp_sdk::AggregateFn::Sum,
+                column: Some("days".into()),
+            }],
+            ..eerp_sdk::AggregateQuery::default()
+        },
+    )?;
+    Ok(result
+        .groups
+        .first()
+        .and_then(|g| g.values.get("sum_days"))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_default())
+}
+
+/// An employee's balance of one leave type.
+///
+/// # Errors
+/// When the data API fails.
+pub fn balance_of(ctx: &mut Ctx, employee: &str, leave_type: &str) -> Result<Balance, Error> {
+    let of = |status: Option<&str>| {
+        let mut filter = vec![eq("employee_id", employee), eq("leave_type_id", leave_type)];
+        if let Some(status) = status {
+            filter.push(eq("status", status));
+        }
+        filter
+    };
+    Ok(Balance {
+        allocated: sum(ctx, "allocations", of(None))?,
+        approved: sum(ctx, "leave_requests", of(Some("approved")))?,
+        pending: sum(ctx, "leave_requests", of(Some("submitted")))?,
+    })
+}
+
+/// Refuses taking `days` away from `allocation` when the balance would go below what is
+/// approved and pending.
+///
+/// # Errors
+/// A 409 saying by how much.
+pub fn refuse_negative(ctx: &mut Ctx, allocation: &Allocation, days: Decimal) -> Result<(), Error> {
+    let b = balance_of(ctx, &allocation.employee_id, &allocation.leave_type_id)?;
+    if b.requestable() >= days {
+        return Ok(());
+    }
+    Err(Error::conflict(format!(
+        "taking {} days away would leave less than the {} approved and {} pending",
+        days.normalize(),
+        b.approved.normalize(),
+        b.pending.normalize()
+    ))
+    .with_code("insufficient_balance"))
+}
+
+fn balances(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let employee = EMPLOYEES
+        .get(ctx, req.path("id")?)
+        .map_err(|_| Error::not_found("no live employee with that id"))?;
+    let types = LEAVE_TYPES.list(
+        ctx,
+        ListQuery {
+            limit: Some(100),
+            ..ListQuery::default()
+        },
+    )?;
+    let mut rows = Vec::new();
+    for leave_type in &types.data {
+        let b = balance_of(ctx, &employee.id, &leave_type.id)?;
+        if b == Balance::default() {
+            continue;
+        }
+        rows.push(json!({
+            "leave_type_id": leave_type.id,
+            "code": leave_type.record.code,
+            "allocated": fixed(b.allocated, 1),
+            "approved": fixed(b.approved, 1),
+            "pending": fixed(b.pending, 1),
+            "balance": fixed(b.balance(), 1),
+        }));
+    }
+    Ok(Reply::ok(
+        json!({"employee_id": employee.id, "balances": rows}),
+    ))
+}
