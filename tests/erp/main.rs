@@ -7,6 +7,7 @@
 )]
 
 mod accounting;
+mod crm;
 mod hr;
 mod inventory;
 

@@ -39,8 +39,8 @@ impl Resource for Companies {
     fn list_spec() -> ListSpec {
         ListSpec::new("companies")
             .filter_by("q", "name", FilterOp::Contains)
-            .filter("is_customer")
-            .filter("is_supplier")
+            .filter_bool("is_customer")
+            .filter_bool("is_supplier")
             .sortable(&["name"])
     }
 

@@ -25,9 +25,12 @@
 //! | GET, POST | `/companies` | `crm.companies.read`, `.create` |
 //! | GET, PATCH, DELETE | `/companies/{id}` | `crm.companies.read`, `.update`, `.delete` |
 //! | POST | `/companies/{id}/restore` | `crm.companies.delete` |
+//! | GET, POST, PATCH, DELETE | `/leads`, `/opportunities`, `/activities` (and `/{id}`, `/{id}/restore`) | `crm.<resource>.<action>` |
+//! | POST | `/leads/{id}/convert` | `crm.leads.convert`: contact, company and opportunity in one request |
 
 pub mod companies;
 pub mod contacts;
+pub mod pipeline;
 pub mod schema;
 
 use eerp_sdk::{Module, resource_routes};
@@ -36,7 +39,8 @@ use eerp_sdk::{Module, resource_routes};
 pub fn module() -> Module {
     let module = Module::new("crm", env!("CARGO_PKG_VERSION")).migrations(schema::migrations);
     let module = contacts::routes(module);
-    resource_routes!(module, companies::Companies, "/companies", "crm.companies")
+    let module = resource_routes!(module, companies::Companies, "/companies", "crm.companies");
+    pipeline::routes(module)
 }
 
 eerp_sdk::export!(module);

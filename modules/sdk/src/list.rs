@@ -24,6 +24,7 @@ struct ListFilter {
     column: &'static str,
     op: FilterOp,
     allowed: Option<&'static [&'static str]>,
+    boolean: bool,
 }
 
 impl ListSpec {
@@ -49,6 +50,19 @@ impl ListSpec {
             column,
             op,
             allowed: None,
+            boolean: false,
+        });
+        self
+    }
+
+    /// `?column=true` or `false`, on a boolean column.
+    pub fn filter_bool(mut self, column: &'static str) -> Self {
+        self.filters.push(ListFilter {
+            param: column,
+            column,
+            op: FilterOp::Eq,
+            allowed: Some(&["true", "false"]),
+            boolean: true,
         });
         self
     }
@@ -60,6 +74,7 @@ impl ListSpec {
             column,
             op: FilterOp::Eq,
             allowed: Some(allowed),
+            boolean: false,
         });
         self
     }
@@ -110,7 +125,11 @@ impl ListSpec {
             filter.push(Filter {
                 column: f.column.into(),
                 op: f.op,
-                value: Value::String(value.into()),
+                value: if f.boolean {
+                    Value::Bool(value == "true")
+                } else {
+                    Value::String(value.into())
+                },
             });
         }
         Ok(ListQuery {
@@ -189,6 +208,7 @@ mod tests {
         ListSpec::new("things")
             .filter_one_of("status", &["open", "done"])
             .filter_by("q", "name", FilterOp::Contains)
+            .filter_bool("done")
             .sortable(&["name"])
             .max_limit(50)
     }
@@ -214,6 +234,15 @@ mod tests {
         assert_eq!(query.limit, Some(10));
         assert_eq!(query.cursor.as_deref(), Some("abc"));
         assert!(query.include_deleted);
+        let done = spec().query(&request(&[("done", "false")])).unwrap();
+        assert_eq!(done.filter[0].value, Value::Bool(false));
+        assert_eq!(
+            spec()
+                .query(&request(&[("done", "no")]))
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]

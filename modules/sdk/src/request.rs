@@ -182,13 +182,18 @@ pub struct Patch<T> {
 }
 
 impl<T: Serialize> Patch<T> {
-    /// The patched fields' values from `record` (the merged record after validation and
-    /// normalisation), to pass to `Table::update`.
+    /// What to pass to `Table::update`: from `record` (the merged record after
+    /// validation and normalisation), the fields the patch named and those the
+    /// validation changed (a derived field, such as a probability a stage sets).
     pub fn changes(&self, record: &T) -> Map<String, Value> {
         let Ok(Value::Object(mut all)) = serde_json::to_value(record) else {
             return Map::new();
         };
-        all.retain(|key, _| self.fields.contains(key));
+        let merged = match serde_json::to_value(&self.merged) {
+            Ok(Value::Object(merged)) => merged,
+            _ => Map::new(),
+        };
+        all.retain(|key, value| self.fields.contains(key) || merged.get(key) != Some(value));
         all
     }
 }
@@ -251,6 +256,13 @@ mod tests {
         assert_eq!(
             serde_json::Value::Object(changes),
             serde_json::json!({"colour": null})
+        );
+        let mut derived = patch.merged.clone();
+        derived.name = "derived".into();
+        assert_eq!(
+            serde_json::Value::Object(patch.changes(&derived)),
+            serde_json::json!({"colour": null, "name": "derived"}),
+            "a field the validation changed is written too"
         );
         for (body, named) in [
             ("{}", "changes nothing"),
