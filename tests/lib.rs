@@ -159,6 +159,13 @@ fn jwks_file() -> PathBuf {
     .clone()
 }
 
+/// The newest migration version of the CRM module built into the binary.
+pub fn crm_version() -> u32 {
+    eerp_crm::schema::migrations()
+        .last()
+        .map_or(0, |step| step.version)
+}
+
 /// The app with default options.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(TestOptions::default()).await

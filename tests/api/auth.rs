@@ -148,7 +148,12 @@ async fn health_endpoints_answer() {
     );
     let (status, _, ready) = status_and_json(app.ops_get("/readyz").await).await;
     assert_eq!(status, 200, "{ready}");
-    assert_eq!(ready["modules"], json!(["crm"]));
+    let mut builtin: Vec<&str> = eerp_platform::registry::BUILTIN_MODULES
+        .iter()
+        .map(|(file, _)| file.trim_end_matches(".wasm"))
+        .collect();
+    builtin.sort_unstable();
+    assert_eq!(ready["modules"], json!(builtin));
 }
 
 #[tokio::test]

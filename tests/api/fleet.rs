@@ -81,7 +81,10 @@ async fn migrate_all_records_failures_without_aborting_and_resumes() {
         "{run}"
     );
     let migrated = app
-        .scalar("SELECT count(*) FROM eerp.tenant_modules WHERE module = 'crm' AND version = 2")
+        .scalar(&format!(
+            "SELECT count(*) FROM eerp.tenant_modules WHERE module = 'crm' AND version = {}",
+            eerp_e2e::crm_version()
+        ))
         .await;
     assert_eq!(migrated, 11);
     let token = app.token(

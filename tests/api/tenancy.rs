@@ -30,7 +30,10 @@ async fn create_suspend_resume_delete_and_purge_are_served_and_audited() {
     assert_eq!(tenant["status"], "active");
     assert_eq!(tenant["modules"][0]["name"], "crm");
     assert_eq!(tenant["modules"][0]["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(tenant["modules"][0]["migration_version"], 2);
+    assert_eq!(
+        tenant["modules"][0]["migration_version"],
+        eerp_e2e::crm_version()
+    );
     assert_eq!(tenant["roles"]["viewer"], json!(["*.*.read"]));
     assert_eq!(tenant["effective_limits"]["fuel_per_request"], 50_000_000);
     let (again, _) = app.admin(Method::POST, "/tenants", Some(&body)).await;

@@ -208,6 +208,22 @@ pub struct Filter {
     pub value: Value,
 }
 
+impl Filter {
+    /// `column op value`.
+    pub fn new(column: &str, op: FilterOp, value: impl Into<Value>) -> Self {
+        Self {
+            column: column.to_string(),
+            op,
+            value: value.into(),
+        }
+    }
+
+    /// `column = value`.
+    pub fn eq(column: &str, value: impl Into<Value>) -> Self {
+        Self::new(column, FilterOp::Eq, value)
+    }
+}
+
 /// Comparisons a filter may use.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -311,6 +327,14 @@ impl Aggregate {
 pub struct AggregateResult {
     /// One entry per group.
     pub groups: Vec<AggregateGroup>,
+}
+
+impl AggregateResult {
+    /// The value `key` (`count`, `sum_debit`) of the first group: the only one of an
+    /// aggregate without `group_by`.
+    pub fn first(&self, key: &str) -> Option<&Value> {
+        self.groups.first().and_then(|group| group.values.get(key))
+    }
 }
 
 /// One group of an aggregate.

@@ -8,7 +8,6 @@ use eerp_sdk::{
     ListSpec, Resource, Row, Table,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::schema::{ACCOUNT_TYPES, PARTY_KINDS};
 
@@ -154,7 +153,7 @@ impl Resource for Accounts {
         let children = ACCOUNTS.list(
             ctx,
             ListQuery {
-                filter: vec![eq("parent_id", &row.id)],
+                filter: vec![Filter::eq("parent_id", row.id.as_str())],
                 limit: Some(1),
                 ..ListQuery::default()
             },
@@ -219,7 +218,7 @@ pub fn has_lines(ctx: &mut Ctx, id: &str) -> Result<bool, Error> {
     let result = crate::entries::LINES.aggregate(
         ctx,
         AggregateQuery {
-            filter: vec![eq("account_id", id)],
+            filter: vec![Filter::eq("account_id", id)],
             aggregates: vec![Aggregate {
                 func: AggregateFn::Count,
                 column: None,
@@ -228,21 +227,10 @@ pub fn has_lines(ctx: &mut Ctx, id: &str) -> Result<bool, Error> {
         },
     )?;
     let count = result
-        .groups
-        .first()
-        .and_then(|g| g.values.get("count"))
+        .first("count")
         .and_then(serde_json::Value::as_i64)
         .unwrap_or(0);
     Ok(count > 0)
-}
-
-/// A filter `column = value`.
-pub fn eq(column: &str, value: &str) -> Filter {
-    Filter {
-        column: column.into(),
-        op: FilterOp::Eq,
-        value: json!(value),
-    }
 }
 
 impl Resource for Journals {

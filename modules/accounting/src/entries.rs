@@ -17,7 +17,7 @@ use eerp_sdk::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::chart::{ACCOUNTS, Account, JOURNALS, eq};
+use crate::chart::{ACCOUNTS, Account, JOURNALS};
 use crate::periods::{closed_period_at, open_books};
 use crate::schema::ENTRY_STATES;
 
@@ -231,7 +231,7 @@ pub fn post(ctx: &mut Ctx, posting: &Posting, draft: Option<&str>) -> Result<Row
     }
     JOURNALS
         .get(ctx, &posting.journal_id)
-        .map_err(|_| unknown("journal_id", "journal"))?;
+        .map_err(|_| Error::unknown_reference("journal_id", "journal"))?;
     check_accounts_and_parties(ctx, &posting.lines)?;
     let values = json!({
         "journal_id": posting.journal_id,
@@ -292,12 +292,6 @@ pub fn closed(period: &str, date: &str) -> Error {
     ))
     .with_code("period_closed")
     .with_field("date", format!("in the closed period {period}"))
-}
-
-fn unknown(field: &str, what: &str) -> Error {
-    Error::unprocessable(format!("{field}: no live {what} with this id"))
-        .with_code("unknown_reference")
-        .with_field(field, format!("no live {what} with this id"))
 }
 
 /// Every line's account is a live leaf account; receivable and payable lines name a
@@ -379,17 +373,9 @@ fn check_parties(
 fn by_ids<'a>(ids: impl Iterator<Item = &'a str>, count: usize) -> ListQuery {
     let ids: Vec<Value> = ids.filter(|id| is_uuid(id)).map(|id| json!(id)).collect();
     let filter = if ids.is_empty() {
-        vec![Filter {
-            column: "id".into(),
-            op: FilterOp::IsNull,
-            value: json!(true),
-        }]
+        vec![Filter::new("id", FilterOp::IsNull, true)]
     } else {
-        vec![Filter {
-            column: "id".into(),
-            op: FilterOp::In,
-            value: Value::Array(ids),
-        }]
+        vec![Filter::new("id", FilterOp::In, ids)]
     };
     ListQuery {
         filter,
@@ -455,7 +441,7 @@ fn save_draft(ctx: &mut Ctx, posting: &Posting, id: Option<&str>) -> Result<Row<
     check_header(posting)?;
     JOURNALS
         .get(ctx, &posting.journal_id)
-        .map_err(|_| unknown("journal_id", "journal"))?;
+        .map_err(|_| Error::unknown_reference("journal_id", "journal"))?;
     let values = json!({
         "journal_id": posting.journal_id,
         "date": posting.date,
@@ -491,7 +477,7 @@ fn lines_of(ctx: &mut Ctx, id: &str) -> Result<Vec<Row<Line>>, Error> {
     let page = LINES.list(
         ctx,
         ListQuery {
-            filter: vec![eq("entry_id", id)],
+            filter: vec![Filter::eq("entry_id", id)],
             order: Some(eerp_sdk::Order {
                 column: "seq".into(),
                 desc: false,

@@ -58,20 +58,11 @@ pub fn open_books(ctx: &mut Ctx, mode: LockMode) -> Result<(), Error> {
     Ok(())
 }
 
-/// A filter `column op value`.
-pub fn cmp(column: &str, op: FilterOp, value: &str) -> Filter {
-    Filter {
-        column: column.into(),
-        op,
-        value: json!(value),
-    }
-}
-
 /// Periods that share a day with `start..=end`.
 fn overlapping(start: &str, end: &str) -> Vec<Filter> {
     vec![
-        cmp("start_date", FilterOp::Lte, end),
-        cmp("end_date", FilterOp::Gte, start),
+        Filter::new("start_date", FilterOp::Lte, end),
+        Filter::new("end_date", FilterOp::Gte, start),
     ]
 }
 
@@ -81,7 +72,7 @@ fn overlapping(start: &str, end: &str) -> Vec<Filter> {
 /// When the data API fails.
 pub fn closed_period_at(ctx: &mut Ctx, date: &str) -> Result<Option<String>, Error> {
     let mut filter = overlapping(date, date);
-    filter.push(cmp("status", FilterOp::Eq, "closed"));
+    filter.push(Filter::new("status", FilterOp::Eq, "closed"));
     let page = PERIODS.list(
         ctx,
         ListQuery {
@@ -178,11 +169,11 @@ fn close(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     }
     let (start, end) = (&period.record.start_date, &period.record.end_date);
     let posted = vec![
-        cmp("date", FilterOp::Gte, start),
-        cmp("date", FilterOp::Lte, end),
+        Filter::new("date", FilterOp::Gte, start.as_str()),
+        Filter::new("date", FilterOp::Lte, end.as_str()),
     ];
     let mut entries = posted.clone();
-    entries.push(cmp("status", FilterOp::Eq, "posted"));
+    entries.push(Filter::new("status", FilterOp::Eq, "posted"));
     let count = ENTRIES.aggregate(
         ctx,
         AggregateQuery {
@@ -205,16 +196,9 @@ fn close(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
             ..AggregateQuery::default()
         },
     )?;
-    let count = count
-        .groups
-        .first()
-        .and_then(|g| g.values.get("count"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let count = count.first("count").and_then(Value::as_i64).unwrap_or(0);
     let debit = debit
-        .groups
-        .first()
-        .and_then(|g| g.values.get("sum_debit"))
+        .first("sum_debit")
         .and_then(Value::as_str)
         .and_then(|s| s.parse::<Decimal>().ok())
         .unwrap_or_default();

@@ -11,9 +11,8 @@ use eerp_sdk::{
 };
 use serde_json::{Value, json};
 
-use crate::chart::{ACCOUNTS, Account, eq};
+use crate::chart::{ACCOUNTS, Account};
 use crate::entries::LINES;
-use crate::periods::cmp;
 
 /// Debit and credit summed over some lines of one account.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -276,12 +275,12 @@ fn sums(ctx: &mut Ctx, filter: Vec<Filter>) -> Result<SumMap, Error> {
 }
 
 fn until(to: Option<&str>) -> Vec<Filter> {
-    to.map(|t| vec![cmp("date", FilterOp::Lte, t)])
+    to.map(|t| vec![Filter::new("date", FilterOp::Lte, t)])
         .unwrap_or_default()
 }
 
 fn before(from: Option<&str>) -> Option<Vec<Filter>> {
-    from.map(|f| vec![cmp("date", FilterOp::Lt, f)])
+    from.map(|f| vec![Filter::new("date", FilterOp::Lt, f)])
 }
 
 fn trial_balance_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
@@ -293,7 +292,7 @@ fn trial_balance_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     };
     let mut during = until(to);
     if let Some(f) = from {
-        during.push(cmp("date", FilterOp::Gte, f));
+        during.push(Filter::new("date", FilterOp::Gte, f));
     }
     let movement = sums(ctx, during)?;
     let mut report = trial_balance(&accounts, &opening, &movement);
@@ -321,7 +320,7 @@ fn profit_and_loss_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let accounts = all_accounts(ctx)?;
     let mut during = until(to);
     if let Some(f) = from {
-        during.push(cmp("date", FilterOp::Gte, f));
+        during.push(Filter::new("date", FilterOp::Gte, f));
     }
     let mut report = profit_and_loss(&accounts, &sums(ctx, during)?);
     report["from"] = json!(from);
@@ -340,13 +339,13 @@ fn ledger_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         .get(ctx, account_id)
         .map_err(|_| Error::not_found("no live account with that id"))?;
     let mut range = until(to);
-    range.push(eq("account_id", account_id));
+    range.push(Filter::eq("account_id", account_id));
     if let Some(f) = from {
-        range.push(cmp("date", FilterOp::Gte, f));
+        range.push(Filter::new("date", FilterOp::Gte, f));
     }
     let opening = match before(from) {
         Some(mut filter) => {
-            filter.push(eq("account_id", account_id));
+            filter.push(Filter::eq("account_id", account_id));
             sums(ctx, filter)?.remove(account_id).unwrap_or_default()
         }
         None => Sums::default(),

@@ -101,12 +101,6 @@ pub struct Opportunities;
 #[derive(Debug)]
 pub struct Activities;
 
-fn missing(field: &str, what: &str) -> Error {
-    Error::unprocessable(format!("{field}: no live {what} with this id"))
-        .with_code("unknown_reference")
-        .with_field(field, format!("no live {what} with this id"))
-}
-
 fn transition(detail: String) -> Error {
     Error::conflict(detail).with_code("invalid_transition")
 }
@@ -232,12 +226,12 @@ impl Resource for Opportunities {
         if let Some(company) = &o.company_id {
             COMPANIES
                 .get(ctx, company)
-                .map_err(|_| missing("company_id", "company"))?;
+                .map_err(|_| Error::unknown_reference("company_id", "company"))?;
         }
         if let Some(contact) = &o.contact_id {
             CONTACTS
                 .get(ctx, contact)
-                .map_err(|_| missing("contact_id", "contact"))?;
+                .map_err(|_| Error::unknown_reference("contact_id", "contact"))?;
         }
         Ok(o)
     }
@@ -278,7 +272,7 @@ impl Resource for Activities {
             _ => OPPORTUNITIES.get(ctx, &a.on_id).is_ok(),
         };
         if !found {
-            return Err(missing("on_id", &a.on_type));
+            return Err(Error::unknown_reference("on_id", &a.on_type));
         }
         Ok(a)
     }
@@ -328,7 +322,7 @@ fn convert(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         (Some(company), _) => {
             COMPANIES
                 .get(ctx, company)
-                .map_err(|_| missing("company_id", "company"))?;
+                .map_err(|_| Error::unknown_reference("company_id", "company"))?;
             Some(company.clone())
         }
         (None, Some(name)) => {

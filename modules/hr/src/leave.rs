@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::calendar::{Balance, DatesError, Span, day_number, fits, working_days};
-use crate::org::{Allocation, EMPLOYEES, LEAVE_TYPES, missing};
+use crate::org::{Allocation, EMPLOYEES, LEAVE_TYPES};
 use crate::schema::LEAVE_STATES;
 
 /// The leave requests table.
@@ -135,27 +135,19 @@ fn lock_and_check_overlap(
 ) -> Result<(), Error> {
     EMPLOYEES
         .lock_by(ctx, &json!({"id": input.employee_id}), LockMode::Update)
-        .map_err(|_| missing("employee_id", "employee"))?;
+        .map_err(|_| Error::unknown_reference("employee_id", "employee"))?;
     let page = REQUESTS.list(
         ctx,
         ListQuery {
             filter: vec![
-                eq("employee_id", &input.employee_id),
-                Filter {
-                    column: "status".into(),
-                    op: FilterOp::In,
-                    value: json!(["draft", "submitted", "approved"]),
-                },
-                Filter {
-                    column: "from_date".into(),
-                    op: FilterOp::Lte,
-                    value: json!(input.to_date),
-                },
-                Filter {
-                    column: "to_date".into(),
-                    op: FilterOp::Gte,
-                    value: json!(input.from_date),
-                },
+                Filter::eq("employee_id", input.employee_id.as_str()),
+                Filter::new(
+                    "status",
+                    FilterOp::In,
+                    json!(["draft", "submitted", "approved"]),
+                ),
+                Filter::new("from_date", FilterOp::Lte, input.to_date.as_str()),
+                Filter::new("to_date", FilterOp::Gte, input.from_date.as_str()),
             ],
             limit: Some(100),
             ..ListQuery::default()
@@ -196,20 +188,12 @@ fn lock_and_check_overlap(
     Err(Error::conflict(detail).with_code("leave_overlap"))
 }
 
-fn eq(column: &str, value: &str) -> Filter {
-    Filter {
-        column: column.into(),
-        op: FilterOp::Eq,
-        value: json!(value),
-    }
-}
-
 fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let input = req.record::<RequestInput>()?;
     let (span, days) = plan(&input)?;
     LEAVE_TYPES
         .get(ctx, &input.leave_type_id)
-        .map_err(|_| missing("leave_type_id", "leave type"))?;
+        .map_err(|_| Error::unknown_reference("leave_type_id", "leave type"))?;
     lock_and_check_overlap(ctx, &input, span, None)?;
     let row = REQUESTS.insert(
         ctx,
@@ -248,7 +232,7 @@ fn update(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let (span, days) = plan(&input)?;
     LEAVE_TYPES
         .get(ctx, &input.leave_type_id)
-        .map_err(|_| missing("leave_type_id", "leave type"))?;
+        .map_err(|_| Error::unknown_reference("leave_type_id", "leave type"))?;
     lock_and_check_overlap(ctx, &input, span, Some(id))?;
     let row = REQUESTS.update(
         ctx,
@@ -288,7 +272,7 @@ fn for_transition(
             &json!({"id": row.record.employee_id}),
             LockMode::Update,
         )
-        .map_err(|_| missing("employee_id", "employee"))?;
+        .map_err(|_| Error::unknown_reference("employee_id", "employee"))?;
     Ok(row)
 }
 
@@ -359,9 +343,7 @@ fn sum(ctx: &mut Ctx, table: &'static str, filter: Vec<Filter>) -> Result<Decima
         },
     )?;
     Ok(result
-        .groups
-        .first()
-        .and_then(|g| g.values.get("sum_days"))
+        .first("sum_days")
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
         .unwrap_or_default())
@@ -373,9 +355,12 @@ fn sum(ctx: &mut Ctx, table: &'static str, filter: Vec<Filter>) -> Result<Decima
 /// When the data API fails.
 pub fn balance_of(ctx: &mut Ctx, employee: &str, leave_type: &str) -> Result<Balance, Error> {
     let of = |status: Option<&str>| {
-        let mut filter = vec![eq("employee_id", employee), eq("leave_type_id", leave_type)];
+        let mut filter = vec![
+            Filter::eq("employee_id", employee),
+            Filter::eq("leave_type_id", leave_type),
+        ];
         if let Some(status) = status {
-            filter.push(eq("status", status));
+            filter.push(Filter::eq("status", status));
         }
         filter
     };

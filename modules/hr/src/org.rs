@@ -98,13 +98,6 @@ pub struct LeaveTypes;
 #[derive(Debug)]
 pub struct Allocations;
 
-/// A 422 for a reference to a row that does not exist.
-pub fn missing(field: &str, what: &str) -> Error {
-    Error::unprocessable(format!("{field}: no live {what} with this id"))
-        .with_code("unknown_reference")
-        .with_field(field, format!("no live {what} with this id"))
-}
-
 /// Locks the organisation (its one row), so tree changes happen one at a time.
 fn lock_org(ctx: &mut Ctx) -> Result<(), Error> {
     let key = json!({"singleton": "x"});
@@ -142,7 +135,7 @@ fn refuse_cycle(
         if steps > 1000 {
             return Err(cycle());
         }
-        next = parent_of(ctx, &id).ok_or_else(|| missing(field, what))?;
+        next = parent_of(ctx, &id).ok_or_else(|| Error::unknown_reference(field, what))?;
     }
     Ok(())
 }
@@ -222,7 +215,7 @@ impl Resource for Positions {
         if let Some(department) = &position.department_id {
             DEPARTMENTS
                 .get(ctx, department)
-                .map_err(|_| missing("department_id", "department"))?;
+                .map_err(|_| Error::unknown_reference("department_id", "department"))?;
         }
         Ok(position)
     }
@@ -268,12 +261,12 @@ impl Resource for Employees {
         if let Some(department) = &employee.department_id {
             DEPARTMENTS
                 .get(ctx, department)
-                .map_err(|_| missing("department_id", "department"))?;
+                .map_err(|_| Error::unknown_reference("department_id", "department"))?;
         }
         if let Some(position) = &employee.position_id {
             POSITIONS
                 .get(ctx, position)
-                .map_err(|_| missing("position_id", "position"))?;
+                .map_err(|_| Error::unknown_reference("position_id", "position"))?;
         }
         if let Some(manager) = &employee.manager_id {
             let own = current.map(|c| c.id.as_str());
@@ -369,10 +362,10 @@ impl Resource for Allocations {
                 &json!({"id": allocation.employee_id}),
                 LockMode::Update,
             )
-            .map_err(|_| missing("employee_id", "employee"))?;
+            .map_err(|_| Error::unknown_reference("employee_id", "employee"))?;
         LEAVE_TYPES
             .get(ctx, &allocation.leave_type_id)
-            .map_err(|_| missing("leave_type_id", "leave type"))?;
+            .map_err(|_| Error::unknown_reference("leave_type_id", "leave type"))?;
         if let Some(current) = current {
             if current.record.employee_id != allocation.employee_id
                 || current.record.leave_type_id != allocation.leave_type_id
@@ -398,7 +391,7 @@ impl Resource for Allocations {
                 &json!({"id": row.record.employee_id}),
                 LockMode::Update,
             )
-            .map_err(|_| missing("employee_id", "employee"))?;
+            .map_err(|_| Error::unknown_reference("employee_id", "employee"))?;
         let days: Decimal = row.record.days.parse().unwrap_or_default();
         crate::leave::refuse_negative(ctx, &row.record, days)
     }

@@ -8,7 +8,6 @@ use eerp_sdk::{
     Table,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::moves::BALANCES;
 
@@ -178,7 +177,7 @@ impl Resource for Locations {
         }
         WAREHOUSES
             .get(ctx, &location.warehouse_id)
-            .map_err(|_| missing("warehouse_id", "warehouse", &location.warehouse_id))?;
+            .map_err(|_| Error::unknown_reference("warehouse_id", "warehouse"))?;
         Ok(location)
     }
 
@@ -192,23 +191,12 @@ impl Resource for Locations {
     }
 }
 
-/// A 422 for a reference to a row that does not exist.
-pub fn missing(field: &str, what: &str, id: &str) -> Error {
-    Error::unprocessable(format!("no live {what} with id `{id}`"))
-        .with_code("unknown_reference")
-        .with_field(field, format!("no live {what} with this id"))
-}
-
 /// A 409 when any balance of `column = id` holds stock.
 fn refuse_if_stocked(ctx: &mut Ctx, column: &str, id: &str, what: &str) -> Result<(), Error> {
     let held = BALANCES.aggregate(
         ctx,
         AggregateQuery {
-            filter: vec![Filter {
-                column: column.into(),
-                op: FilterOp::Eq,
-                value: json!(id),
-            }],
+            filter: vec![Filter::eq(column, id)],
             aggregates: vec![Aggregate {
                 func: AggregateFn::Sum,
                 column: Some("on_hand".into()),
@@ -217,9 +205,7 @@ fn refuse_if_stocked(ctx: &mut Ctx, column: &str, id: &str, what: &str) -> Resul
         },
     )?;
     let on_hand = held
-        .groups
-        .first()
-        .and_then(|g| g.values.get("sum_on_hand"))
+        .first("sum_on_hand")
         .and_then(|v| v.as_str())
         .and_then(|s| s.parse::<Decimal>().ok())
         .unwrap_or_default();

@@ -12,7 +12,7 @@ use eerp_sdk::{Ctx, DataError, Decimal, Error, ListSpec, LockMode, Reply, Reques
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::catalog::{ITEMS, LOCATIONS, missing};
+use crate::catalog::{ITEMS, LOCATIONS};
 use crate::reservations::{RESERVATIONS, Reservation};
 use crate::schema::MOVE_KINDS;
 use crate::valuation::{Change, Position, QTY_SCALE, RATE_SCALE, Shortage, VALUE_SCALE};
@@ -362,7 +362,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let plan = plan(&new)?;
     let item = ITEMS
         .get(ctx, &new.item_id)
-        .map_err(|_| missing("item_id", "item", &new.item_id))?;
+        .map_err(|_| Error::unknown_reference("item_id", "item"))?;
     let mut locations = vec![("location_id", new.location_id.clone())];
     if let Some(to) = &new.to_location_id {
         locations.push(("to_location_id", to.clone()));
@@ -370,7 +370,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     for (field, id) in &locations {
         LOCATIONS
             .get(ctx, id)
-            .map_err(|_| missing(field, "location", id))?;
+            .map_err(|_| Error::unknown_reference(field, "location"))?;
     }
     let reservation = match &new.reservation_id {
         Some(id) => Some(consume(ctx, id, &new, plan.qty)?),
@@ -529,7 +529,7 @@ fn consume(
 ) -> Result<(Row<Reservation>, Decimal), Error> {
     let reservation = RESERVATIONS
         .get_for_update(ctx, id)
-        .map_err(|_| missing("reservation_id", "reservation", id))?;
+        .map_err(|_| Error::unknown_reference("reservation_id", "reservation"))?;
     let r = &reservation.record;
     if r.status != "active" {
         return Err(

@@ -106,6 +106,14 @@ impl Error {
         Self::new(500, "Module failure", detail)
     }
 
+    /// 422 for a field naming a row that does not exist: `unknown_reference`, naming
+    /// `field` (`item_id`) and what it should name (`item`).
+    pub fn unknown_reference(field: &str, what: &str) -> Self {
+        Self::unprocessable(format!("{field}: no live {what} with this id"))
+            .with_code("unknown_reference")
+            .with_field(field, format!("no live {what} with this id"))
+    }
+
     /// Adds a stable machine-readable code.
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
         self.body.code = Some(code.into());

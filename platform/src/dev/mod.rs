@@ -165,6 +165,9 @@ curl -s -X POST {base}/contacts/ID/restore -H "authorization: Bearer $TOKEN"
 curl -s {base}/contacts/stats -H "authorization: Bearer $TOKEN"
 (replace ID with an "id" from the create or list answer)
 
+The demo tenant also has Inventory, Accounting and HR, under /api/v1/inventory,
+/api/v1/accounting and /api/v1/hr; the README's "The ERP modules" walks through them.
+
 Operator commands use the operator token in .eerp/operator-token, e.g.:
 eerp tenant create acme --name "Acme Ltd"
 eerp token --tenant acme --role admin
