@@ -229,6 +229,15 @@ async fn refused_entries_say_why_and_change_nothing() {
         (status, problem["code"].as_str()),
         (409, Some("account_in_use"))
     );
+    for change in [json!({"type": "liability"}), json!({"is_group": false})] {
+        let path = format!("/accounting/accounts/{}", a["1000"]);
+        let (status, problem) = t.call(Method::PATCH, &path, Some(change.clone())).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (409, Some("account_in_use")),
+            "{change}: {problem}"
+        );
+    }
     assert_eq!(t.count("accounting", "lines").await, lines_before);
     assert_eq!(t.count("accounting", "entries").await, 1);
 }
@@ -482,6 +491,14 @@ async fn stock_moves_post_their_valuation_entries_in_the_same_transaction() {
     let source = format!("inventory.move:{}", receipt["id"].as_str().unwrap());
     let entries = t.get(&format!("/accounting/entries?source={source}")).await;
     assert_eq!(entries["data"][0]["total"], "1000.00");
+    let posted = entries["data"][0]["id"].as_str().unwrap();
+    let reverse = format!("/accounting/entries/{posted}/reverse");
+    let (status, problem) = t.call(Method::POST, &reverse, None).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("posted_by_module")),
+        "{problem}"
+    );
 
     // A move dated in a closed period is refused as a whole: no stock moves either.
     let period = t

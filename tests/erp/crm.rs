@@ -16,6 +16,18 @@ async fn opportunities_follow_the_stage_rules() {
         .await;
     assert_eq!(deal["stage"], "qualification");
     let path = format!("/crm/opportunities/{}", deal["id"].as_str().unwrap());
+    let (status, problem) = t
+        .call(
+            Method::POST,
+            "/crm/opportunities",
+            Some(json!({"name": "x", "lead_id": deal["id"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["lead_id".to_string()]),
+        "{problem}"
+    );
     let patch = |body| t.call(Method::PATCH, &path, Some(body));
 
     let (status, problem) = patch(json!({"stage": "closed"})).await;

@@ -184,6 +184,14 @@ async fn refused_moves_answer_clearly_and_change_nothing() {
             json!({"kind": "receipt", "item_id": s.item, "location_id": s.location, "qty": "1", "rate": "1", "date": "2026-02-30"}),
             "date",
         ),
+        (
+            json!({"kind": "receipt", "item_id": s.item, "location_id": s.location, "qty": "999999999999", "rate": "100000000000000000000"}),
+            "rate",
+        ),
+        (
+            json!({"kind": "receipt", "item_id": s.item, "location_id": s.location, "qty": "999999999999", "rate": "99999999999999"}),
+            "qty",
+        ),
     ] {
         let (status, problem) = t
             .call(Method::POST, "/inventory/moves", Some(body.clone()))
@@ -365,6 +373,55 @@ async fn items_page_soft_delete_and_restore() {
         .call(Method::GET, "/inventory/items?colour=red", None)
         .await;
     assert_eq!(status, 400, "{problem}");
+
+    // A warehouse with live locations stays; a location does not come back into a
+    // deleted warehouse.
+    let s = item_and_location(&t, "B-1").await;
+    let location = t.get(&format!("/inventory/locations/{}", s.location)).await;
+    let warehouse = location["warehouse_id"].as_str().unwrap();
+    let (status, problem) = t
+        .call(
+            Method::DELETE,
+            &format!("/inventory/warehouses/{warehouse}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("has_locations"))
+    );
+    assert_eq!(
+        t.call(
+            Method::DELETE,
+            &format!("/inventory/locations/{}", s.location),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        t.call(
+            Method::DELETE,
+            &format!("/inventory/warehouses/{warehouse}"),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let (status, problem) = t
+        .call(
+            Method::POST,
+            &format!("/inventory/locations/{}/restore", s.location),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["warehouse_id".to_string()]),
+        "{problem}"
+    );
 }
 
 /// Fifty issues of one unit each against ten on hand, all at once: exactly ten succeed.

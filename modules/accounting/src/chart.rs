@@ -126,17 +126,26 @@ impl Resource for Accounts {
         current: Option<&Row<Account>>,
     ) -> Result<Account, Error> {
         let account = check_account(account)?;
+        lock_chart(ctx)?;
         if let Some(parent_id) = &account.parent_id {
             check_parent(ctx, &account, parent_id, current.map(|c| c.id.as_str()))?;
         }
         let Some(current) = current else {
             return Ok(account);
         };
-        let changes_shape = current.record.account_type != account.account_type
-            || (account.group() && !current.record.group());
-        if changes_shape && has_lines(ctx, &current.id)? {
+        let retyped = current.record.account_type != account.account_type;
+        if (retyped || (account.group() && !current.record.group())) && has_lines(ctx, &current.id)?
+        {
             return Err(Error::conflict(
                 "the account has posted lines, so its type cannot change and it cannot become a group",
+            )
+            .with_code("account_in_use"));
+        }
+        if (retyped || (current.record.group() && !account.group()))
+            && has_children(ctx, &current.id)?
+        {
+            return Err(Error::conflict(
+                "the group has sub-accounts, so its type cannot change and it stays a group",
             )
             .with_code("account_in_use"));
         }
@@ -144,27 +153,31 @@ impl Resource for Accounts {
     }
 
     fn check_delete(ctx: &mut Ctx, row: &Row<Account>) -> Result<(), Error> {
+        lock_chart(ctx)?;
         if has_lines(ctx, &row.id)? {
             return Err(
                 Error::conflict("the account has posted lines; it stays in the chart")
                     .with_code("account_in_use"),
             );
         }
-        let children = ACCOUNTS.list(
-            ctx,
-            ListQuery {
-                filter: vec![Filter::eq("parent_id", row.id.as_str())],
-                limit: Some(1),
-                ..ListQuery::default()
-            },
-        )?;
-        if !children.data.is_empty() {
+        if has_children(ctx, &row.id)? {
             return Err(
                 Error::conflict("the account has sub-accounts; move or delete them first")
                     .with_code("account_in_use"),
             );
         }
         Ok(())
+    }
+
+    fn check_restore(ctx: &mut Ctx, row: &Row<Account>) -> Result<(), Error> {
+        lock_chart(ctx)?;
+        match &row.record.parent_id {
+            Some(parent) if ACCOUNTS.get(ctx, parent).is_err() => Err(Error::conflict(
+                "the account's parent is deleted; restore the parent first",
+            )
+            .with_code("parent_deleted")),
+            _ => Ok(()),
+        }
     }
 
     fn conflict() -> Error {
@@ -211,6 +224,29 @@ fn check_parent(
         next = parent.record.parent_id;
     }
     Ok(())
+}
+
+/// Locks the chart (its one row), so tree changes happen one at a time and two of them
+/// cannot close a cycle between them.
+fn lock_chart(ctx: &mut Ctx) -> Result<(), Error> {
+    let key = serde_json::json!({"singleton": "x"});
+    CHART.lock_or_insert(ctx, &key, &key, eerp_sdk::LockMode::Update)?;
+    Ok(())
+}
+
+const CHART: Table<Row<serde_json::Value>> = Table::new("chart");
+
+/// Whether account `id` has live sub-accounts.
+fn has_children(ctx: &mut Ctx, id: &str) -> Result<bool, Error> {
+    let children = ACCOUNTS.list(
+        ctx,
+        ListQuery {
+            filter: vec![Filter::eq("parent_id", id)],
+            limit: Some(1),
+            ..ListQuery::default()
+        },
+    )?;
+    Ok(!children.data.is_empty())
 }
 
 /// Whether any line is posted to account `id`.

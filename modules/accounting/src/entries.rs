@@ -179,6 +179,13 @@ pub fn read_amounts(lines: &[LineInput]) -> Result<Vec<Amounts>, Error> {
 pub fn balanced(amounts: &[Amounts]) -> Result<Decimal, Error> {
     let debit: Decimal = amounts.iter().map(|a| a.debit).sum();
     let credit: Decimal = amounts.iter().map(|a| a.credit).sum();
+    if debit.max(credit) >= Decimal::from(10_000_000_000_000_000i64) {
+        return Err(
+            Error::unprocessable("the entry's total must be below 10^16")
+                .with_code("invalid_entry")
+                .with_field("lines", "the amounts add up to too much"),
+        );
+    }
     if debit == credit {
         return Ok(debit);
     }
@@ -297,9 +304,16 @@ pub fn closed(period: &str, date: &str) -> Error {
 /// Every line's account is a live leaf account; receivable and payable lines name a
 /// live CRM company.
 fn check_accounts_and_parties(ctx: &mut Ctx, lines: &[LineInput]) -> Result<(), Error> {
+    // Share-locked in id order: an account cannot be deleted, retyped or made a group
+    // while an entry is posted to it.
     let ids: BTreeSet<&str> = lines.iter().map(|l| l.account_id.as_str()).collect();
-    let accounts = ACCOUNTS.list(ctx, by_ids(ids.iter().copied(), ids.len()))?;
-    let find = |id: &str| accounts.data.iter().find(|a| a.id == id);
+    let mut accounts = Vec::new();
+    for id in ids {
+        if let Ok(account) = ACCOUNTS.lock_by(ctx, &json!({ "id": id }), LockMode::Share) {
+            accounts.push(account);
+        }
+    }
+    let find = |id: &str| accounts.iter().find(|a| a.id == id);
     let mut checks = Checks::new();
     let mut parties = BTreeSet::new();
     for (i, line) in lines.iter().enumerate() {
@@ -589,6 +603,13 @@ fn reverse(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
                 .with_code("not_posted"),
         );
     }
+    if let Some(source) = &entry.record.source {
+        return Err(Error::conflict(format!(
+            "the entry was posted by {source}; correct it there (a stock adjustment), so the \
+             ledger and the module that posted it stay in step"
+        ))
+        .with_code("posted_by_module"));
+    }
     if let Some(by) = &entry.record.reversed_by {
         return Err(
             Error::conflict(format!("the entry was already reversed by {by}"))
@@ -666,6 +687,23 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(balanced(&amounts).unwrap().to_string(), "0.30");
+    }
+
+    #[test]
+    fn a_total_beyond_the_column_is_refused_not_overflowed() {
+        let big = "9999999999999999.00";
+        let amounts = read_amounts(&[
+            line(Some(big), None),
+            line(Some(big), None),
+            line(None, Some(big)),
+            line(None, Some(big)),
+        ])
+        .unwrap();
+        let err = balanced(&amounts).unwrap_err();
+        assert_eq!(
+            (err.status, err.body.errors[0].field.as_str()),
+            (422, "lines")
+        );
     }
 
     #[test]

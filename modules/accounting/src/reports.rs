@@ -98,6 +98,7 @@ pub fn trial_balance(accounts: &[Row<Account>], opening: &SumMap, movement: &Sum
 
 /// One report section: the accounts of `account_type` with a balance, groups rolled up.
 fn section(accounts: &[Row<Account>], rolled: &SumMap, account_type: &str) -> (Value, Decimal) {
+    let live: std::collections::BTreeSet<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
     let mut rows = Vec::new();
     let mut total = Decimal::ZERO;
     for account in accounts
@@ -108,7 +109,13 @@ fn section(accounts: &[Row<Account>], rolled: &SumMap, account_type: &str) -> (V
             continue;
         };
         let balance = normal(account_type, *sums);
-        if account.record.parent_id.is_none() {
+        // Top level: no parent, or one no longer in the chart.
+        if account
+            .record
+            .parent_id
+            .as_deref()
+            .is_none_or(|p| !live.contains(p))
+        {
             total += balance;
         }
         rows.push(json!({

@@ -106,6 +106,11 @@ fn v1_ledger() -> Migration {
         ],
     )
     .check("status", CheckOp::In, PERIOD_STATES.to_vec());
+    // One row: changes to the account tree lock it alone, one at a time.
+    let chart = CreateTable::new(
+        "chart",
+        vec![Column::new("singleton", "varchar(1)").not_null().unique()],
+    );
     // One row: postings share-lock it, closing and opening periods lock it alone.
     let books = CreateTable::new(
         "books",
@@ -121,6 +126,7 @@ fn v1_ledger() -> Migration {
             Operation::CreateTable(lines),
             Operation::CreateTable(periods),
             Operation::CreateTable(books),
+            Operation::CreateTable(chart),
             index("lines", "account_id"),
             index("lines", "date"),
             index("lines", "entry_id"),

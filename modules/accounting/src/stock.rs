@@ -98,8 +98,9 @@ pub fn on_stock_moved(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
     let Some((debit_role, credit_role)) = sides(&moved.kind, value) else {
         return Ok(());
     };
-    // In role order, so two first-ever moves creating the accounts never wait on each
-    // other's inserts in a cycle.
+    // The books first, as every posting takes them, then the accounts in role order, so
+    // two first-ever moves creating the accounts never wait on each other in a cycle.
+    crate::periods::open_books(ctx, LockMode::Share)?;
     let (first, second) = if debit_role < credit_role {
         (debit_role, credit_role)
     } else {

@@ -9,8 +9,7 @@
 //! conversion made.
 
 use eerp_sdk::{
-    Checks, Ctx, DataErrorKind, Error, FilterOp, ListSpec, Module, Reply, Request, Resource, Row,
-    Table,
+    Checks, Ctx, Error, FilterOp, ListSpec, LockMode, Module, Reply, Request, Resource, Row, Table,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -126,6 +125,11 @@ impl Resource for Leads {
         }
         lead.name = lead.name.trim().to_string();
         lead.email = lead.email.map(|e| e.trim().to_ascii_lowercase());
+        // A blank company name is no company: conversion would create one without a name.
+        lead.company_name = lead
+            .company_name
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
         let mut checks = Checks::new();
         checks
             .text("name", &lead.name, 1, 200)
@@ -222,6 +226,11 @@ impl Resource for Opportunities {
         o: Opportunity,
         current: Option<&Row<Opportunity>>,
     ) -> Result<Opportunity, Error> {
+        if o.lead_id != current.and_then(|c| c.record.lead_id.clone()) {
+            return Err(Error::unprocessable("lead_id is set by converting a lead")
+                .with_code("invalid_opportunity")
+                .with_field("lead_id", "is set by converting a lead"));
+        }
         let o = check_opportunity(o, current.and_then(|c| c.record.stage.as_deref()))?;
         if let Some(company) = &o.company_id {
             COMPANIES
@@ -331,14 +340,7 @@ fn convert(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         }
         (None, None) => None,
     };
-    let contact = match &lead.record.email {
-        Some(email) => match CONTACTS.get_by(ctx, &json!({"email": email})) {
-            Ok(existing) => existing,
-            Err(e) if e.kind == DataErrorKind::NotFound => new_contact(ctx, &lead.record)?,
-            Err(e) => return Err(e.into()),
-        },
-        None => new_contact(ctx, &lead.record)?,
-    };
+    let contact = new_contact(ctx, &lead.record)?;
     let name = body
         .opportunity_name
         .or_else(|| lead.record.company_name.clone())
@@ -365,6 +367,8 @@ fn convert(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     ))
 }
 
+/// The lead's contact: the live contact with its email (inserted when there is none,
+/// also when two conversions race for it), or a new one without an email.
 fn new_contact(ctx: &mut Ctx, lead: &Lead) -> Result<Row<crate::contacts::Contact>, Error> {
     let contact = crate::contacts::normalize(crate::contacts::Contact {
         name: lead.name.clone(),
@@ -374,7 +378,12 @@ fn new_contact(ctx: &mut Ctx, lead: &Lead) -> Result<Row<crate::contacts::Contac
         status: Some("prospect".into()),
         ..crate::contacts::Contact::default()
     })?;
-    Ok(CONTACTS.insert(ctx, &contact)?)
+    Ok(match &contact.email {
+        Some(email) => {
+            CONTACTS.lock_or_insert(ctx, &json!({"email": email}), &contact, LockMode::Share)?
+        }
+        None => CONTACTS.insert(ctx, &contact)?,
+    })
 }
 
 /// What an earlier conversion of `lead` made.

@@ -390,32 +390,100 @@ pub fn refuse_negative(ctx: &mut Ctx, allocation: &Allocation, days: Decimal) ->
     .with_code("insufficient_balance"))
 }
 
+/// Days summed per group of `group_by` over `table`'s rows matching `filter`.
+fn grouped(
+    ctx: &mut Ctx,
+    table: &'static str,
+    filter: Vec<Filter>,
+    group_by: &[&str],
+) -> Result<Vec<(Value, Decimal)>, Error> {
+    let result = Table::<Value>::new(table).aggregate(
+        ctx,
+        eerp_sdk::AggregateQuery {
+            filter,
+            group_by: group_by.iter().map(|c| c.to_string()).collect(),
+            aggregates: vec![eerp_sdk::Aggregate {
+                func: eerp_sdk::AggregateFn::Sum,
+                column: Some("days".into()),
+            }],
+            ..eerp_sdk::AggregateQuery::default()
+        },
+    )?;
+    Ok(result
+        .groups
+        .into_iter()
+        .map(|g| {
+            let days = g
+                .values
+                .get("sum_days")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_default();
+            (Value::Object(g.key), days)
+        })
+        .collect())
+}
+
+/// Every leave type the employee has days or requests of: two grouped sums, whatever
+/// the number of leave types.
 fn balances(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let employee = EMPLOYEES
         .get(ctx, req.path("id")?)
         .map_err(|_| Error::not_found("no live employee with that id"))?;
-    let types = LEAVE_TYPES.list(
-        ctx,
-        ListQuery {
-            limit: Some(100),
-            ..ListQuery::default()
-        },
-    )?;
-    let mut rows = Vec::new();
-    for leave_type in &types.data {
-        let b = balance_of(ctx, &employee.id, &leave_type.id)?;
-        if b == Balance::default() {
-            continue;
-        }
-        rows.push(json!({
-            "leave_type_id": leave_type.id,
-            "code": leave_type.record.code,
-            "allocated": fixed(b.allocated, 1),
-            "approved": fixed(b.approved, 1),
-            "pending": fixed(b.pending, 1),
-            "balance": fixed(b.balance(), 1),
-        }));
+    let mine = Filter::eq("employee_id", employee.id.as_str());
+    let mut by_type: std::collections::BTreeMap<String, Balance> = Default::default();
+    let type_of = |key: &Value| {
+        key["leave_type_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for (key, days) in grouped(ctx, "allocations", vec![mine.clone()], &["leave_type_id"])? {
+        by_type.entry(type_of(&key)).or_default().allocated = days;
     }
+    let decided = Filter::new("status", FilterOp::In, json!(["approved", "submitted"]));
+    for (key, days) in grouped(
+        ctx,
+        "leave_requests",
+        vec![mine, decided],
+        &["leave_type_id", "status"],
+    )? {
+        let b = by_type.entry(type_of(&key)).or_default();
+        match key["status"].as_str() {
+            Some("approved") => b.approved = days,
+            _ => b.pending = days,
+        }
+    }
+    let ids: Vec<&str> = by_type.keys().map(String::as_str).collect();
+    let types = match ids.is_empty() {
+        true => Vec::new(),
+        false => {
+            let query = ListQuery {
+                filter: vec![Filter::new("id", FilterOp::In, json!(ids))],
+                limit: Some(500),
+                include_deleted: true,
+                ..ListQuery::default()
+            };
+            LEAVE_TYPES.list(ctx, query)?.data
+        }
+    };
+    let rows: Vec<Value> = by_type
+        .iter()
+        .map(|(id, b)| {
+            let code = types
+                .iter()
+                .find(|t| &t.id == id)
+                .map(|t| t.record.code.clone());
+            json!({
+                "leave_type_id": id,
+                "code": code,
+                "allocated": fixed(b.allocated, 1),
+                "approved": fixed(b.approved, 1),
+                "pending": fixed(b.pending, 1),
+                "balance": fixed(b.balance(), 1),
+            })
+        })
+        .collect();
     Ok(Reply::ok(
         json!({"employee_id": employee.id, "balances": rows}),
     ))

@@ -143,6 +143,24 @@ impl Resource for Warehouses {
         Ok(warehouse)
     }
 
+    fn check_delete(ctx: &mut Ctx, row: &Row<Warehouse>) -> Result<(), Error> {
+        let locations = LOCATIONS.list(
+            ctx,
+            eerp_sdk::ListQuery {
+                filter: vec![Filter::eq("warehouse_id", row.id.as_str())],
+                limit: Some(1),
+                ..eerp_sdk::ListQuery::default()
+            },
+        )?;
+        if locations.data.is_empty() {
+            return Ok(());
+        }
+        Err(
+            Error::conflict("the warehouse still has live locations; delete them first")
+                .with_code("has_locations"),
+        )
+    }
+
     fn conflict() -> Error {
         Error::conflict("another live warehouse already has this code").with_code("code_taken")
     }
@@ -175,9 +193,13 @@ impl Resource for Locations {
         if let Some(current) = current.filter(|c| c.record.warehouse_id != location.warehouse_id) {
             refuse_if_stocked(ctx, "location_id", &current.id, "location")?;
         }
-        WAREHOUSES
-            .get(ctx, &location.warehouse_id)
-            .map_err(|_| Error::unknown_reference("warehouse_id", "warehouse"))?;
+        hold(
+            ctx,
+            &WAREHOUSES,
+            &location.warehouse_id,
+            "warehouse_id",
+            "warehouse",
+        )?;
         Ok(location)
     }
 
@@ -185,10 +207,42 @@ impl Resource for Locations {
         refuse_if_stocked(ctx, "location_id", &row.id, "location")
     }
 
+    fn check_restore(ctx: &mut Ctx, row: &Row<Location>) -> Result<(), Error> {
+        hold(
+            ctx,
+            &WAREHOUSES,
+            &row.record.warehouse_id,
+            "warehouse_id",
+            "warehouse",
+        )?;
+        Ok(())
+    }
+
     fn conflict() -> Error {
         Error::conflict("the warehouse already has a live location with this code")
             .with_code("code_taken")
     }
+}
+
+/// The live row `id` of `table`, share-locked until the request ends: a delete (which
+/// locks it alone) waits for the request, and a request after the delete sees it gone.
+///
+/// # Errors
+/// A 422 naming `field` when there is no such live row.
+pub fn hold<T: serde::de::DeserializeOwned>(
+    ctx: &mut Ctx,
+    table: &Table<Row<T>>,
+    id: &str,
+    field: &str,
+    what: &str,
+) -> Result<Row<T>, Error> {
+    table
+        .lock_by(
+            ctx,
+            &serde_json::json!({ "id": id }),
+            eerp_sdk::LockMode::Share,
+        )
+        .map_err(|_| Error::unknown_reference(field, what))
 }
 
 /// A 409 when any balance of `column = id` holds stock.

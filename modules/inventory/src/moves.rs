@@ -12,7 +12,7 @@ use eerp_sdk::{Ctx, DataError, Decimal, Error, ListSpec, LockMode, Reply, Reques
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::catalog::{ITEMS, LOCATIONS};
+use crate::catalog::{ITEMS, LOCATIONS, hold};
 use crate::reservations::{RESERVATIONS, Reservation};
 use crate::schema::MOVE_KINDS;
 use crate::valuation::{Change, Position, QTY_SCALE, RATE_SCALE, Shortage, VALUE_SCALE};
@@ -27,8 +27,11 @@ pub const MOVES: Table<Row<Move>> = Table::new("moves");
 /// The ledger table.
 pub const LEDGER: Table<Row<LedgerLine>> = Table::new("ledger");
 
-/// The largest value one move may carry (numeric(18,2)).
-const MAX_VALUE: i64 = 9_999_999_999_999_999;
+/// Bounds of the columns: a quantity (numeric(18,6)), a rate (numeric(24,10)) and a
+/// value (numeric(18,2)) stay below these, so no arithmetic on them can overflow.
+const MAX_QTY: i64 = 1_000_000_000_000;
+const MAX_RATE: i64 = 100_000_000_000_000;
+const MAX_VALUE: i64 = 10_000_000_000_000_000;
 
 /// What one item holds at one location.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -166,8 +169,8 @@ pub fn plan(new: &NewMove) -> Result<Plan, Error> {
             );
             None
         }
-        Ok(qty) if qty.abs() >= Decimal::from(1_000_000_000_000i64) => {
-            checks.problem("qty", "must be less than 1000000000000");
+        Ok(qty) if qty.abs() >= Decimal::from(MAX_QTY) => {
+            checks.problem("qty", format!("must be less than {MAX_QTY}"));
             None
         }
         Ok(qty) => Some(qty),
@@ -179,6 +182,10 @@ pub fn plan(new: &NewMove) -> Result<Plan, Error> {
     let rate = match new.rate.as_deref().map(|r| parse("rate", r, RATE_SCALE)) {
         Some(Ok(rate)) if rate.is_sign_negative() => {
             checks.problem("rate", "must not be negative");
+            None
+        }
+        Some(Ok(rate)) if rate >= Decimal::from(MAX_RATE) => {
+            checks.problem("rate", format!("must be less than {MAX_RATE}"));
             None
         }
         Some(Ok(rate)) => Some(rate),
@@ -360,17 +367,14 @@ struct Side {
 fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let new = req.json::<NewMove>()?;
     let plan = plan(&new)?;
-    let item = ITEMS
-        .get(ctx, &new.item_id)
-        .map_err(|_| Error::unknown_reference("item_id", "item"))?;
+    // Share-locked, so the item and locations cannot be deleted while stock moves.
+    let item = hold(ctx, &ITEMS, &new.item_id, "item_id", "item")?;
     let mut locations = vec![("location_id", new.location_id.clone())];
     if let Some(to) = &new.to_location_id {
         locations.push(("to_location_id", to.clone()));
     }
     for (field, id) in &locations {
-        LOCATIONS
-            .get(ctx, id)
-            .map_err(|_| Error::unknown_reference(field, "location"))?;
+        hold(ctx, &LOCATIONS, id, field, "location")?;
     }
     let reservation = match &new.reservation_id {
         Some(id) => Some(consume(ctx, id, &new, plan.qty)?),
@@ -450,13 +454,20 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
             });
         }
     }
-    let first = sides[0].change;
-    if first.value.abs() > Decimal::from(MAX_VALUE) / Decimal::from(100) {
-        return Err(
-            Error::unprocessable("the move's value is too large to record")
-                .with_field("qty", "qty × rate must be below 10^16"),
-        );
+    let too_large = sides.iter().any(|s| {
+        s.change.value.abs() >= Decimal::from(MAX_VALUE)
+            || s.after.value >= Decimal::from(MAX_VALUE)
+            || s.after.on_hand >= Decimal::from(MAX_QTY)
+    });
+    if too_large {
+        return Err(Error::unprocessable(format!(
+            "the move would take a value to {MAX_VALUE} or more, or a location's quantity to \
+             {MAX_QTY} or more"
+        ))
+        .with_code("invalid_move")
+        .with_field("qty", "too large to record"));
     }
+    let first = sides[0].change;
     let (qty, value) = match plan.kind {
         Kind::Adjustment => (first.qty, first.value),
         _ => (plan.qty, first.value.abs()),

@@ -7,7 +7,7 @@ use eerp_sdk::{Checks, Ctx, Error, ListSpec, Module, Reply, Request, Row, Table}
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::catalog::{ITEMS, LOCATIONS};
+use crate::catalog::{ITEMS, LOCATIONS, hold};
 use crate::moves::{lock_balance, shortage, store_balance};
 use crate::schema::RESERVATION_STATES;
 use crate::valuation::QTY_SCALE;
@@ -86,12 +86,8 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     };
     checks.finish("reservation", "invalid_reservation")?;
     let qty = qty.unwrap_or_default();
-    ITEMS
-        .get(ctx, &new.item_id)
-        .map_err(|_| Error::unknown_reference("item_id", "item"))?;
-    LOCATIONS
-        .get(ctx, &new.location_id)
-        .map_err(|_| Error::unknown_reference("location_id", "location"))?;
+    hold(ctx, &ITEMS, &new.item_id, "item_id", "item")?;
+    hold(ctx, &LOCATIONS, &new.location_id, "location_id", "location")?;
     let (balance, position) = lock_balance(ctx, &new.item_id, &new.location_id)?;
     let after = position.reserve(qty).map_err(|s| shortage(s, qty))?;
     store_balance(ctx, &balance, &after)?;

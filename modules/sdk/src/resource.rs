@@ -41,6 +41,14 @@ pub trait Resource: 'static {
         Ok(())
     }
 
+    /// Whether the soft-deleted `row` may come back (its parent must still be live).
+    ///
+    /// # Errors
+    /// A 409 or 422 saying why not.
+    fn check_restore(_ctx: &mut Ctx, _row: &Row<Self::Record>) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// The error for a write that hit a unique key.
     fn conflict() -> Error {
         Error::conflict(format!("another live {} already has this key", Self::NAME))
@@ -103,14 +111,19 @@ pub fn delete<R: Resource>(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error>
 
 /// `POST /things/{id}/restore`.
 pub fn restore<R: Resource>(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let row = R::TABLE
-        .restore(ctx, req.path("id")?)
-        .map_err(|err| match err.kind {
-            DataErrorKind::NotFound => {
-                Error::not_found(format!("no deleted {} with that id", R::NAME))
-            }
-            _ => written::<R>(err),
-        })?;
+    let id = req.path("id")?;
+    let gone = || Error::not_found(format!("no deleted {} with that id", R::NAME));
+    let deleted = R::TABLE
+        .get_including_deleted(ctx, id)
+        .map_err(|_| gone())?;
+    if deleted.deleted_at.is_none() {
+        return Err(gone());
+    }
+    R::check_restore(ctx, &deleted)?;
+    let row = R::TABLE.restore(ctx, id).map_err(|err| match err.kind {
+        DataErrorKind::NotFound => gone(),
+        _ => written::<R>(err),
+    })?;
     Ok(Reply::ok(row))
 }
 
