@@ -17,7 +17,7 @@ use eerp_sdk::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::chart::{ACCOUNTS, Account, JOURNALS};
+use crate::chart::{ACCOUNTS, JOURNALS};
 use crate::periods::{closed_period_at, open_books};
 use crate::schema::ENTRY_STATES;
 
@@ -647,11 +647,6 @@ fn nonzero(amount: &str) -> Option<String> {
         .ok()
         .filter(|a| !a.is_zero())
         .map(|_| amount.to_string())
-}
-
-/// Account rows by id, for reports.
-pub fn account_map(accounts: &[Row<Account>]) -> std::collections::BTreeMap<&str, &Row<Account>> {
-    accounts.iter().map(|a| (a.id.as_str(), a)).collect()
 }
 
 #[cfg(test)]

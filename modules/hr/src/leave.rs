@@ -329,24 +329,10 @@ fn cancel(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     set_status(ctx, &row, "cancelled")
 }
 
-/// Sums a decimal column over the rows of `table` matching `filter`.
+/// Days summed over the rows of `table` matching `filter`.
 fn sum(ctx: &mut Ctx, table: &'static str, filter: Vec<Filter>) -> Result<Decimal, Error> {
-    let result = Table::<Value>::new(table).aggregate(
-        ctx,
-        eerp_sdk::AggregateQuery {
-            filter,
-            aggregates: vec![eerp_sdk::Aggregate {
-                func: eerp_sdk::AggregateFn::Sum,
-                column: Some("days".into()),
-            }],
-            ..eerp_sdk::AggregateQuery::default()
-        },
-    )?;
-    Ok(result
-        .first("sum_days")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_default())
+    let groups = grouped(ctx, table, filter, &[])?;
+    Ok(groups.first().map(|(_, days)| *days).unwrap_or_default())
 }
 
 /// An employee's balance of one leave type.
