@@ -15,6 +15,7 @@
 //! - [`data_api`]: typed operations from modules -> SQL with bind parameters.
 //! - [`migrations`]: module migration JSON -> DDL, and the platform catalog.
 //! - [`registry`]: loaded modules behind an atomic swap.
+//! - [`openapi`]: the OpenAPI document of a tenant, from its modules' manifests.
 //! - [`metrics`]: Prometheus families, module CPU time, the capped tenant label.
 //! - [`db`]: the shared pool and the request transaction (`SET LOCAL` only).
 //! - [`sql`]: quoted identifiers and literals, and the rules for table and column names.
@@ -34,6 +35,7 @@ pub mod http;
 pub mod metrics;
 pub mod migrations;
 pub mod notify;
+pub mod openapi;
 pub mod registry;
 pub mod runtime;
 pub mod sql;

@@ -10,6 +10,7 @@ mod accounting;
 mod crm;
 mod hr;
 mod inventory;
+mod openapi;
 
 use eerp_e2e::{TestApp, spawn_app, status_and_json};
 use reqwest::Method;

@@ -7,12 +7,13 @@ use eerp_sdk::{
     Aggregate, AggregateFn, AggregateQuery, Checks, Ctx, Error, Filter, FilterOp, ListQuery,
     ListSpec, Resource, Row, Table,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{ACCOUNT_TYPES, PARTY_KINDS};
 
 /// An account of the chart.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Account {
     /// Code, unique among live accounts (`1400`).
     pub code: String,
@@ -22,6 +23,7 @@ pub struct Account {
     #[serde(rename = "type")]
     pub account_type: String,
     /// The group account it sits under.
+    #[schemars(extend("format" = "uuid"))]
     pub parent_id: Option<String>,
     /// A group only sums its children and takes no lines.
     pub is_group: Option<bool>,
@@ -32,7 +34,7 @@ pub struct Account {
 }
 
 /// A journal: a book entries are posted in (`GEN`, `STK`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Journal {
     /// Code, unique among live journals.
     pub code: String,
@@ -113,7 +115,7 @@ impl Resource for Accounts {
     fn list_spec() -> ListSpec {
         ListSpec::new("accounts")
             .filter_one_of("type", &ACCOUNT_TYPES)
-            .filter("parent_id")
+            .filter_id("parent_id")
             .filter("code")
             .filter_by("q", "name", FilterOp::Contains)
             .sortable(&["code", "name"])

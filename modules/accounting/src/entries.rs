@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 use eerp_sdk::decimal::{fixed, parse};
 use eerp_sdk::{
     Checks, Ctx, DataErrorKind, Decimal, Error, Filter, FilterOp, Granted, ListQuery, ListSpec,
-    LockMode, Module, Reply, Request, Row, Table,
+    LockMode, Module, Page, Reply, Request, Row, Table,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -32,11 +33,13 @@ pub const COMPANIES: Granted<Value> = Granted::new("crm", "companies");
 const MAX_LINES: usize = 100;
 
 /// A stored entry.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Entry {
     /// The journal.
+    #[schemars(extend("format" = "uuid"))]
     pub journal_id: String,
     /// Accounting date.
+    #[schemars(extend("format" = "date"))]
     pub date: String,
     /// `draft` or `posted`.
     pub status: String,
@@ -45,52 +48,65 @@ pub struct Entry {
     /// Free text.
     pub memo: Option<String>,
     /// Sum of the debits (= of the credits).
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub total: String,
     /// A draft's lines, as written.
     pub draft_lines: Option<Vec<LineInput>>,
     /// The entry this one reverses.
+    #[schemars(extend("format" = "uuid"))]
     pub reversal_of: Option<String>,
     /// The entry that reversed this one.
+    #[schemars(extend("format" = "uuid"))]
     pub reversed_by: Option<String>,
     /// What posted it, when not a caller (`inventory.move:<id>`).
     pub source: Option<String>,
 }
 
 /// A posted line.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Line {
     /// The entry.
+    #[schemars(extend("format" = "uuid"))]
     pub entry_id: String,
     /// Its place in the entry, from 1.
     pub seq: i64,
     /// The account.
+    #[schemars(extend("format" = "uuid"))]
     pub account_id: String,
     /// The entry's date.
+    #[schemars(extend("format" = "date"))]
     pub date: String,
     /// Debit amount.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub debit: String,
     /// Credit amount.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub credit: String,
     /// The CRM company, on receivable and payable lines.
+    #[schemars(extend("format" = "uuid"))]
     pub party_id: Option<String>,
     /// Free text.
     pub memo: Option<String>,
 }
 
 /// A line as callers write it.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineInput {
     /// The account.
+    #[schemars(extend("format" = "uuid"))]
     pub account_id: String,
     /// Debit, a decimal string with at most 2 decimals; give this or `credit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub debit: Option<String>,
     /// Credit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub credit: Option<String>,
     /// A CRM company; required on receivable and payable accounts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "uuid"))]
     pub party_id: Option<String>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,12 +114,14 @@ pub struct LineInput {
 }
 
 /// The body of `POST /entries`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEntry {
     /// The journal.
+    #[schemars(extend("format" = "uuid"))]
     pub journal_id: String,
     /// Accounting date, `YYYY-MM-DD`.
+    #[schemars(extend("format" = "date"))]
     pub date: String,
     /// Free text.
     pub reference: Option<String>,
@@ -410,23 +428,55 @@ fn is_uuid(text: &str) -> bool {
 pub fn routes(module: Module) -> Module {
     module
         .get("/entries", "accounting.entries.read", list)
+        .summary("List journal entries")
+        .lists(entry_list)
+        .returns::<Page<Row<Entry>>>()
         .post("/entries", "accounting.entries.create", create)
+        .summary("Post a balanced entry, or keep it as a draft")
+        .takes::<NewEntry>()
+        .creates::<EntryWithLines>()
         .get("/entries/{id}", "accounting.entries.read", get)
+        .summary("Read an entry and, when posted, its lines")
+        .returns::<EntryWithLines>()
         .patch("/entries/{id}", "accounting.entries.update", update)
+        .summary("Change a draft (posted entries are immutable: 409)")
+        .takes_patch::<DraftPatch>()
+        .returns::<Row<Entry>>()
         .delete("/entries/{id}", "accounting.entries.delete", delete)
+        .summary("Delete a draft (posted entries are reversed instead: 409)")
+        .returns_nothing()
         .post("/entries/{id}/post", "accounting.entries.post", post_draft)
+        .summary("Post a draft")
+        .returns::<EntryWithLines>()
         .post("/entries/{id}/reverse", "accounting.entries.post", reverse)
+        .summary("Post the reversal of a posted entry; the body is optional")
+        .takes::<Reversal>()
+        .creates::<EntryWithLines>()
+}
+
+/// An entry and, once posted, its lines.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EntryWithLines {
+    /// The stored entry.
+    #[serde(flatten)]
+    pub entry: Row<Entry>,
+    /// Its posted lines, in order; absent on a draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<Row<Line>>>,
+}
+
+fn entry_list() -> ListSpec {
+    ListSpec::new("entries")
+        .filter_id("journal_id")
+        .filter_one_of("status", &ENTRY_STATES)
+        .filter_date("date")
+        .filter("reference")
+        .filter("source")
+        .sortable(&["date"])
 }
 
 fn list(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let spec = ListSpec::new("entries")
-        .filter("journal_id")
-        .filter_one_of("status", &ENTRY_STATES)
-        .filter("date")
-        .filter("reference")
-        .filter("source")
-        .sortable(&["date"]);
-    Ok(Reply::ok(ENTRIES.list(ctx, spec.query(req)?)?))
+    Ok(Reply::ok(ENTRIES.list(ctx, entry_list().query(req)?)?))
 }
 
 fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
@@ -442,7 +492,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     };
     if new.draft {
         let entry = save_draft(ctx, &posting, None)?;
-        return Ok(Reply::created(entry));
+        return Ok(Reply::created(with_lines(ctx, entry)?));
     }
     let entry = post(ctx, &posting, None)?;
     Ok(Reply::created(with_lines(ctx, entry)?))
@@ -478,12 +528,12 @@ fn get(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
 }
 
 /// The entry and, when posted, its lines.
-fn with_lines(ctx: &mut Ctx, entry: Row<Entry>) -> Result<Value, Error> {
-    let mut body = serde_json::to_value(&entry).unwrap_or_default();
-    if entry.record.status == "posted" {
-        body["lines"] = serde_json::to_value(lines_of(ctx, &entry.id)?).unwrap_or_default();
-    }
-    Ok(body)
+fn with_lines(ctx: &mut Ctx, entry: Row<Entry>) -> Result<EntryWithLines, Error> {
+    let lines = match entry.record.status.as_str() {
+        "posted" => Some(lines_of(ctx, &entry.id)?),
+        _ => None,
+    };
+    Ok(EntryWithLines { entry, lines })
 }
 
 /// The posted lines of entry `id`, in their order.
@@ -517,12 +567,19 @@ fn immutable() -> Error {
 }
 
 /// The body of `PATCH /entries/{id}` (drafts only).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 struct DraftPatch {
+    /// The journal.
+    #[schemars(extend("format" = "uuid"))]
     journal_id: String,
+    /// Accounting date, `YYYY-MM-DD`.
+    #[schemars(extend("format" = "date"))]
     date: String,
+    /// Free text.
     reference: Option<String>,
+    /// Free text.
     memo: Option<String>,
+    /// The lines, all of them.
     lines: Vec<LineInput>,
 }
 
@@ -581,11 +638,13 @@ fn post_draft(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
 }
 
 /// The body of `POST /entries/{id}/reverse`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Reversal {
-    /// Default: the original's date.
+    /// The reversal's date; default: the original's.
+    #[schemars(extend("format" = "date"))]
     date: Option<String>,
+    /// Default: `Reversal of <id>`.
     memo: Option<String>,
 }
 

@@ -68,5 +68,6 @@ mod tests {
                 "twice: {route:?}"
             );
         }
+        assert_eq!(super::module().undescribed_routes(), Vec::<String>::new());
     }
 }

@@ -9,8 +9,9 @@
 use eerp_sdk::decimal::fixed;
 use eerp_sdk::{
     Aggregate, AggregateFn, AggregateQuery, Checks, Ctx, Decimal, Error, Filter, FilterOp,
-    ListQuery, ListSpec, LockMode, Module, Reply, Request, Row, Table,
+    ListQuery, ListSpec, LockMode, Module, Page, Reply, Request, Row, Table,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -23,28 +24,36 @@ pub const PERIODS: Table<Row<Period>> = Table::new("periods");
 const BOOKS: Table<Row<Value>> = Table::new("books");
 
 /// A stored period.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Period {
     /// Unique name (`2026-11`).
     pub name: String,
     /// First day.
+    #[schemars(extend("format" = "date"))]
     pub start_date: String,
     /// Last day.
+    #[schemars(extend("format" = "date"))]
     pub end_date: String,
     /// `open` or `closed`.
     pub status: String,
     /// Posted entries dated in the period when it was closed.
     pub closed_entries: Option<i64>,
     /// Their total debit.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub closed_debit: Option<String>,
 }
 
 /// The body of `POST /periods`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPeriod {
+    /// Unique name (`2026-11`).
     name: String,
+    /// First day, `YYYY-MM-DD`.
+    #[schemars(extend("format" = "date"))]
     start_date: String,
+    /// Last day, not before the first; periods do not overlap.
+    #[schemars(extend("format" = "date"))]
     end_date: String,
 }
 
@@ -88,17 +97,32 @@ pub fn closed_period_at(ctx: &mut Ctx, date: &str) -> Result<Option<String>, Err
 pub fn routes(module: Module) -> Module {
     module
         .get("/periods", "accounting.periods.read", list)
+        .summary("List fiscal periods")
+        .lists(period_list)
+        .returns::<Page<Row<Period>>>()
         .post("/periods", "accounting.periods.create", create)
+        .summary("Open a fiscal period")
+        .takes::<NewPeriod>()
+        .creates::<Row<Period>>()
         .get("/periods/{id}", "accounting.periods.read", get)
+        .summary("Read a fiscal period")
+        .returns::<Row<Period>>()
         .post("/periods/{id}/close", "accounting.periods.close", close)
+        .summary("Close a period: postings dated in it are refused from now on")
+        .returns::<Row<Period>>()
         .post("/periods/{id}/reopen", "accounting.periods.close", reopen)
+        .summary("Reopen a closed period")
+        .returns::<Row<Period>>()
+}
+
+fn period_list() -> ListSpec {
+    ListSpec::new("periods")
+        .filter_one_of("status", &PERIOD_STATES)
+        .sortable(&["start_date"])
 }
 
 fn list(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let spec = ListSpec::new("periods")
-        .filter_one_of("status", &PERIOD_STATES)
-        .sortable(&["start_date"]);
-    Ok(Reply::ok(PERIODS.list(ctx, spec.query(req)?)?))
+    Ok(Reply::ok(PERIODS.list(ctx, period_list().query(req)?)?))
 }
 
 fn get(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {

@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use eerp_sdk::decimal::fixed;
 use eerp_sdk::{
     Aggregate, AggregateFn, AggregateQuery, Ctx, Decimal, Error, Filter, FilterOp, ListQuery,
-    Module, Reply, Request, Row,
+    Module, QueryParam, Reply, Request, Row,
 };
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::chart::{ACCOUNTS, Account};
-use crate::entries::LINES;
+use crate::entries::{LINES, Line};
 
 /// Debit and credit summed over some lines of one account.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -63,9 +65,161 @@ pub fn rolled_up(accounts: &[Row<Account>], sums: &SumMap) -> SumMap {
     total
 }
 
+/// The trial balance over a date range.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct TrialBalance {
+    /// First day of the range, if it has one.
+    pub from: Option<String>,
+    /// Last day of the range, if it has one.
+    pub to: Option<String>,
+    /// Each leaf account with lines.
+    pub accounts: Vec<TrialLine>,
+    /// The range's debits and credits, and the sum of the closing balances.
+    pub totals: TrialTotals,
+    /// Debits equal credits and the closing balances sum to zero.
+    pub balanced: bool,
+}
+
+/// One account of the trial balance; balances are debit − credit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct TrialLine {
+    /// The account.
+    #[schemars(extend("format" = "uuid"))]
+    pub account_id: String,
+    /// Its code.
+    pub code: String,
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub account_type: String,
+    /// Balance before the range.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub opening: String,
+    /// Debits in the range.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub debit: String,
+    /// Credits in the range.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub credit: String,
+    /// Balance at the end of the range.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub closing: String,
+}
+
+/// Totals of the trial balance.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct TrialTotals {
+    /// Debits in the range.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub debit: String,
+    /// Credits in the range.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub credit: String,
+    /// Sum of the closing balances.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub closing: String,
+}
+
+/// A section of the balance sheet or of profit and loss.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Section {
+    /// The accounts of the section's type with a balance, groups rolled up.
+    pub accounts: Vec<SectionLine>,
+    /// The section's total (for equity, with retained and current earnings).
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub total: String,
+    /// Equity only: the profit before the range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained_earnings: Option<String>,
+    /// Equity only: the profit of the range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_earnings: Option<String>,
+}
+
+/// One account of a section, its balance on its normal side.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct SectionLine {
+    /// The account.
+    #[schemars(extend("format" = "uuid"))]
+    pub account_id: String,
+    /// Its code.
+    pub code: String,
+    /// Its name.
+    pub name: String,
+    /// Its parent.
+    #[schemars(extend("format" = "uuid"))]
+    pub parent_id: Option<String>,
+    /// Whether it is a group (its balance is its subtree's).
+    pub is_group: bool,
+    /// Its balance.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub balance: String,
+}
+
+/// The balance sheet at the end of a range.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct BalanceSheet {
+    /// Start of the current period: profit before it is retained earnings.
+    pub from: Option<String>,
+    /// The date of the balance sheet.
+    pub to: Option<String>,
+    /// Assets.
+    pub assets: Section,
+    /// Liabilities.
+    pub liabilities: Section,
+    /// Equity, with retained and current earnings.
+    pub equity: Section,
+    /// Assets equal liabilities plus equity.
+    pub balanced: bool,
+}
+
+/// Profit and loss over a range.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ProfitAndLoss {
+    /// First day of the range.
+    pub from: Option<String>,
+    /// Last day of the range.
+    pub to: Option<String>,
+    /// Income.
+    pub income: Section,
+    /// Expenses.
+    pub expense: Section,
+    /// Income less expenses.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub profit: String,
+}
+
+/// One account's lines in a range, a page at a time.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AccountLedger {
+    /// The account.
+    pub account: Row<Account>,
+    /// Balance before the range (debit − credit).
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub opening: String,
+    /// Debits in the range.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub debit: String,
+    /// Credits in the range.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub credit: String,
+    /// Balance at the end of the range.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub closing: String,
+    /// This page's lines, by date.
+    pub lines: Vec<Row<Line>>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
 /// The trial balance: per leaf account with lines, the balance before the range, the
 /// range's debits and credits, and the balance after (all debit − credit).
-pub fn trial_balance(accounts: &[Row<Account>], opening: &SumMap, movement: &SumMap) -> Value {
+pub fn trial_balance(
+    accounts: &[Row<Account>],
+    opening: &SumMap,
+    movement: &SumMap,
+) -> TrialBalance {
     let mut rows = Vec::new();
     let (mut debit, mut credit, mut closing_sum) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
     for account in accounts.iter().filter(|a| !a.record.group()) {
@@ -78,26 +232,31 @@ pub fn trial_balance(accounts: &[Row<Account>], opening: &SumMap, movement: &Sum
         debit += during.debit;
         credit += during.credit;
         closing_sum += closing;
-        rows.push(json!({
-            "account_id": account.id,
-            "code": account.record.code,
-            "name": account.record.name,
-            "type": account.record.account_type,
-            "opening": fixed(before.net(), 2),
-            "debit": fixed(during.debit, 2),
-            "credit": fixed(during.credit, 2),
-            "closing": fixed(closing, 2),
-        }));
+        rows.push(TrialLine {
+            account_id: account.id.clone(),
+            code: account.record.code.clone(),
+            name: account.record.name.clone(),
+            account_type: account.record.account_type.clone(),
+            opening: fixed(before.net(), 2),
+            debit: fixed(during.debit, 2),
+            credit: fixed(during.credit, 2),
+            closing: fixed(closing, 2),
+        });
     }
-    json!({
-        "accounts": rows,
-        "totals": {"debit": fixed(debit, 2), "credit": fixed(credit, 2), "closing": fixed(closing_sum, 2)},
-        "balanced": debit == credit && closing_sum.is_zero(),
-    })
+    TrialBalance {
+        accounts: rows,
+        totals: TrialTotals {
+            debit: fixed(debit, 2),
+            credit: fixed(credit, 2),
+            closing: fixed(closing_sum, 2),
+        },
+        balanced: debit == credit && closing_sum.is_zero(),
+        ..TrialBalance::default()
+    }
 }
 
 /// One report section: the accounts of `account_type` with a balance, groups rolled up.
-fn section(accounts: &[Row<Account>], rolled: &SumMap, account_type: &str) -> (Value, Decimal) {
+fn section(accounts: &[Row<Account>], rolled: &SumMap, account_type: &str) -> (Section, Decimal) {
     let live: std::collections::BTreeSet<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
     let mut rows = Vec::new();
     let mut total = Decimal::ZERO;
@@ -118,16 +277,21 @@ fn section(accounts: &[Row<Account>], rolled: &SumMap, account_type: &str) -> (V
         {
             total += balance;
         }
-        rows.push(json!({
-            "account_id": account.id,
-            "code": account.record.code,
-            "name": account.record.name,
-            "parent_id": account.record.parent_id,
-            "is_group": account.record.group(),
-            "balance": fixed(balance, 2),
-        }));
+        rows.push(SectionLine {
+            account_id: account.id.clone(),
+            code: account.record.code.clone(),
+            name: account.record.name.clone(),
+            parent_id: account.record.parent_id.clone(),
+            is_group: account.record.group(),
+            balance: fixed(balance, 2),
+        });
     }
-    (json!({"accounts": rows, "total": fixed(total, 2)}), total)
+    let section = Section {
+        accounts: rows,
+        total: fixed(total, 2),
+        ..Section::default()
+    };
+    (section, total)
 }
 
 /// Income less expenses, from sums rolled up or not (top-level accounts only count).
@@ -140,7 +304,11 @@ fn profit(accounts: &[Row<Account>], rolled: &SumMap) -> Decimal {
 /// The balance sheet at a date: assets, liabilities and equity, with the profit since
 /// `earnings_since` (the current period) as current earnings and the profit before it
 /// as retained earnings, so that assets = liabilities + equity.
-pub fn balance_sheet(accounts: &[Row<Account>], to_date: &SumMap, before_period: &SumMap) -> Value {
+pub fn balance_sheet(
+    accounts: &[Row<Account>],
+    to_date: &SumMap,
+    before_period: &SumMap,
+) -> BalanceSheet {
     let rolled = rolled_up(accounts, to_date);
     let (assets, assets_total) = section(accounts, &rolled, "asset");
     let (liabilities, liabilities_total) = section(accounts, &rolled, "liability");
@@ -149,27 +317,29 @@ pub fn balance_sheet(accounts: &[Row<Account>], to_date: &SumMap, before_period:
     let retained = profit(accounts, &rolled_up(accounts, before_period));
     let current = all_profit - retained;
     let equity_total = equity_accounts + retained + current;
-    equity["retained_earnings"] = json!(fixed(retained, 2));
-    equity["current_earnings"] = json!(fixed(current, 2));
-    equity["total"] = json!(fixed(equity_total, 2));
-    json!({
-        "assets": assets,
-        "liabilities": liabilities,
-        "equity": equity,
-        "balanced": assets_total == liabilities_total + equity_total,
-    })
+    equity.retained_earnings = Some(fixed(retained, 2));
+    equity.current_earnings = Some(fixed(current, 2));
+    equity.total = fixed(equity_total, 2);
+    BalanceSheet {
+        assets,
+        liabilities,
+        equity,
+        balanced: assets_total == liabilities_total + equity_total,
+        ..BalanceSheet::default()
+    }
 }
 
 /// Profit and loss over a range.
-pub fn profit_and_loss(accounts: &[Row<Account>], movement: &SumMap) -> Value {
+pub fn profit_and_loss(accounts: &[Row<Account>], movement: &SumMap) -> ProfitAndLoss {
     let rolled = rolled_up(accounts, movement);
     let (income, income_total) = section(accounts, &rolled, "income");
     let (expense, expense_total) = section(accounts, &rolled, "expense");
-    json!({
-        "income": income,
-        "expense": expense,
-        "profit": fixed(income_total - expense_total, 2),
-    })
+    ProfitAndLoss {
+        income,
+        expense,
+        profit: fixed(income_total - expense_total, 2),
+        ..ProfitAndLoss::default()
+    }
 }
 
 /// Adds the report routes to `module`.
@@ -180,18 +350,43 @@ pub fn routes(module: Module) -> Module {
             "accounting.reports.read",
             trial_balance_route,
         )
+        .summary("Trial balance: each account's opening, debits, credits and closing")
+        .query(RANGE)
+        .returns::<TrialBalance>()
         .get("/reports/ledger", "accounting.reports.read", ledger_route)
+        .summary("One account's lines in a range, with opening and closing balance")
+        .query(LEDGER_QUERY)
+        .returns::<AccountLedger>()
         .get(
             "/reports/balance-sheet",
             "accounting.reports.read",
             balance_sheet_route,
         )
+        .summary("Balance sheet at `to`, the profit since `from` as current earnings")
+        .query(RANGE)
+        .returns::<BalanceSheet>()
         .get(
             "/reports/profit-and-loss",
             "accounting.reports.read",
             profit_and_loss_route,
         )
+        .summary("Income and expenses over a range")
+        .query(RANGE)
+        .returns::<ProfitAndLoss>()
 }
+
+const RANGE: &[QueryParam] = &[
+    QueryParam::date("from", "First day; default: from the first line."),
+    QueryParam::date("to", "Last day; default: up to the last line."),
+];
+
+const LEDGER_QUERY: &[QueryParam] = &[
+    QueryParam::text("account_id", "The account.").required(),
+    QueryParam::date("from", "First day; default: from the first line."),
+    QueryParam::date("to", "Last day; default: up to the last line."),
+    QueryParam::text("cursor", "The `next_cursor` of the previous page."),
+    QueryParam::text("limit", "Lines per page, 1 to 500."),
+];
 
 /// The `from` and `to` query parameters, checked; unknown parameters are refused.
 fn dates<'a>(
@@ -303,8 +498,8 @@ fn trial_balance_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     }
     let movement = sums(ctx, during)?;
     let mut report = trial_balance(&accounts, &opening, &movement);
-    report["from"] = json!(from);
-    report["to"] = json!(to);
+    report.from = from.map(str::to_string);
+    report.to = to.map(str::to_string);
     Ok(Reply::ok(report))
 }
 
@@ -317,8 +512,8 @@ fn balance_sheet_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         None => SumMap::new(),
     };
     let mut report = balance_sheet(&accounts, &to_date, &before_period);
-    report["from"] = json!(from);
-    report["to"] = json!(to);
+    report.from = from.map(str::to_string);
+    report.to = to.map(str::to_string);
     Ok(Reply::ok(report))
 }
 
@@ -330,8 +525,8 @@ fn profit_and_loss_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         during.push(Filter::new("date", FilterOp::Gte, f));
     }
     let mut report = profit_and_loss(&accounts, &sums(ctx, during)?);
-    report["from"] = json!(from);
-    report["to"] = json!(to);
+    report.from = from.map(str::to_string);
+    report.to = to.map(str::to_string);
     Ok(Reply::ok(report))
 }
 
@@ -384,15 +579,15 @@ fn ledger_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
             ..ListQuery::default()
         },
     )?;
-    Ok(Reply::ok(json!({
-        "account": account,
-        "opening": fixed(opening.net(), 2),
-        "debit": fixed(totals.debit, 2),
-        "credit": fixed(totals.credit, 2),
-        "closing": fixed(opening.net() + totals.net(), 2),
-        "lines": page.data,
-        "next_cursor": page.next_cursor,
-    })))
+    Ok(Reply::ok(AccountLedger {
+        account,
+        opening: fixed(opening.net(), 2),
+        debit: fixed(totals.debit, 2),
+        credit: fixed(totals.credit, 2),
+        closing: fixed(opening.net() + totals.net(), 2),
+        lines: page.data,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[cfg(test)]
@@ -467,6 +662,7 @@ mod tests {
         ]);
         let last_year = sums(&[("cash", "100", "0"), ("sales", "0", "100")]);
         let report = balance_sheet(&chart(), &to_date, &last_year);
+        let report = serde_json::to_value(report).unwrap();
         assert_eq!(report["assets"]["total"], "1700.00");
         assert_eq!(report["equity"]["retained_earnings"], "100.00");
         assert_eq!(report["equity"]["current_earnings"], "100.00");
@@ -483,6 +679,7 @@ mod tests {
     fn profit_and_loss_is_income_less_expenses() {
         let movement = sums(&[("sales", "10", "400"), ("cogs", "200", "0")]);
         let report = profit_and_loss(&chart(), &movement);
+        let report = serde_json::to_value(report).unwrap();
         assert_eq!(report["income"]["total"], "390.00");
         assert_eq!(report["profit"], "190.00");
     }
@@ -492,6 +689,7 @@ mod tests {
         let opening = sums(&[("cash", "1000", "0"), ("capital", "0", "1000")]);
         let movement = sums(&[("stock", "600", "0"), ("cash", "0", "600")]);
         let report = trial_balance(&chart(), &opening, &movement);
+        let report = serde_json::to_value(report).unwrap();
         let codes: Vec<&str> = report["accounts"]
             .as_array()
             .unwrap()

@@ -3,10 +3,11 @@
 //! lines.
 
 use eerp_sdk::{Checks, Ctx, Error, FilterOp, ListSpec, Resource, Row, Table};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A company.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Company {
     /// Legal or display name, 1..=200 characters.
     pub name: String,
@@ -19,6 +20,7 @@ pub struct Company {
     /// Phone number.
     pub phone: Option<String>,
     /// Tax or VAT number.
+    #[schemars(extend("format" = "uuid"))]
     pub tax_id: Option<String>,
     /// Postal address.
     pub address: Option<String>,

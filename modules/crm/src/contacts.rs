@@ -2,8 +2,9 @@
 
 use eerp_sdk::{
     Aggregate, AggregateFn, AggregateQuery, Checks, Ctx, Error, FilterOp, ListQuery, ListSpec,
-    Module, Reply, Request, Row, Table,
+    Module, Page, Reply, Request, Row, Table,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -17,19 +18,93 @@ pub fn routes(module: Module) -> Module {
     module
         .emits(CONTACT_CREATED)
         .get("/contacts", "crm.contacts.read", list)
+        .summary("List contacts, a page at a time")
+        .lists(list_spec)
+        .returns::<Page<Row<Contact>>>()
         .post("/contacts", "crm.contacts.create", create)
+        .summary("Create a contact")
+        .takes_record::<Contact>()
+        .creates::<Row<Contact>>()
         .post("/contacts/validate", "crm.contacts.read", validate)
+        .summary("Check a contact without storing it; answers it normalised")
+        .takes_record::<Contact>()
+        .returns::<Contact>()
         .get("/contacts/stats", "crm.contacts.read", stats)
+        .summary("Count and credit limits of the live contacts per status")
+        .returns::<Stats>()
         .get("/contacts/duplicates", "crm.contacts.read", duplicates)
+        .summary("Pairs of contacts whose names are within an edit distance of 2")
+        .returns::<Duplicates>()
         .get("/contacts/{id}", "crm.contacts.read", get)
+        .summary("Read a contact")
+        .returns::<Row<Contact>>()
         .patch("/contacts/{id}", "crm.contacts.update", update)
+        .summary("Change some fields of a contact")
+        .takes_patch::<Contact>()
+        .returns::<Row<Contact>>()
         .delete("/contacts/{id}", "crm.contacts.delete", delete)
+        .summary("Soft-delete a contact")
+        .returns_nothing()
         .post("/contacts/{id}/restore", "crm.contacts.delete", restore)
+        .summary("Undo the soft delete of a contact")
+        .returns::<Row<Contact>>()
+}
+
+/// The answer of `GET /contacts/stats`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Stats {
+    /// One group per status.
+    pub by_status: Vec<StatusGroup>,
+}
+
+/// The live contacts of one status.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StatusGroup {
+    /// The status.
+    pub key: StatusKey,
+    /// What they add up to.
+    pub values: StatusValues,
+}
+
+/// The status of a [`StatusGroup`].
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StatusKey {
+    /// The status (none for contacts without one).
+    pub status: Option<String>,
+}
+
+/// The sums of a [`StatusGroup`].
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StatusValues {
+    /// How many contacts.
+    pub count: i64,
+    /// Their credit limits, summed exactly (none when none has one).
+    pub sum_credit_limit: Option<String>,
+}
+
+/// The answer of `GET /contacts/duplicates`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Duplicates {
+    /// Pairs of probably the same contact.
+    pub pairs: Vec<DuplicatePair>,
+    /// How many contacts were compared (at most 500).
+    pub compared: usize,
+}
+
+/// Two contacts whose names are close.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DuplicatePair {
+    /// One contact.
+    pub a: String,
+    /// The other.
+    pub b: String,
+    /// The edit distance of their names.
+    pub distance: usize,
 }
 
 /// A contact as callers write it: the body of `POST /contacts`, and what a `PATCH`
 /// changes (merged onto the stored contact and checked the same way).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Contact {
     /// Display name; required, 1..=200 characters after trimming.
     pub name: String,
@@ -44,6 +119,7 @@ pub struct Contact {
     /// Free notes.
     pub notes: Option<String>,
     /// Credit limit as a decimal string with at most 2 decimals, e.g. `"1500.00"`.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub credit_limit: Option<String>,
     /// Web site.
     pub website: Option<String>,
@@ -155,13 +231,18 @@ fn duplicates(ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
     for (i, (id_a, a)) in names.iter().enumerate() {
         for (id_b, b) in &names[i + 1..] {
             if let Some(distance) = distance_within(a, b, 2) {
-                pairs.push(json!({ "a": id_a, "b": id_b, "distance": distance }));
+                pairs.push(DuplicatePair {
+                    a: id_a.to_string(),
+                    b: id_b.to_string(),
+                    distance,
+                });
             }
         }
     }
-    Ok(Reply::ok(
-        json!({ "pairs": pairs, "compared": names.len() }),
-    ))
+    Ok(Reply::ok(Duplicates {
+        pairs,
+        compared: names.len(),
+    }))
 }
 
 fn stats(ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
@@ -182,7 +263,13 @@ fn stats(ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
             ..AggregateQuery::default()
         },
     )?;
-    Ok(Reply::ok(json!({ "by_status": result.groups })))
+    let by_status = result
+        .groups
+        .into_iter()
+        .map(|group| serde_json::from_value(serde_json::to_value(group)?))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::internal(format!("the contact stats have an unexpected shape: {e}")))?;
+    Ok(Reply::ok(Stats { by_status }))
 }
 
 /// Lower-case letters and digits of `name`, single-spaced.

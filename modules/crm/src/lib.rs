@@ -44,3 +44,11 @@ pub fn module() -> Module {
 }
 
 eerp_sdk::export!(module);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_says_what_it_does_and_answers() {
+        assert_eq!(super::module().undescribed_routes(), Vec::<String>::new());
+    }
+}

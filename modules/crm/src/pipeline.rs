@@ -11,15 +11,16 @@
 use eerp_sdk::{
     Checks, Ctx, Error, FilterOp, ListSpec, LockMode, Module, Reply, Request, Resource, Row, Table,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::companies::COMPANIES;
 use crate::contacts::CONTACTS;
 use crate::schema::{ACTIVITY_KINDS, ACTIVITY_TARGETS, LEAD_STATES, STAGES};
 
 /// A lead: someone who might buy, not yet qualified.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Lead {
     /// The person's name.
     pub name: String,
@@ -36,25 +37,31 @@ pub struct Lead {
     /// Free notes.
     pub notes: Option<String>,
     /// The contact its conversion made or linked.
+    #[schemars(extend("format" = "uuid"))]
     pub contact_id: Option<String>,
     /// The opportunity its conversion made.
+    #[schemars(extend("format" = "uuid"))]
     pub opportunity_id: Option<String>,
 }
 
 /// An opportunity: a deal in the pipeline.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Opportunity {
     /// What the deal is.
     pub name: String,
     /// The customer company.
+    #[schemars(extend("format" = "uuid"))]
     pub company_id: Option<String>,
     /// The contact person.
+    #[schemars(extend("format" = "uuid"))]
     pub contact_id: Option<String>,
     /// The lead it came from.
+    #[schemars(extend("format" = "uuid"))]
     pub lead_id: Option<String>,
     /// Pipeline stage; default `qualification`.
     pub stage: Option<String>,
     /// Expected revenue, a decimal string with at most 2 decimals.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub amount: Option<String>,
     /// Chance of winning, 0..=100.
     pub probability: Option<i64>,
@@ -65,7 +72,7 @@ pub struct Opportunity {
 }
 
 /// An activity on a company, contact, lead or opportunity.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Activity {
     /// `call`, `meeting` or `note`.
     pub kind: String,
@@ -76,6 +83,7 @@ pub struct Activity {
     /// `company`, `contact`, `lead` or `opportunity`.
     pub on_type: String,
     /// The record's id.
+    #[schemars(extend("format" = "uuid"))]
     pub on_id: String,
     /// When it is due.
     pub due_on: Option<String>,
@@ -216,8 +224,8 @@ impl Resource for Opportunities {
     fn list_spec() -> ListSpec {
         ListSpec::new("opportunities")
             .filter_one_of("stage", &STAGES)
-            .filter("company_id")
-            .filter("contact_id")
+            .filter_id("company_id")
+            .filter_id("contact_id")
             .sortable(&["name", "amount", "expected_close"])
     }
 
@@ -255,7 +263,7 @@ impl Resource for Activities {
         ListSpec::new("activities")
             .filter_one_of("kind", &ACTIVITY_KINDS)
             .filter_one_of("on_type", &ACTIVITY_TARGETS)
-            .filter("on_id")
+            .filter_id("on_id")
             .filter_bool("done")
             .sortable(&["due_on"])
     }
@@ -288,14 +296,16 @@ impl Resource for Activities {
 }
 
 /// The body of `POST /leads/{id}/convert` (all optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Conversion {
     /// An existing company to link instead of creating one from `company_name`.
+    #[schemars(extend("format" = "uuid"))]
     company_id: Option<String>,
     /// The opportunity's name (default: the company's or the lead's name).
     opportunity_name: Option<String>,
     /// Its expected revenue.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     amount: Option<String>,
 }
 
@@ -305,7 +315,23 @@ pub fn routes(module: Module) -> Module {
     let module =
         eerp_sdk::resource_routes!(module, Opportunities, "/opportunities", "crm.opportunities");
     let module = eerp_sdk::resource_routes!(module, Activities, "/activities", "crm.activities");
-    module.post("/leads/{id}/convert", "crm.leads.convert", convert)
+    module
+        .post("/leads/{id}/convert", "crm.leads.convert", convert)
+        .summary("Convert a lead into a contact and an opportunity, once; the body is optional")
+        .takes::<Conversion>()
+        .creates::<Converted>()
+        .returns::<Converted>()
+}
+
+/// What converting a lead made (201), or had made (200, on a second call).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Converted {
+    /// The lead, now `converted`.
+    pub lead: Row<Lead>,
+    /// Its contact.
+    pub contact: Option<Row<crate::contacts::Contact>>,
+    /// Its opportunity.
+    pub opportunity: Option<Row<Opportunity>>,
 }
 
 fn convert(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
@@ -319,7 +345,7 @@ fn convert(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         .get_for_update(ctx, id)
         .map_err(|_| Error::not_found("no live lead with that id"))?;
     match lead.record.status.as_deref() {
-        Some("converted") => return Ok(Reply::ok(converted(ctx, &lead)?)),
+        Some("converted") => return Ok(Reply::ok(converted(ctx, lead)?)),
         Some("disqualified") => {
             return Err(transition(
                 "a disqualified lead is not converted; qualify it first".into(),
@@ -362,9 +388,11 @@ fn convert(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         id,
         &json!({"status": "converted", "contact_id": contact.id, "opportunity_id": opportunity.id}),
     )?;
-    Ok(Reply::created(
-        json!({"lead": lead, "contact": contact, "opportunity": opportunity}),
-    ))
+    Ok(Reply::created(Converted {
+        lead,
+        contact: Some(contact),
+        opportunity: Some(opportunity),
+    }))
 }
 
 /// The lead's contact: the live contact with its email (inserted when there is none,
@@ -387,7 +415,7 @@ fn new_contact(ctx: &mut Ctx, lead: &Lead) -> Result<Row<crate::contacts::Contac
 }
 
 /// What an earlier conversion of `lead` made.
-fn converted(ctx: &mut Ctx, lead: &Row<Lead>) -> Result<Value, Error> {
+fn converted(ctx: &mut Ctx, lead: Row<Lead>) -> Result<Converted, Error> {
     let contact = match &lead.record.contact_id {
         Some(id) => Some(CONTACTS.get_including_deleted(ctx, id)?),
         None => None,
@@ -396,7 +424,11 @@ fn converted(ctx: &mut Ctx, lead: &Row<Lead>) -> Result<Value, Error> {
         Some(id) => Some(OPPORTUNITIES.get_including_deleted(ctx, id)?),
         None => None,
     };
-    Ok(json!({"lead": lead, "contact": contact, "opportunity": opportunity}))
+    Ok(Converted {
+        lead,
+        contact,
+        opportunity,
+    })
 }
 
 #[cfg(test)]

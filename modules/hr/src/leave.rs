@@ -9,9 +9,10 @@
 
 use eerp_sdk::decimal::fixed;
 use eerp_sdk::{
-    Checks, Ctx, Decimal, Error, Filter, FilterOp, ListQuery, ListSpec, LockMode, Module, Reply,
-    Request, Row, Table,
+    Checks, Ctx, Decimal, Error, Filter, FilterOp, ListQuery, ListSpec, LockMode, Module, Page,
+    Reply, Request, Row, Table,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -23,19 +24,24 @@ use crate::schema::LEAVE_STATES;
 pub const REQUESTS: Table<Row<LeaveRequest>> = Table::new("leave_requests");
 
 /// A stored leave request.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct LeaveRequest {
     /// The employee.
+    #[schemars(extend("format" = "uuid"))]
     pub employee_id: String,
     /// The leave type.
+    #[schemars(extend("format" = "uuid"))]
     pub leave_type_id: String,
     /// First day.
+    #[schemars(extend("format" = "date"))]
     pub from_date: String,
     /// Last day.
+    #[schemars(extend("format" = "date"))]
     pub to_date: String,
     /// Half a day (then the two dates are equal).
     pub half_day: bool,
     /// Working days it takes.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub days: String,
     /// `draft`, `submitted`, `approved`, `rejected` or `cancelled`.
     pub status: String,
@@ -44,15 +50,19 @@ pub struct LeaveRequest {
 }
 
 /// The body of `POST /leave-requests`, and what a `PATCH` of a draft changes.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct RequestInput {
     /// The employee.
+    #[schemars(extend("format" = "uuid"))]
     pub employee_id: String,
     /// The leave type.
+    #[schemars(extend("format" = "uuid"))]
     pub leave_type_id: String,
     /// First day, `YYYY-MM-DD`.
+    #[schemars(extend("format" = "date"))]
     pub from_date: String,
     /// Last day.
+    #[schemars(extend("format" = "date"))]
     pub to_date: String,
     /// Half a day.
     pub half_day: Option<bool>,
@@ -64,23 +74,79 @@ pub struct RequestInput {
 pub fn routes(module: Module) -> Module {
     module
         .get("/leave-requests", "hr.leave.read", list)
+        .summary("List leave requests")
+        .lists(request_list)
+        .returns::<Page<Row<LeaveRequest>>>()
         .post("/leave-requests", "hr.leave.create", create)
+        .summary("Create a draft leave request")
+        .takes_record::<RequestInput>()
+        .creates::<Row<LeaveRequest>>()
         .get("/leave-requests/{id}", "hr.leave.read", get)
+        .summary("Read a leave request")
+        .returns::<Row<LeaveRequest>>()
         .patch("/leave-requests/{id}", "hr.leave.create", update)
+        .summary("Change a draft leave request")
+        .takes_patch::<RequestInput>()
+        .returns::<Row<LeaveRequest>>()
         .post("/leave-requests/{id}/submit", "hr.leave.create", submit)
+        .summary("Submit a draft for approval, within the balance less pending")
+        .returns::<Row<LeaveRequest>>()
         .post("/leave-requests/{id}/approve", "hr.leave.approve", approve)
+        .summary("Approve a submitted request")
+        .returns::<Row<LeaveRequest>>()
         .post("/leave-requests/{id}/reject", "hr.leave.approve", reject)
+        .summary("Reject a submitted request")
+        .returns::<Row<LeaveRequest>>()
         .post("/leave-requests/{id}/cancel", "hr.leave.create", cancel)
+        .summary("Cancel a draft, submitted or approved request")
+        .returns::<Row<LeaveRequest>>()
         .get("/employees/{id}/balances", "hr.leave.read", balances)
+        .summary("An employee's leave balances per leave type")
+        .returns::<Balances>()
+}
+
+/// The answer of `GET /employees/{id}/balances`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Balances {
+    /// The employee.
+    #[schemars(extend("format" = "uuid"))]
+    pub employee_id: String,
+    /// One per leave type the employee has days or requests of.
+    pub balances: Vec<TypeBalance>,
+}
+
+/// One leave type's balance, in days.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TypeBalance {
+    /// The leave type.
+    #[schemars(extend("format" = "uuid"))]
+    pub leave_type_id: String,
+    /// Its code.
+    pub code: Option<String>,
+    /// Days allocated.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub allocated: String,
+    /// Days approved.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub approved: String,
+    /// Days submitted and not yet decided.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub pending: String,
+    /// Allocated less approved.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub balance: String,
+}
+
+fn request_list() -> ListSpec {
+    ListSpec::new("leave_requests")
+        .filter_id("employee_id")
+        .filter_id("leave_type_id")
+        .filter_one_of("status", &LEAVE_STATES)
+        .sortable(&["from_date"])
 }
 
 fn list(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let spec = ListSpec::new("leave_requests")
-        .filter("employee_id")
-        .filter("leave_type_id")
-        .filter_one_of("status", &LEAVE_STATES)
-        .sortable(&["from_date"]);
-    Ok(Reply::ok(REQUESTS.list(ctx, spec.query(req)?)?))
+    Ok(Reply::ok(REQUESTS.list(ctx, request_list().query(req)?)?))
 }
 
 fn get(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
@@ -453,24 +519,22 @@ fn balances(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
             LEAVE_TYPES.list(ctx, query)?.data
         }
     };
-    let rows: Vec<Value> = by_type
+    let balances = by_type
         .iter()
-        .map(|(id, b)| {
-            let code = types
+        .map(|(id, b)| TypeBalance {
+            leave_type_id: id.clone(),
+            code: types
                 .iter()
                 .find(|t| &t.id == id)
-                .map(|t| t.record.code.clone());
-            json!({
-                "leave_type_id": id,
-                "code": code,
-                "allocated": fixed(b.allocated, 1),
-                "approved": fixed(b.approved, 1),
-                "pending": fixed(b.pending, 1),
-                "balance": fixed(b.balance(), 1),
-            })
+                .map(|t| t.record.code.clone()),
+            allocated: fixed(b.allocated, 1),
+            approved: fixed(b.approved, 1),
+            pending: fixed(b.pending, 1),
+            balance: fixed(b.balance(), 1),
         })
         .collect();
-    Ok(Reply::ok(
-        json!({"employee_id": employee.id, "balances": rows}),
-    ))
+    Ok(Reply::ok(Balances {
+        employee_id: employee.id,
+        balances,
+    }))
 }

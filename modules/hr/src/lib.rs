@@ -56,5 +56,6 @@ mod tests {
             );
         }
         assert_eq!(manifest.routes.len(), 5 * 6 + 9);
+        assert_eq!(super::module().undescribed_routes(), Vec::<String>::new());
     }
 }

@@ -4,43 +4,49 @@
 
 use eerp_sdk::decimal::parse;
 use eerp_sdk::{Checks, Ctx, Decimal, Error, FilterOp, ListSpec, LockMode, Resource, Row, Table};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::schema::EMPLOYEE_STATES;
 
 /// A department.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Department {
     /// Short code, unique.
     pub code: String,
     /// Display name.
     pub name: String,
     /// The department it belongs to.
+    #[schemars(extend("format" = "uuid"))]
     pub parent_id: Option<String>,
 }
 
 /// A position (job title) in a department.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Position {
     /// Job title.
     pub title: String,
     /// Its department.
+    #[schemars(extend("format" = "uuid"))]
     pub department_id: Option<String>,
 }
 
 /// An employee.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Employee {
     /// Full name.
     pub name: String,
     /// Work email, unique, stored lower-case.
     pub email: Option<String>,
     /// Department.
+    #[schemars(extend("format" = "uuid"))]
     pub department_id: Option<String>,
     /// Position.
+    #[schemars(extend("format" = "uuid"))]
     pub position_id: Option<String>,
     /// Manager: another employee, not oneself, not someone who reports to one.
+    #[schemars(extend("format" = "uuid"))]
     pub manager_id: Option<String>,
     /// Hiring date.
     pub hired_on: Option<String>,
@@ -49,7 +55,7 @@ pub struct Employee {
 }
 
 /// A kind of leave (`annual`, `sick`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct LeaveType {
     /// Short code, unique.
     pub code: String,
@@ -58,13 +64,16 @@ pub struct LeaveType {
 }
 
 /// Days of a leave type granted to an employee.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Allocation {
     /// The employee.
+    #[schemars(extend("format" = "uuid"))]
     pub employee_id: String,
     /// The leave type.
+    #[schemars(extend("format" = "uuid"))]
     pub leave_type_id: String,
     /// Days, in halves (`"30"`, `"2.5"`).
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub days: String,
     /// Free text.
     pub note: Option<String>,
@@ -155,7 +164,7 @@ impl Resource for Departments {
 
     fn list_spec() -> ListSpec {
         ListSpec::new("departments")
-            .filter("parent_id")
+            .filter_id("parent_id")
             .filter("code")
             .sortable(&["code", "name"])
     }
@@ -199,7 +208,7 @@ impl Resource for Positions {
 
     fn list_spec() -> ListSpec {
         ListSpec::new("positions")
-            .filter("department_id")
+            .filter_id("department_id")
             .sortable(&["title"])
     }
 
@@ -245,8 +254,8 @@ impl Resource for Employees {
 
     fn list_spec() -> ListSpec {
         ListSpec::new("employees")
-            .filter("department_id")
-            .filter("manager_id")
+            .filter_id("department_id")
+            .filter_id("manager_id")
             .filter_one_of("status", &EMPLOYEE_STATES)
             .filter_by("q", "name", FilterOp::Contains)
             .sortable(&["name", "hired_on"])
@@ -343,8 +352,8 @@ impl Resource for Allocations {
 
     fn list_spec() -> ListSpec {
         ListSpec::new("allocations")
-            .filter("employee_id")
-            .filter("leave_type_id")
+            .filter_id("employee_id")
+            .filter_id("leave_type_id")
     }
 
     fn check(

@@ -7,12 +7,13 @@ use eerp_sdk::{
     AggregateFn, AggregateQuery, Checks, Ctx, Error, Filter, FilterOp, ListSpec, Resource, Row,
     Table,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::moves::BALANCES;
 
 /// An item: something stock is kept of.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Item {
     /// Stock-keeping unit, unique among live items; 1..=64 characters.
     pub sku: String,
@@ -25,7 +26,7 @@ pub struct Item {
 }
 
 /// A warehouse.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Warehouse {
     /// Short code, unique among live warehouses.
     pub code: String,
@@ -34,9 +35,10 @@ pub struct Warehouse {
 }
 
 /// A location inside a warehouse: where stock actually is.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Location {
     /// The warehouse it belongs to.
+    #[schemars(extend("format" = "uuid"))]
     pub warehouse_id: String,
     /// Short code, unique within the warehouse.
     pub code: String,
@@ -173,7 +175,7 @@ impl Resource for Locations {
 
     fn list_spec() -> ListSpec {
         ListSpec::new("locations")
-            .filter("warehouse_id")
+            .filter_id("warehouse_id")
             .filter("code")
             .sortable(&["code", "name"])
     }

@@ -62,5 +62,7 @@ mod tests {
             );
         }
         assert_eq!(manifest.routes.len(), 18 + 6 + 4);
+        // The one route without a success: deleting a move is always refused.
+        assert_eq!(super::module().undescribed_routes(), ["DELETE /moves/{id}"]);
     }
 }

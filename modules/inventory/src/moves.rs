@@ -8,7 +8,10 @@
 //! never changed or deleted: a mistake is corrected by another move.
 
 use eerp_sdk::decimal::{fixed, parse};
-use eerp_sdk::{Ctx, DataError, Decimal, Error, ListSpec, LockMode, Reply, Request, Row, Table};
+use eerp_sdk::{
+    Ctx, DataError, Decimal, Error, ListSpec, LockMode, Page, Reply, Request, Row, Table,
+};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -34,91 +37,121 @@ const MAX_RATE: i64 = 100_000_000_000_000;
 const MAX_VALUE: i64 = 10_000_000_000_000_000;
 
 /// What one item holds at one location.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Balance {
     /// The item.
+    #[schemars(extend("format" = "uuid"))]
     pub item_id: String,
     /// The location.
+    #[schemars(extend("format" = "uuid"))]
     pub location_id: String,
     /// On hand.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub on_hand: String,
     /// Reserved.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub reserved: String,
     /// Moving-average rate.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub rate: String,
     /// Stock value.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub value: String,
 }
 
 /// A stored move.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Move {
     /// `receipt`, `issue`, `transfer` or `adjustment`.
     pub kind: String,
     /// The item moved.
+    #[schemars(extend("format" = "uuid"))]
     pub item_id: String,
     /// Where stock came in, went out or was adjusted; a transfer's source.
+    #[schemars(extend("format" = "uuid"))]
     pub location_id: String,
     /// A transfer's destination.
+    #[schemars(extend("format" = "uuid"))]
     pub to_location_id: Option<String>,
     /// Quantity; an adjustment's is signed.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub qty: String,
     /// The rate it moved at.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub rate: String,
     /// The value that moved, in cents; an adjustment's is signed.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub value: String,
     /// The reservation an issue consumed.
+    #[schemars(extend("format" = "uuid"))]
     pub reservation_id: Option<String>,
     /// Free text: an order or delivery number.
     pub reference: Option<String>,
     /// Posting date.
+    #[schemars(extend("format" = "date"))]
     pub date: String,
 }
 
 /// One line of the stock ledger.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct LedgerLine {
     /// The move.
+    #[schemars(extend("format" = "uuid"))]
     pub move_id: String,
     /// The item.
+    #[schemars(extend("format" = "uuid"))]
     pub item_id: String,
     /// The location.
+    #[schemars(extend("format" = "uuid"))]
     pub location_id: String,
     /// Quantity in (positive) or out.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub qty_change: String,
     /// Value in or out.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub value_change: String,
     /// The rate it moved at.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub rate: String,
     /// On hand after the line.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub qty_after: String,
     /// Value after the line.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub value_after: String,
     /// Posting date.
+    #[schemars(extend("format" = "date"))]
     pub date: String,
 }
 
 /// The body of `POST /moves`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMove {
     /// `receipt`, `issue`, `transfer` or `adjustment`.
     pub kind: String,
     /// The item.
+    #[schemars(extend("format" = "uuid"))]
     pub item_id: String,
     /// Where stock comes in, goes out, is adjusted; a transfer's source.
+    #[schemars(extend("format" = "uuid"))]
     pub location_id: String,
     /// A transfer's destination.
+    #[schemars(extend("format" = "uuid"))]
     pub to_location_id: Option<String>,
     /// Quantity, > 0 (an adjustment's is signed and not 0), at most 6 decimals.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub qty: String,
     /// A receipt's rate (required), or a positive adjustment's (default: the current).
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub rate: Option<String>,
     /// The reservation an issue consumes.
+    #[schemars(extend("format" = "uuid"))]
     pub reservation_id: Option<String>,
     /// Free text.
     pub reference: Option<String>,
     /// Posting date, `YYYY-MM-DD`; default today.
+    #[schemars(extend("format" = "date"))]
     pub date: Option<String>,
 }
 
@@ -279,26 +312,103 @@ pub fn shortage(short: Shortage, qty: Decimal) -> Error {
     .with_code("insufficient_stock")
 }
 
+/// A posted move with the balances it left.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PostedMove {
+    /// The stored move.
+    #[serde(flatten)]
+    pub stored: Row<Move>,
+    /// The balance of each location it touched, after it.
+    pub balances: Vec<BalanceAfter>,
+}
+
+/// A balance as a move left it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BalanceAfter {
+    /// The location.
+    #[schemars(extend("format" = "uuid"))]
+    pub location_id: String,
+    /// On hand.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub on_hand: String,
+    /// Reserved.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub reserved: String,
+    /// On hand less reserved.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub available: String,
+    /// Moving-average rate.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub rate: String,
+    /// Stock value.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub value: String,
+}
+
+/// A balance row with what is available of it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StockLine {
+    /// The stored balance.
+    #[serde(flatten)]
+    pub balance: Row<Balance>,
+    /// On hand less reserved.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub available: String,
+}
+
 /// Adds the move routes to `module`.
 pub fn routes(module: eerp_sdk::Module) -> eerp_sdk::Module {
     module
         .emits(STOCK_MOVED)
         .get("/moves", "inventory.moves.read", list)
+        .summary("List stock moves")
+        .lists(move_list)
+        .returns::<Page<Row<Move>>>()
         .post("/moves", "inventory.moves.create", create)
+        .summary("Post a receipt, issue, transfer or adjustment")
+        .takes::<NewMove>()
+        .creates::<PostedMove>()
         .get("/moves/{id}", "inventory.moves.read", get)
+        .summary("Read a stock move")
+        .returns::<Row<Move>>()
         .delete("/moves/{id}", "inventory.moves.delete", refuse_delete)
+        .summary("Refused (409): moves are never deleted")
         .get("/ledger", "inventory.moves.read", ledger)
+        .summary("List stock ledger lines")
+        .lists(ledger_list)
+        .returns::<Page<Row<LedgerLine>>>()
         .get("/stock", "inventory.stock.read", stock)
+        .summary("List balances per item and location")
+        .lists(stock_list)
+        .returns::<Page<StockLine>>()
+}
+
+fn move_list() -> ListSpec {
+    ListSpec::new("moves")
+        .filter_id("item_id")
+        .filter_id("location_id")
+        .filter_one_of("kind", &MOVE_KINDS)
+        .filter_date("date")
+        .sortable(&["date"])
+}
+
+fn ledger_list() -> ListSpec {
+    ListSpec::new("ledger")
+        .filter_id("item_id")
+        .filter_id("location_id")
+        .filter_id("move_id")
+        .sortable(&["date"])
+}
+
+fn stock_list() -> ListSpec {
+    ListSpec::new("balances")
+        .filter_id("item_id")
+        .filter_id("location_id")
+        .sortable(&["on_hand", "value"])
 }
 
 fn list(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let spec = ListSpec::new("moves")
-        .filter("item_id")
-        .filter("location_id")
-        .filter_one_of("kind", &MOVE_KINDS)
-        .filter("date")
-        .sortable(&["date"]);
-    Ok(Reply::ok(MOVES.list(ctx, spec.query(req)?)?))
+    Ok(Reply::ok(MOVES.list(ctx, move_list().query(req)?)?))
 }
 
 fn get(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
@@ -317,37 +427,27 @@ fn refuse_delete(_ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
 }
 
 fn ledger(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let spec = ListSpec::new("ledger")
-        .filter("item_id")
-        .filter("location_id")
-        .filter("move_id")
-        .sortable(&["date"]);
-    Ok(Reply::ok(LEDGER.list(ctx, spec.query(req)?)?))
+    Ok(Reply::ok(LEDGER.list(ctx, ledger_list().query(req)?)?))
 }
 
 fn stock(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let spec = ListSpec::new("balances")
-        .filter("item_id")
-        .filter("location_id")
-        .sortable(&["on_hand", "value"]);
-    let page = BALANCES.list(ctx, spec.query(req)?)?;
-    let data: Vec<serde_json::Value> = page
+    let page = BALANCES.list(ctx, stock_list().query(req)?)?;
+    let data = page
         .data
-        .iter()
-        .map(|row| {
-            let available = row
+        .into_iter()
+        .map(|balance| StockLine {
+            available: balance
                 .record
                 .position()
                 .map(|p| fixed(p.available(), QTY_SCALE))
-                .unwrap_or_default();
-            let mut value = serde_json::to_value(row).unwrap_or_default();
-            value["available"] = json!(available);
-            value
+                .unwrap_or_default(),
+            balance,
         })
         .collect();
-    Ok(Reply::ok(
-        json!({"data": data, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Reply::ok(Page {
+        data,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 fn not_found(err: DataError, what: &str) -> Error {
@@ -517,18 +617,18 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
             "reference": stored.record.reference,
         }),
     )?;
-    let balances: Vec<serde_json::Value> = sides
+    let balances = sides
         .iter()
-        .map(|s| {
-            let mut b = balance_values(&s.after);
-            b["location_id"] = json!(s.row.record.location_id);
-            b["available"] = json!(fixed(s.after.available(), QTY_SCALE));
-            b
+        .map(|s| BalanceAfter {
+            location_id: s.row.record.location_id.clone(),
+            on_hand: fixed(s.after.on_hand, QTY_SCALE),
+            reserved: fixed(s.after.reserved, QTY_SCALE),
+            available: fixed(s.after.available(), QTY_SCALE),
+            rate: fixed(s.after.rate, RATE_SCALE),
+            value: fixed(s.after.value, VALUE_SCALE),
         })
         .collect();
-    let mut body = serde_json::to_value(&stored).unwrap_or_default();
-    body["balances"] = json!(balances);
-    Ok(Reply::created(body))
+    Ok(Reply::created(PostedMove { stored, balances }))
 }
 
 /// Locks the reservation an issue consumes and returns it with the quantity it gives up.

@@ -3,7 +3,8 @@
 //! consumes it, and releasing gives the rest back.
 
 use eerp_sdk::decimal::{fixed, parse};
-use eerp_sdk::{Checks, Ctx, Error, ListSpec, Module, Reply, Request, Row, Table};
+use eerp_sdk::{Checks, Ctx, Error, ListSpec, Module, Page, Reply, Request, Row, Table};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -16,15 +17,19 @@ use crate::valuation::QTY_SCALE;
 pub const RESERVATIONS: Table<Row<Reservation>> = Table::new("reservations");
 
 /// A stored reservation.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct Reservation {
     /// The item.
+    #[schemars(extend("format" = "uuid"))]
     pub item_id: String,
     /// Where the stock is.
+    #[schemars(extend("format" = "uuid"))]
     pub location_id: String,
     /// Quantity reserved.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub qty: String,
     /// Quantity not yet issued or released.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub remaining: String,
     /// `active`, `released` or `consumed`.
     pub status: String,
@@ -33,12 +38,19 @@ pub struct Reservation {
 }
 
 /// The body of `POST /reservations`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewReservation {
+    /// The item.
+    #[schemars(extend("format" = "uuid"))]
     item_id: String,
+    /// Where the stock is.
+    #[schemars(extend("format" = "uuid"))]
     location_id: String,
+    /// Quantity, > 0, at most 6 decimals; at most what is available.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     qty: String,
+    /// Free text: the order it is for.
     reference: Option<String>,
 }
 
@@ -46,21 +58,36 @@ struct NewReservation {
 pub fn routes(module: Module) -> Module {
     module
         .get("/reservations", "inventory.reservations.read", list)
+        .summary("List reservations")
+        .lists(reservation_list)
+        .returns::<Page<Row<Reservation>>>()
         .post("/reservations", "inventory.reservations.create", create)
+        .summary("Reserve stock for a later issue")
+        .takes::<NewReservation>()
+        .creates::<Row<Reservation>>()
         .get("/reservations/{id}", "inventory.reservations.read", get)
+        .summary("Read a reservation")
+        .returns::<Row<Reservation>>()
         .post(
             "/reservations/{id}/release",
             "inventory.reservations.update",
             release,
         )
+        .summary("Give back what an active reservation still holds")
+        .returns::<Row<Reservation>>()
+}
+
+fn reservation_list() -> ListSpec {
+    ListSpec::new("reservations")
+        .filter_id("item_id")
+        .filter_id("location_id")
+        .filter_one_of("status", &RESERVATION_STATES)
 }
 
 fn list(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let spec = ListSpec::new("reservations")
-        .filter("item_id")
-        .filter("location_id")
-        .filter_one_of("status", &RESERVATION_STATES);
-    Ok(Reply::ok(RESERVATIONS.list(ctx, spec.query(req)?)?))
+    Ok(Reply::ok(
+        RESERVATIONS.list(ctx, reservation_list().query(req)?)?,
+    ))
 }
 
 fn get(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {

@@ -5,6 +5,10 @@ pub use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::Error;
 
+/// What [`parse`] accepts, as a JSON Schema `pattern` for a decimal string field:
+/// `#[schemars(pattern(eerp_sdk::decimal::PATTERN))]`.
+pub const PATTERN: &str = r"^-?[0-9]+(\.[0-9]+)?$";
+
 /// Reads `text` as a decimal with at most `scale` decimals.
 ///
 /// # Errors

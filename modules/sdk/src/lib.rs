@@ -47,6 +47,7 @@
 
 mod data;
 pub mod decimal;
+mod describe;
 mod exports;
 mod host;
 mod list;
@@ -59,6 +60,7 @@ mod validate;
 
 pub use data::Ctx;
 pub use decimal::Decimal;
+pub use describe::QueryParam;
 pub use eerp_abi as abi;
 pub use eerp_abi::data::{
     Aggregate, AggregateFn, AggregateQuery, AggregateResult, DataError, DataErrorKind, Filter,

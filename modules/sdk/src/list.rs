@@ -3,9 +3,10 @@
 //! anything else is refused with a 400 that lists what the route takes.
 
 use eerp_abi::data::{Filter, FilterOp, ListQuery, Order};
-use serde_json::Value;
+use eerp_abi::manifest::Parameter;
+use serde_json::{Value, json};
 
-use crate::{Error, Request};
+use crate::{Error, Request, describe};
 
 const PAGING: [&str; 4] = ["limit", "cursor", "order", "include_deleted"];
 
@@ -25,6 +26,8 @@ struct ListFilter {
     op: FilterOp,
     allowed: Option<&'static [&'static str]>,
     boolean: bool,
+    /// The JSON Schema `format` of the value, for API clients (`uuid`, `date`).
+    format: Option<&'static str>,
 }
 
 impl ListSpec {
@@ -43,6 +46,24 @@ impl ListSpec {
         self.filter_by(column, column, FilterOp::Eq)
     }
 
+    /// `?column=id`: rows whose uuid `column` (a reference such as `item_id`) is `id`.
+    pub fn filter_id(self, column: &'static str) -> Self {
+        self.filter_formatted(column, "uuid")
+    }
+
+    /// `?column=YYYY-MM-DD`: rows whose date `column` is that day.
+    pub fn filter_date(self, column: &'static str) -> Self {
+        self.filter_formatted(column, "date")
+    }
+
+    fn filter_formatted(mut self, column: &'static str, format: &'static str) -> Self {
+        self = self.filter(column);
+        if let Some(filter) = self.filters.last_mut() {
+            filter.format = Some(format);
+        }
+        self
+    }
+
     /// `?param=value` compared to `column` with `op` (`Contains` for a search box).
     pub fn filter_by(mut self, param: &'static str, column: &'static str, op: FilterOp) -> Self {
         self.filters.push(ListFilter {
@@ -51,6 +72,7 @@ impl ListSpec {
             op,
             allowed: None,
             boolean: false,
+            format: None,
         });
         self
     }
@@ -63,6 +85,7 @@ impl ListSpec {
             op: FilterOp::Eq,
             allowed: Some(&["true", "false"]),
             boolean: true,
+            format: None,
         });
         self
     }
@@ -75,6 +98,7 @@ impl ListSpec {
             op: FilterOp::Eq,
             allowed: Some(allowed),
             boolean: false,
+            format: None,
         });
         self
     }
@@ -89,6 +113,60 @@ impl ListSpec {
     pub fn max_limit(mut self, limit: u32) -> Self {
         self.max_limit = limit;
         self
+    }
+
+    /// The query parameters it accepts, described for API clients.
+    pub fn parameters(&self) -> Vec<Parameter> {
+        let mut parameters: Vec<Parameter> = self
+            .filters
+            .iter()
+            .map(|f| {
+                let schema = match (f.boolean, f.allowed, f.format) {
+                    (true, _, _) => json!({ "type": "boolean" }),
+                    (false, Some(allowed), _) => describe::one_of(allowed.iter().copied()),
+                    (false, None, Some(format)) => json!({ "type": "string", "format": format }),
+                    (false, None, None) => json!({ "type": "string" }),
+                };
+                let how = if f.op == FilterOp::Contains {
+                    "contains"
+                } else {
+                    "equals"
+                };
+                describe::list_parameter(
+                    f.param,
+                    schema,
+                    format!("Rows whose `{}` {how} this.", f.column),
+                )
+            })
+            .collect();
+        let orders = self
+            .sortable
+            .iter()
+            .flat_map(|c| [c.to_string(), format!("-{c}")])
+            .collect::<Vec<_>>();
+        parameters.extend([
+            describe::list_parameter(
+                "limit",
+                json!({ "type": "integer", "minimum": 1, "maximum": self.max_limit }),
+                "Rows per page.".into(),
+            ),
+            describe::list_parameter(
+                "cursor",
+                json!({ "type": "string" }),
+                "The `next_cursor` of the previous page.".into(),
+            ),
+            describe::list_parameter(
+                "order",
+                describe::one_of(orders.iter().map(String::as_str)),
+                "Sort column, `-` for descending.".into(),
+            ),
+            describe::list_parameter(
+                "include_deleted",
+                json!({ "type": "boolean" }),
+                "Also soft-deleted rows.".into(),
+            ),
+        ]);
+        parameters
     }
 
     /// The list query `req`'s parameters ask for.

@@ -9,10 +9,12 @@ use eerp_abi::manifest::{Capability, Manifest, Route};
 use eerp_abi::migration::Migration;
 use eerp_abi::{ABI_VERSION, envelope};
 
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use crate::{Ctx, Error, Reply, Request};
+use crate::describe::{self, Body, QueryParam, RouteDoc};
+use crate::{Ctx, Error, ListSpec, Reply, Request};
 
 /// A route handler: a plain function of the module.
 pub type Handler = fn(&mut Ctx, &Request) -> Result<Reply, Error>;
@@ -57,13 +59,15 @@ impl Event {
     }
 }
 
-/// One route: method, path template, permission, handler.
+/// One route: method, path template, permission, handler, and what it says about
+/// itself to API clients.
 #[derive(Debug, Clone, Copy)]
 struct RouteDef {
     method: &'static str,
     path: &'static str,
     permission: &'static str,
     handler: Handler,
+    doc: RouteDoc,
 }
 
 /// Everything the host needs to know about a module, plus its handlers.
@@ -132,8 +136,61 @@ impl Module {
             path,
             permission,
             handler,
+            doc: RouteDoc::default(),
         });
         self
+    }
+
+    fn document(mut self, describe: impl FnOnce(&mut RouteDoc)) -> Self {
+        if let Some(route) = self.routes.last_mut() {
+            describe(&mut route.doc);
+        }
+        self
+    }
+
+    /// Says what the last route added does, in one line, for API clients.
+    pub fn summary(self, summary: &'static str) -> Self {
+        self.document(|doc| doc.summary = summary)
+    }
+
+    /// The last route reads its body with [`Request::json`] as a `T`.
+    pub fn takes<T: JsonSchema>(self) -> Self {
+        self.document(|doc| doc.body = Some(Body::Json(describe::reference::<T>)))
+    }
+
+    /// The last route reads its body with [`Request::record`] as a `T`.
+    pub fn takes_record<T: JsonSchema>(self) -> Self {
+        self.document(|doc| doc.body = Some(Body::Record(describe::inline::<T>)))
+    }
+
+    /// The last route reads its body with [`Request::patch`] as some fields of a `T`.
+    pub fn takes_patch<T: JsonSchema>(self) -> Self {
+        self.document(|doc| doc.body = Some(Body::Patch(describe::inline::<T>)))
+    }
+
+    /// The last route answers 200 with a `T`.
+    pub fn returns<T: JsonSchema>(self) -> Self {
+        self.document(|doc| doc.answer(200, Some(describe::reference::<T>)))
+    }
+
+    /// The last route answers 201 with the `T` it created.
+    pub fn creates<T: JsonSchema>(self) -> Self {
+        self.document(|doc| doc.answer(201, Some(describe::reference::<T>)))
+    }
+
+    /// The last route answers 204, without a body.
+    pub fn returns_nothing(self) -> Self {
+        self.document(|doc| doc.answer(204, None))
+    }
+
+    /// The last route is a list: its query is what `spec` accepts.
+    pub fn lists(self, spec: fn() -> ListSpec) -> Self {
+        self.document(|doc| doc.list = Some(spec))
+    }
+
+    /// The last route reads these query parameters.
+    pub fn query(self, params: &'static [QueryParam]) -> Self {
+        self.document(|doc| doc.query = params)
     }
 
     /// Adds a `GET` route.
@@ -165,6 +222,7 @@ impl Module {
         if !self.emits.is_empty() {
             capabilities.push(Capability::Events);
         }
+        let mut generator = describe::generator();
         let routes = self
             .routes
             .iter()
@@ -172,6 +230,10 @@ impl Module {
                 method: r.method.to_string(),
                 path: r.path.to_string(),
                 permission: r.permission.to_string(),
+                summary: r.doc.summary.to_string(),
+                parameters: r.doc.parameters(r.path),
+                request: r.doc.request(&mut generator),
+                responses: r.doc.responses(&mut generator),
             })
             .collect();
         Manifest {
@@ -187,7 +249,18 @@ impl Module {
                 .iter()
                 .map(|(e, _)| e.to_string())
                 .collect(),
+            schemas: generator.take_definitions(true).into_iter().collect(),
         }
+    }
+
+    /// Routes, as `METHOD /path`, that do not say what they do or what they answer on
+    /// success: a module's test asserts there are none (or only those that always refuse).
+    pub fn undescribed_routes(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .filter(|r| r.doc.summary.is_empty() || r.doc.answers[0].is_none())
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
     }
 
     /// The declared migration steps.

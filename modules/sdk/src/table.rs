@@ -10,6 +10,7 @@ use eerp_abi::data::{
     AggregateQuery, AggregateResult, DataError, DataErrorKind, DataOp, ListPage, ListQuery,
     LockMode,
 };
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,16 +19,20 @@ use crate::Ctx;
 
 /// A stored row: the host's columns around the module's record type `T` (which must not
 /// deny unknown fields: a newer schema may have columns `T` does not know).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(rename = "{T}Row")]
 pub struct Row<T> {
     /// Row id (uuid), set by the host.
+    #[schemars(extend("format" = "uuid"))]
     pub id: String,
     /// The module's fields.
     #[serde(flatten)]
     pub record: T,
     /// When the row was created (RFC 3339, UTC).
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
     /// When it last changed.
+    #[schemars(extend("format" = "date-time"))]
     pub updated_at: String,
     /// When it was soft-deleted, if it was.
     #[serde(default)]
@@ -35,7 +40,8 @@ pub struct Row<T> {
 }
 
 /// A page of typed rows; serializes as `{"data": [...], "next_cursor": ...}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(rename = "{T}Page")]
 pub struct Page<T> {
     /// The rows.
     pub data: Vec<T>,

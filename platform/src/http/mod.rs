@@ -2,6 +2,7 @@
 //!
 //! | path | what |
 //! |---|---|
+//! | `/api/v1/openapi.json` | the OpenAPI document of the caller's tenant ([`openapi`]) |
 //! | `/api/v1/{module}/...` | module routes, dispatched into the sandbox ([`dispatch`]) |
 //! | `/admin/v1/...` | the operators' admin API ([`admin`]) |
 //! | `/livez` | liveness, no I/O ([`health`]) |
@@ -16,6 +17,7 @@ pub mod body;
 pub mod dispatch;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -24,6 +26,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/livez", web::get().to(health::livez))
         .configure(admin::routes)
+        // Before the module routes: `openapi.json` cannot be a module name, but it would
+        // match `{module}`.
+        .route("/api/v1/openapi.json", web::get().to(openapi::document))
         .route("/api/v1/{module}", web::route().to(dispatch::module_route))
         .route(
             "/api/v1/{module}/{tail:.*}",

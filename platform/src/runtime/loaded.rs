@@ -498,6 +498,7 @@ fn checked(manifest: &Manifest) -> Result<Checked, LoadError> {
     check_overlaps(&routes)?;
     let grants = parse_grants(&name, &manifest.grants)?;
     check_events(&name, manifest)?;
+    crate::openapi::check(manifest).map_err(LoadError::Manifest)?;
     Ok(Checked {
         name,
         version,
@@ -653,6 +654,7 @@ fn schema_only_manifest(identity: Identity<'_>) -> Manifest {
         grants: Vec::new(),
         events: Vec::new(),
         subscriptions: Vec::new(),
+        schemas: Default::default(),
     }
 }
 

@@ -354,7 +354,10 @@ const TOKEN_CLOCK_SKEW_SECS: u64 = 5;
 
 /// The token's tenant, if it may be served: it exists, is active, and is the tenant the
 /// token was issued for (not an earlier one of the same slug).
-async fn check_tenant(state: &AppState, identity: &Identity) -> Result<Arc<TenantEntry>, ApiError> {
+pub(super) async fn check_tenant(
+    state: &AppState,
+    identity: &Identity,
+) -> Result<Arc<TenantEntry>, ApiError> {
     let tenant = state
         .directory
         .get(&identity.tenant)
