@@ -325,24 +325,12 @@ pub struct PostedMove {
 /// A balance as a move left it.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct BalanceAfter {
-    /// The location.
-    #[schemars(extend("format" = "uuid"))]
-    pub location_id: String,
-    /// On hand.
-    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
-    pub on_hand: String,
-    /// Reserved.
-    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
-    pub reserved: String,
+    /// The balance.
+    #[serde(flatten)]
+    pub balance: Balance,
     /// On hand less reserved.
     #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub available: String,
-    /// Moving-average rate.
-    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
-    pub rate: String,
-    /// Stock value.
-    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
-    pub value: String,
 }
 
 /// A balance row with what is available of it.
@@ -620,12 +608,15 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let balances = sides
         .iter()
         .map(|s| BalanceAfter {
-            location_id: s.row.record.location_id.clone(),
-            on_hand: fixed(s.after.on_hand, QTY_SCALE),
-            reserved: fixed(s.after.reserved, QTY_SCALE),
+            balance: Balance {
+                item_id: s.row.record.item_id.clone(),
+                location_id: s.row.record.location_id.clone(),
+                on_hand: fixed(s.after.on_hand, QTY_SCALE),
+                reserved: fixed(s.after.reserved, QTY_SCALE),
+                rate: fixed(s.after.rate, RATE_SCALE),
+                value: fixed(s.after.value, VALUE_SCALE),
+            },
             available: fixed(s.after.available(), QTY_SCALE),
-            rate: fixed(s.after.rate, RATE_SCALE),
-            value: fixed(s.after.value, VALUE_SCALE),
         })
         .collect();
     Ok(Reply::created(PostedMove { stored, balances }))

@@ -100,12 +100,10 @@ pub(crate) struct RouteDoc {
 }
 
 impl RouteDoc {
+    /// Adds an answer; a third replaces the second (no route has more than two).
     pub fn answer(&mut self, status: u16, schema: Option<SchemaFn>) {
-        if let Some(slot) = self.answers.iter_mut().find(|a| a.is_none()) {
-            *slot = Some((status, schema));
-        } else {
-            self.answers[1] = Some((status, schema));
-        }
+        let slot = self.answers.iter().position(Option::is_none).unwrap_or(1);
+        self.answers[slot] = Some((status, schema));
     }
 
     pub fn request(&self, generator: &mut SchemaGenerator) -> Option<Value> {

@@ -7,7 +7,9 @@
 //!
 //! Principal types:
 //! - [`Module`]: name, version, migrations, routes, read grants, the events it emits and
-//!   the events it handles, built by a function of the module.
+//!   the events it handles, built by a function of the module. Each route can describe
+//!   its body, answers and query (`takes`, `returns`, `lists`, ...) with types deriving
+//!   `schemars::JsonSchema`, for the tenant's OpenAPI document.
 //! - [`Ctx`]: what a handler gets besides the request: the caller, the data API and
 //!   [`Ctx::emit`].
 //! - [`Table`] and [`Granted`]: typed rows of the module's own tables (read and write)
@@ -41,6 +43,8 @@
 //! - 400 means the request could not be read (not JSON, unknown field, wrong type, a
 //!   value the column cannot hold, a bad cursor); 422 means it was read and its values
 //!   break a rule of the module ([`Checks`]).
+//! - Route descriptions are function pointers until the host reads the manifest: the
+//!   module definition is built on every request, its JSON Schemas only at load.
 //! - Every request runs in a fresh instance, so the SDK never frees what it hands back:
 //!   the host drops the whole instance after reading the response.
 #![deny(missing_docs)]
