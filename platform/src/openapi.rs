@@ -7,7 +7,7 @@
 //! `components/schemas`, so two modules' types never collide. The host never validates
 //! requests against these schemas: the module does, and it is the authority.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use eerp_abi::manifest::{Manifest, ParameterIn, Route};
 use serde_json::{Map, Value, json};
@@ -62,12 +62,44 @@ const BODY_ERRORS: [(u16, &str); 3] = [
 /// # Errors
 /// What is wrong, naming the route or schema.
 pub fn check(manifest: &Manifest) -> Result<(), String> {
+    let mut components = BTreeMap::new();
     for (name, schema) in &manifest.schemas {
         check_refs(manifest, schema).map_err(|e| format!("schema `{name}`: {e}"))?;
+        if let Some(other) = components.insert(component_name(&manifest.name, name), name) {
+            return Err(format!(
+                "schemas `{other}` and `{name}` would have the same name in the OpenAPI \
+                 document; use only letters, digits, `.`, `-` and `_`"
+            ));
+        }
     }
+    let mut ids = BTreeMap::new();
+    let mut shapes = BTreeMap::new();
     for route in &manifest.routes {
-        check_route(manifest, route)
-            .map_err(|e| format!("route `{} {}`: {e}", route.method, route.path))?;
+        let named = || format!("`{} {}`", route.method, route.path);
+        check_route(manifest, route).map_err(|e| format!("route {}: {e}", named()))?;
+        if let Some(other) = ids.insert(operation_id(&manifest.name, route), named()) {
+            return Err(format!(
+                "routes {other} and {} would have the same OpenAPI operation id; name \
+                 their literal segments apart by more than `-` and `_`",
+                named()
+            ));
+        }
+        // OpenAPI has one path item per template shape: `/a/{id}` and `/a/{x}` clash.
+        let shape = route
+            .path
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(|p| if p.starts_with('{') { "{}" } else { p });
+        let shape: Vec<&str> = shape.collect();
+        if let Some(other) = shapes.insert(shape, route.path.as_str())
+            && other != route.path
+        {
+            return Err(format!(
+                "paths `{other}` and `{}` differ only in parameter names; name the \
+                 parameters alike",
+                route.path
+            ));
+        }
     }
     Ok(())
 }
@@ -104,27 +136,53 @@ fn check_route(manifest: &Manifest, route: &Route) -> Result<(), String> {
     Ok(())
 }
 
-fn check_refs(manifest: &Manifest, schema: &Value) -> Result<(), String> {
+/// Keywords whose values are data, not schemas: a `$ref` inside them is not a reference.
+const DATA_KEYWORDS: [&str; 5] = ["const", "default", "enum", "examples", "example"];
+/// Keywords whose values are objects of names to schemas.
+const NAMED_SCHEMAS: [&str; 4] = [
+    "properties",
+    "patternProperties",
+    "$defs",
+    "dependentSchemas",
+];
+
+/// Calls `f` on `schema` and each of its subschemas (never on data such as a `default`).
+fn visit(schema: &mut Value, f: &mut dyn FnMut(&mut Map<String, Value>)) {
     match schema {
         Value::Object(object) => {
-            if let Some(reference) = object.get("$ref") {
-                let name = reference
-                    .as_str()
-                    .and_then(|r| r.strip_prefix(DEFS))
-                    .ok_or_else(|| {
-                        format!("`$ref` {reference} must be `#/$defs/<name>` of the manifest")
-                    })?;
-                if !manifest.schemas.contains_key(&unescape(name)) {
-                    return Err(format!(
-                        "`$ref` {reference} names a schema the manifest does not have"
-                    ));
+            f(object);
+            for (key, value) in object.iter_mut() {
+                match (key.as_str(), value) {
+                    (key, _) if DATA_KEYWORDS.contains(&key) => {}
+                    (key, Value::Object(named)) if NAMED_SCHEMAS.contains(&key) => {
+                        named.values_mut().for_each(|v| visit(v, f));
+                    }
+                    (_, value) => visit(value, f),
                 }
             }
-            object.values().try_for_each(|v| check_refs(manifest, v))
         }
-        Value::Array(items) => items.iter().try_for_each(|v| check_refs(manifest, v)),
-        _ => Ok(()),
+        Value::Array(items) => items.iter_mut().for_each(|v| visit(v, f)),
+        _ => {}
     }
+}
+
+fn check_refs(manifest: &Manifest, schema: &Value) -> Result<(), String> {
+    let mut problem = None;
+    visit(&mut schema.clone(), &mut |object| {
+        let Some(Value::String(reference)) = object.get("$ref") else {
+            return;
+        };
+        let found = reference
+            .strip_prefix(DEFS)
+            .map(|name| manifest.schemas.contains_key(&unescape(name)));
+        let why = match found {
+            Some(true) => return,
+            Some(false) => "names a schema the manifest does not have",
+            None => "must be `#/$defs/<name>` of the manifest",
+        };
+        problem.get_or_insert_with(|| format!("`$ref` \"{reference}\" {why}"));
+    });
+    problem.map_or(Ok(()), Err)
 }
 
 /// A JSON-pointer segment back to the name it encodes.
@@ -154,60 +212,77 @@ fn component_name(module: &str, name: &str) -> String {
 
 /// `schema` with its `$ref`s pointed at the document's components.
 fn relinked(module: &str, schema: &Value) -> Value {
-    match schema {
-        Value::Object(object) => Value::Object(
-            object
-                .iter()
-                .map(|(key, value)| {
-                    let value = match (key.as_str(), value.as_str()) {
-                        ("$ref", Some(r)) => match r.strip_prefix(DEFS) {
-                            Some(name) => json!(format!(
-                                "{COMPONENTS}{}",
-                                component_name(module, &unescape(name))
-                            )),
-                            None => value.clone(),
-                        },
-                        _ => relinked(module, value),
-                    };
-                    (key.clone(), value)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(|v| relinked(module, v)).collect()),
-        other => other.clone(),
+    let mut schema = schema.clone();
+    visit(&mut schema, &mut |object| {
+        let Some(Value::String(reference)) = object.get_mut("$ref") else {
+            return;
+        };
+        if let Some(name) = reference.strip_prefix(DEFS) {
+            *reference = format!("{COMPONENTS}{}", component_name(module, &unescape(name)));
+        }
+    });
+    schema
+}
+
+/// One module version's part of every document that includes it: built once, when the
+/// version is loaded, so a document costs a merge of these.
+#[derive(Debug, Clone, Default)]
+pub struct ModuleApi {
+    name: String,
+    version: String,
+    paths: Map<String, Value>,
+    schemas: Map<String, Value>,
+}
+
+impl ModuleApi {
+    /// The part of a (checked) manifest.
+    pub fn new(manifest: &Manifest) -> Self {
+        let module = manifest.name.as_str();
+        let schemas = manifest
+            .schemas
+            .iter()
+            .map(|(name, schema)| (component_name(module, name), relinked(module, schema)))
+            .collect();
+        let ids: Vec<String> = manifest
+            .routes
+            .iter()
+            .map(|r| operation_id(module, r))
+            .collect();
+        let mut paths = Map::new();
+        for route in &manifest.routes {
+            let mut operation = operation(module, route);
+            if let Some(links) = links(route, &manifest.routes, &ids) {
+                operation["responses"]["201"]["links"] = links;
+            }
+            let item = paths
+                .entry(format!("/api/v1/{module}{}", route.path))
+                .or_insert_with(|| Value::Object(Map::new()));
+            item[route.method.to_ascii_lowercase()] = operation;
+        }
+        Self {
+            name: module.to_string(),
+            version: manifest.version.clone(),
+            paths,
+            schemas,
+        }
     }
 }
 
 /// The OpenAPI 3.1 document for `tenant`, which is served `modules` (in any order).
-pub fn document(tenant: &str, host_version: &str, modules: &[&Manifest]) -> Value {
+pub fn document(tenant: &str, host_version: &str, modules: &[&ModuleApi]) -> Value {
     let mut modules = modules.to_vec();
     modules.sort_by(|a, b| a.name.cmp(&b.name));
     let mut paths = Map::new();
     let mut schemas = Map::new();
     schemas.insert("Problem".into(), problem_schema());
     let mut tags = Vec::new();
-    for manifest in &modules {
-        let module = manifest.name.as_str();
+    for api in &modules {
         tags.push(json!({
-            "name": module,
-            "description": format!("The {module} module, version {}.", manifest.version),
+            "name": api.name,
+            "description": format!("The {} module, version {}.", api.name, api.version),
         }));
-        for (name, schema) in &manifest.schemas {
-            schemas.insert(component_name(module, name), relinked(module, schema));
-        }
-        for route in &manifest.routes {
-            let path = format!("/api/v1/{module}{}", route.path);
-            let item = paths
-                .entry(path)
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(item) = item {
-                let mut operation = operation(module, route);
-                if let Some(links) = links(module, route, &manifest.routes) {
-                    operation["responses"]["201"]["links"] = links;
-                }
-                item.insert(route.method.to_ascii_lowercase(), operation);
-            }
-        }
+        schemas.extend(api.schemas.clone());
+        paths.extend(api.paths.clone());
     }
     let mut responses = Map::new();
     for (status, description) in ERRORS.iter().chain(&BODY_ERRORS) {
@@ -223,7 +298,7 @@ pub fn document(tenant: &str, host_version: &str, modules: &[&Manifest]) -> Valu
     }
     let served: Vec<String> = modules
         .iter()
-        .map(|m| format!("{} {}", m.name, m.version))
+        .map(|api| format!("{} {}", api.name, api.version))
         .collect();
     json!({
         "openapi": "3.1.0",
@@ -267,7 +342,10 @@ fn operation(module: &str, route: &Route) -> Value {
         "parameters".into(),
         Value::Array(parameters(route, &relink)),
     );
-    let described = route.request.is_some() || !route.responses.is_empty();
+    // A route that says nothing about itself may take and answer anything; one that
+    // describes itself but declares no success never succeeds (it always refuses).
+    let described =
+        !route.summary.is_empty() || route.request.is_some() || !route.responses.is_empty();
     let takes_body = route.request.is_some()
         || (!described && ["POST", "PUT", "PATCH"].contains(&route.method.as_str()));
     if takes_body {
@@ -275,7 +353,7 @@ fn operation(module: &str, route: &Route) -> Value {
         operation.insert(
             "requestBody".into(),
             json!({
-                "required": route.request.is_some(),
+                "required": route.request.is_some() && !route.request_optional,
                 "content": { "application/json": { "schema": schema } }
             }),
         );
@@ -312,20 +390,21 @@ fn operation(module: &str, route: &Route) -> Value {
 
 /// What a client can do next with the row a create answers: every route under
 /// `<its path>/{id}`, with `id` taken from the answer. Clients (and schemathesis) follow
-/// them to reach the row they made.
-fn links(module: &str, route: &Route, routes: &[Route]) -> Option<Value> {
+/// them to reach the row they made. `ids` are the routes' operation ids.
+fn links(route: &Route, routes: &[Route], ids: &[String]) -> Option<Value> {
     route.responses.iter().find(|r| r.status == 201)?;
     let below = format!("{}/{{id}}", route.path.trim_end_matches('/'));
+    let below_slash = format!("{below}/");
     let links: Map<String, Value> = routes
         .iter()
-        .filter(|r| r.path == below || r.path.starts_with(&format!("{below}/")))
-        .map(|r| {
-            let id = operation_id(module, r);
+        .zip(ids)
+        .filter(|(r, _)| r.path == below || r.path.starts_with(&below_slash))
+        .map(|(_, id)| {
             let link = json!({
                 "operationId": id,
                 "parameters": { "id": "$response.body#/id" },
             });
-            (id, link)
+            (id.clone(), link)
         })
         .collect();
     (!links.is_empty()).then_some(Value::Object(links))
@@ -455,9 +534,23 @@ mod tests {
         .unwrap()
     }
 
+    fn doc(manifests: &[Manifest]) -> Value {
+        let apis: Vec<ModuleApi> = manifests.iter().map(ModuleApi::new).collect();
+        document("acme", "0.1.0", &apis.iter().collect::<Vec<_>>())
+    }
+
+    fn route(method: &str, path: &str) -> Route {
+        Route {
+            method: method.into(),
+            path: path.into(),
+            permission: "shop.x.read".into(),
+            ..Route::default()
+        }
+    }
+
     #[test]
     fn schemas_are_named_per_module_and_refs_follow() {
-        let doc = document("acme", "0.1.0", &[&manifest("shop"), &manifest("crm")]);
+        let doc = doc(&[manifest("shop"), manifest("crm")]);
         assert_eq!(doc["openapi"], "3.1.0");
         let schemas = &doc["components"]["schemas"];
         assert_eq!(
@@ -494,7 +587,7 @@ mod tests {
             }],
             ..Route::default()
         });
-        let doc = document("acme", "0.1.0", &[&m]);
+        let doc = doc(&[m]);
         let links = &doc["paths"]["/api/v1/shop/things"]["post"]["responses"]["201"]["links"];
         assert_eq!(
             links["shop_get_things_by_id"]["parameters"]["id"],
@@ -505,7 +598,7 @@ mod tests {
 
     #[test]
     fn an_undescribed_route_takes_and_answers_any_json() {
-        let doc = document("acme", "0.1.0", &[&manifest("shop")]);
+        let doc = doc(&[manifest("shop")]);
         let post = &doc["paths"]["/api/v1/shop/legacy"]["post"];
         assert_eq!(post["requestBody"]["required"], false);
         assert_eq!(
@@ -549,5 +642,70 @@ mod tests {
         let mut m = manifest("shop");
         m.routes[1].request = Some(json!({ "$ref": "https://example.com/x" }));
         assert!(check(&m).unwrap_err().contains("must be `#/$defs/<name>`"));
+    }
+
+    #[test]
+    fn what_would_make_an_invalid_document_is_refused_at_load() {
+        let mut m = manifest("shop");
+        m.routes
+            .extend([route("GET", "/a-b"), route("GET", "/a_b")]);
+        assert!(check(&m).unwrap_err().contains("same OpenAPI operation id"));
+
+        let mut m = manifest("shop");
+        m.routes.push(route("DELETE", "/things/{thing}"));
+        assert!(
+            check(&m)
+                .unwrap_err()
+                .contains("differ only in parameter names")
+        );
+
+        let mut m = manifest("shop");
+        m.schemas.insert("Part B".into(), json!({}));
+        m.schemas.insert("Part_B".into(), json!({}));
+        assert!(check(&m).unwrap_err().contains("the same name"));
+    }
+
+    #[test]
+    fn a_ref_in_data_or_a_property_named_ref_is_not_a_reference() {
+        let mut m = manifest("shop");
+        m.schemas.insert(
+            "Odd".into(),
+            json!({
+                "properties": { "$ref": { "type": "string", "default": { "$ref": "x" } } },
+                "examples": [{ "$ref": "y" }]
+            }),
+        );
+        assert_eq!(check(&m), Ok(()));
+        let odd = &doc(&[m])["components"]["schemas"]["shop.Odd"];
+        assert_eq!(odd["properties"]["$ref"]["default"]["$ref"], "x");
+    }
+
+    #[test]
+    fn a_described_route_without_a_success_never_succeeds_and_optional_bodies_say_so() {
+        let mut m = manifest("shop");
+        m.routes.push(Route {
+            summary: "Refused: things are never deleted".into(),
+            ..route("DELETE", "/things/{id}")
+        });
+        m.routes.push(Route {
+            request: Some(json!({ "type": "object" })),
+            request_optional: true,
+            responses: vec![RouteResponse {
+                status: 204,
+                schema: None,
+            }],
+            ..route("POST", "/things/{id}/poke")
+        });
+        let doc = doc(&[m]);
+        let delete = &doc["paths"]["/api/v1/shop/things/{id}"]["delete"]["responses"];
+        assert!(
+            delete
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|s| s.starts_with(['4', '5']))
+        );
+        let poke = &doc["paths"]["/api/v1/shop/things/{id}/poke"]["post"];
+        assert_eq!(poke["requestBody"]["required"], false);
     }
 }

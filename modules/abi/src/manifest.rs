@@ -68,6 +68,9 @@ pub struct Route {
     /// JSON Schema of the JSON body it takes, if it takes one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Value>,
+    /// The route also takes no body at all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub request_optional: bool,
     /// Its successful answers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub responses: Vec<RouteResponse>,

@@ -449,8 +449,8 @@ pub fn routes(module: Module) -> Module {
         .summary("Post a draft")
         .returns::<EntryWithLines>()
         .post("/entries/{id}/reverse", "accounting.entries.post", reverse)
-        .summary("Post the reversal of a posted entry; the body is optional")
-        .takes::<Reversal>()
+        .summary("Post the reversal of a posted entry")
+        .takes_optional::<Reversal>()
         .creates::<EntryWithLines>()
 }
 

@@ -131,9 +131,11 @@ pub struct Section {
     pub total: String,
     /// Equity only: the profit before the range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub retained_earnings: Option<String>,
     /// Equity only: the profit of the range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub current_earnings: Option<String>,
 }
 
@@ -209,7 +211,7 @@ pub struct AccountLedger {
     pub closing: String,
     /// This page's lines, by date.
     pub lines: Vec<Row<Line>>,
-    /// Pass as `cursor` for the next page; absent on the last.
+    /// Pass as `cursor` for the next page; `null` on the last.
     pub next_cursor: Option<String>,
 }
 
@@ -381,22 +383,26 @@ const RANGE: &[QueryParam] = &[
 ];
 
 const LEDGER_QUERY: &[QueryParam] = &[
-    QueryParam::text("account_id", "The account.").required(),
+    QueryParam::id("account_id", "The account.").required(),
     QueryParam::date("from", "First day; default: from the first line."),
     QueryParam::date("to", "Last day; default: up to the last line."),
     QueryParam::text("cursor", "The `next_cursor` of the previous page."),
-    QueryParam::text("limit", "Lines per page, 1 to 500."),
+    QueryParam::count("limit", 500, "Lines per page."),
 ];
 
-/// The `from` and `to` query parameters, checked; unknown parameters are refused.
+/// The `from` and `to` query parameters, checked; parameters not in `allowed` are refused.
 fn dates<'a>(
     req: &'a Request,
-    allowed: &[&str],
+    allowed: &[QueryParam],
 ) -> Result<(Option<&'a str>, Option<&'a str>), Error> {
-    if let Some(unknown) = req.query_names().find(|n| !allowed.contains(n)) {
+    if let Some(unknown) = req
+        .query_names()
+        .find(|n| !allowed.iter().any(|p| p.name() == *n))
+    {
+        let names: Vec<&str> = allowed.iter().map(QueryParam::name).collect();
         return Err(Error::bad_request(format!(
             "unknown query parameter `{unknown}`; this report takes {}",
-            allowed.join(", ")
+            names.join(", ")
         )));
     }
     let get = |name: &str| -> Result<Option<&'a str>, Error> {
@@ -486,7 +492,7 @@ fn before(from: Option<&str>) -> Option<Vec<Filter>> {
 }
 
 fn trial_balance_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let (from, to) = dates(req, &["from", "to"])?;
+    let (from, to) = dates(req, RANGE)?;
     let accounts = all_accounts(ctx)?;
     let opening = match before(from) {
         Some(filter) => sums(ctx, filter)?,
@@ -504,7 +510,7 @@ fn trial_balance_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
 }
 
 fn balance_sheet_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let (from, to) = dates(req, &["from", "to"])?;
+    let (from, to) = dates(req, RANGE)?;
     let accounts = all_accounts(ctx)?;
     let to_date = sums(ctx, until(to))?;
     let before_period = match before(from) {
@@ -518,7 +524,7 @@ fn balance_sheet_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
 }
 
 fn profit_and_loss_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let (from, to) = dates(req, &["from", "to"])?;
+    let (from, to) = dates(req, RANGE)?;
     let accounts = all_accounts(ctx)?;
     let mut during = until(to);
     if let Some(f) = from {
@@ -533,7 +539,7 @@ fn profit_and_loss_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
 /// One account's lines in a range (a page, `cursor` for the next), with the balance
 /// before the range and the range's totals.
 fn ledger_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
-    let (from, to) = dates(req, &["account_id", "from", "to", "cursor", "limit"])?;
+    let (from, to) = dates(req, LEDGER_QUERY)?;
     let account_id = req
         .query("account_id")
         .ok_or_else(|| Error::bad_request("the ledger needs account_id"))?;

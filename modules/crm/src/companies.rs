@@ -20,7 +20,6 @@ pub struct Company {
     /// Phone number.
     pub phone: Option<String>,
     /// Tax or VAT number.
-    #[schemars(extend("format" = "uuid"))]
     pub tax_id: Option<String>,
     /// Postal address.
     pub address: Option<String>,

@@ -66,6 +66,7 @@ pub struct Opportunity {
     /// Chance of winning, 0..=100.
     pub probability: Option<i64>,
     /// Expected closing date.
+    #[schemars(extend("format" = "date"))]
     pub expected_close: Option<String>,
     /// Why it was lost (required for `lost`).
     pub lost_reason: Option<String>,
@@ -86,6 +87,7 @@ pub struct Activity {
     #[schemars(extend("format" = "uuid"))]
     pub on_id: String,
     /// When it is due.
+    #[schemars(extend("format" = "date"))]
     pub due_on: Option<String>,
     /// Whether it is done.
     pub done: Option<bool>,
@@ -317,8 +319,8 @@ pub fn routes(module: Module) -> Module {
     let module = eerp_sdk::resource_routes!(module, Activities, "/activities", "crm.activities");
     module
         .post("/leads/{id}/convert", "crm.leads.convert", convert)
-        .summary("Convert a lead into a contact and an opportunity, once; the body is optional")
-        .takes::<Conversion>()
+        .summary("Convert a lead into a contact and an opportunity, once")
+        .takes_optional::<Conversion>()
         .creates::<Converted>()
         .returns::<Converted>()
 }

@@ -49,6 +49,7 @@ pub struct Employee {
     #[schemars(extend("format" = "uuid"))]
     pub manager_id: Option<String>,
     /// Hiring date.
+    #[schemars(extend("format" = "date"))]
     pub hired_on: Option<String>,
     /// `active` or `left`.
     pub status: Option<String>,

@@ -273,13 +273,18 @@ impl Balance {
     }
 }
 
-fn balance_values(p: &Position) -> serde_json::Value {
-    json!({
-        "on_hand": fixed(p.on_hand, QTY_SCALE),
-        "reserved": fixed(p.reserved, QTY_SCALE),
-        "rate": fixed(p.rate, RATE_SCALE),
-        "value": fixed(p.value, VALUE_SCALE),
-    })
+impl Balance {
+    /// What `item_id` holds at `location_id` when its position is `p`.
+    fn at(item_id: &str, location_id: &str, p: &Position) -> Self {
+        Self {
+            item_id: item_id.to_string(),
+            location_id: location_id.to_string(),
+            on_hand: fixed(p.on_hand, QTY_SCALE),
+            reserved: fixed(p.reserved, QTY_SCALE),
+            rate: fixed(p.rate, RATE_SCALE),
+            value: fixed(p.value, VALUE_SCALE),
+        }
+    }
 }
 
 /// Locks the balance of `item_id` at `location_id`, creating an empty one first.
@@ -296,7 +301,10 @@ pub fn lock_balance(
 
 /// Writes `after` to the balance row `row`.
 pub fn store_balance(ctx: &mut Ctx, row: &Row<Balance>, after: &Position) -> Result<(), Error> {
-    BALANCES.update(ctx, &row.id, &balance_values(after))?;
+    let b = Balance::at(&row.record.item_id, &row.record.location_id, after);
+    let values =
+        json!({"on_hand": b.on_hand, "reserved": b.reserved, "rate": b.rate, "value": b.value});
+    BALANCES.update(ctx, &row.id, &values)?;
     Ok(())
 }
 
@@ -423,15 +431,11 @@ fn stock(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let data = page
         .data
         .into_iter()
-        .map(|balance| StockLine {
-            available: balance
-                .record
-                .position()
-                .map(|p| fixed(p.available(), QTY_SCALE))
-                .unwrap_or_default(),
-            balance,
+        .map(|balance| {
+            let available = fixed(balance.record.position()?.available(), QTY_SCALE);
+            Ok(StockLine { available, balance })
         })
-        .collect();
+        .collect::<Result<_, Error>>()?;
     Ok(Reply::ok(Page {
         data,
         next_cursor: page.next_cursor,
@@ -608,14 +612,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let balances = sides
         .iter()
         .map(|s| BalanceAfter {
-            balance: Balance {
-                item_id: s.row.record.item_id.clone(),
-                location_id: s.row.record.location_id.clone(),
-                on_hand: fixed(s.after.on_hand, QTY_SCALE),
-                reserved: fixed(s.after.reserved, QTY_SCALE),
-                rate: fixed(s.after.rate, RATE_SCALE),
-                value: fixed(s.after.value, VALUE_SCALE),
-            },
+            balance: Balance::at(&s.row.record.item_id, &s.row.record.location_id, &s.after),
             available: fixed(s.after.available(), QTY_SCALE),
         })
         .collect();

@@ -34,6 +34,8 @@ pub(crate) enum Body {
     Record(SchemaFn),
     /// `Request::patch::<T>()`: some of `T`'s fields, at least one, no others.
     Patch(SchemaFn),
+    /// `Request::json::<T>()` when there is a body; the route also takes none.
+    Optional(SchemaFn),
 }
 
 /// A query parameter a route reads itself (a list route's come from its [`ListSpec`]).
@@ -42,6 +44,8 @@ pub struct QueryParam {
     name: &'static str,
     required: bool,
     format: Option<&'static str>,
+    /// For a whole number from 1 to this.
+    maximum: Option<u32>,
     description: &'static str,
 }
 
@@ -52,6 +56,7 @@ impl QueryParam {
             name,
             required: false,
             format: None,
+            maximum: None,
             description,
         }
     }
@@ -62,6 +67,27 @@ impl QueryParam {
             format: Some("date"),
             ..Self::text(name, description)
         }
+    }
+
+    /// An optional row id (a uuid).
+    pub const fn id(name: &'static str, description: &'static str) -> Self {
+        Self {
+            format: Some("uuid"),
+            ..Self::text(name, description)
+        }
+    }
+
+    /// An optional whole number from 1 to `maximum`.
+    pub const fn count(name: &'static str, maximum: u32, description: &'static str) -> Self {
+        Self {
+            maximum: Some(maximum),
+            ..Self::text(name, description)
+        }
+    }
+
+    /// Its name.
+    pub const fn name(&self) -> &'static str {
+        self.name
     }
 
     /// The same parameter, required.
@@ -76,6 +102,9 @@ impl QueryParam {
         let mut schema = json!({ "type": "string" });
         if let Some(format) = self.format {
             schema["format"] = json!(format);
+        }
+        if let Some(maximum) = self.maximum {
+            schema = json!({ "type": "integer", "minimum": 1, "maximum": maximum });
         }
         Parameter {
             name: self.name.into(),
@@ -108,11 +137,15 @@ impl RouteDoc {
 
     pub fn request(&self, generator: &mut SchemaGenerator) -> Option<Value> {
         let schema = match self.body? {
-            Body::Json(schema) => schema(generator).to_value(),
+            Body::Json(schema) | Body::Optional(schema) => schema(generator).to_value(),
             Body::Record(schema) => closed(schema(generator), false),
             Body::Patch(schema) => closed(schema(generator), true),
         };
         Some(schema)
+    }
+
+    pub fn request_optional(&self) -> bool {
+        matches!(self.body, Some(Body::Optional(_)))
     }
 
     pub fn responses(&self, generator: &mut SchemaGenerator) -> Vec<RouteResponse> {

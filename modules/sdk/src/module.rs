@@ -158,6 +158,11 @@ impl Module {
         self.document(|doc| doc.body = Some(Body::Json(describe::reference::<T>)))
     }
 
+    /// The last route takes no body, or one it reads with [`Request::json`] as a `T`.
+    pub fn takes_optional<T: JsonSchema>(self) -> Self {
+        self.document(|doc| doc.body = Some(Body::Optional(describe::reference::<T>)))
+    }
+
     /// The last route reads its body with [`Request::record`] as a `T`.
     pub fn takes_record<T: JsonSchema>(self) -> Self {
         self.document(|doc| doc.body = Some(Body::Record(describe::inline::<T>)))
@@ -233,6 +238,7 @@ impl Module {
                 summary: r.doc.summary.to_string(),
                 parameters: r.doc.parameters(r.path),
                 request: r.doc.request(&mut generator),
+                request_optional: r.doc.request_optional(),
                 responses: r.doc.responses(&mut generator),
             })
             .collect();

@@ -36,6 +36,7 @@ pub struct Row<T> {
     pub updated_at: String,
     /// When it was soft-deleted, if it was.
     #[serde(default)]
+    #[schemars(extend("format" = "date-time"))]
     pub deleted_at: Option<String>,
 }
 
@@ -45,7 +46,7 @@ pub struct Row<T> {
 pub struct Page<T> {
     /// The rows.
     pub data: Vec<T>,
-    /// Pass as `cursor` for the next page; absent on the last.
+    /// Pass as `cursor` for the next page; `null` on the last.
     pub next_cursor: Option<String>,
 }
 

@@ -2,6 +2,7 @@
 //! the module versions it is served. Authenticated like a module route and counted
 //! against the tenant's request rate; no permission is needed to read it.
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::auth::authenticate;
@@ -11,12 +12,19 @@ use crate::state::AppState;
 
 /// Answers the tenant's document.
 pub async fn document(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    match build(&req, &state).await {
+    let request_id = dispatch::request_id(&req);
+    let mut response = match build(&req, &state).await {
         Ok(document) => HttpResponse::Ok()
             .content_type("application/json")
             .body(document.to_string()),
-        Err(err) => err.problem().respond(&dispatch::request_id(&req)),
+        Err(err) => err.problem().respond(&request_id),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
     }
+    response
 }
 
 async fn build(req: &HttpRequest, state: &AppState) -> Result<serde_json::Value, ApiError> {
@@ -24,19 +32,22 @@ async fn build(req: &HttpRequest, state: &AppState) -> Result<serde_json::Value,
         .await
         .map_err(ApiError::Auth)?;
     let tenant = check_tenant(state, &identity).await?;
-    let _permit = state
-        .directory
-        .gate(&tenant)
-        .admit()
-        .map_err(ApiError::Rejected)?;
+    let _permit = state.directory.gate(&tenant).admit().map_err(|rejected| {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&[rejected.reason()])
+            .inc();
+        ApiError::Rejected(rejected)
+    })?;
     let mut modules = Vec::with_capacity(tenant.modules.len());
     for name in tenant.modules.keys() {
         modules.push(served_module(state, &tenant, name).await?);
     }
-    let manifests: Vec<_> = modules.iter().map(|m| &m.manifest).collect();
+    let apis: Vec<_> = modules.iter().map(|m| &m.api).collect();
     Ok(crate::openapi::document(
         tenant.slug.as_str(),
         env!("CARGO_PKG_VERSION"),
-        &manifests,
+        &apis,
     ))
 }

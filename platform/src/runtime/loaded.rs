@@ -78,6 +78,8 @@ pub struct LoadedModule {
     pub grants: Vec<(ModuleName, String)>,
     /// The events it may emit.
     pub events: Arc<[String]>,
+    /// Its part of the OpenAPI documents of the tenants it serves.
+    pub api: crate::openapi::ModuleApi,
     routes: Vec<RouteTemplate>,
     pre: InstancePre<HostState>,
     /// `None` for a schema-only module (the original EERP's contract), which has no
@@ -204,6 +206,7 @@ impl LoadedModule {
             }),
         };
         let events = manifest.events.clone().into();
+        let api = crate::openapi::ModuleApi::new(&manifest);
         Ok(Self {
             name,
             version,
@@ -213,6 +216,7 @@ impl LoadedModule {
             model: Arc::new(model),
             grants,
             events,
+            api,
             routes,
             pre,
             exports,

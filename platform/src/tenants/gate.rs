@@ -35,6 +35,16 @@ pub enum Rejected {
     },
 }
 
+impl Rejected {
+    /// The `reason` label of the rate-limited counter: `rate` or `concurrency`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejected::Rate { .. } => "rate",
+            Rejected::Concurrency { .. } => "concurrency",
+        }
+    }
+}
+
 /// How much of this replica's shared resources one tenant may hold at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shares {

@@ -33,7 +33,6 @@ use crate::runtime::{
     Invocation, InvokeError, InvokeReport, LoadedModule, Outcome, RouteMatch, invoke,
 };
 use crate::state::AppState;
-use crate::tenants::gate::Rejected;
 use crate::tenants::{Status, TenantEntry};
 
 /// The request id: the caller's `x-request-id` when it is short and plain, else a new one.
@@ -199,14 +198,10 @@ async fn serve(
     }
     let gate = state.directory.gate(&tenant);
     let permit = gate.admit().map_err(|rejected| {
-        let reason = match rejected {
-            Rejected::Rate { .. } => "rate",
-            Rejected::Concurrency { .. } => "concurrency",
-        };
         state
             .metrics
             .rate_limited
-            .with_label_values(&[reason])
+            .with_label_values(&[rejected.reason()])
             .inc();
         ApiError::Rejected(rejected)
     })?;
