@@ -1,10 +1,14 @@
 //! The shared connection pool and the per-request transaction.
 //!
-//! One pool serves every tenant. A request's transaction starts on its first data call,
-//! with `SET LOCAL` settings only, and ends with exactly one `COMMIT` or `ROLLBACK`. A
-//! connection goes back to the pool only after that statement succeeded: if the request
-//! is cancelled, panics, or the statement fails, the connection is closed instead, so no
-//! transaction, lock or setting can reach the next tenant.
+//! One pool serves every tenant. Settings that are the same for every request (time zone,
+//! date style, a statement-timeout backstop) are the connection's startup parameters;
+//! nothing a tenant or request chooses is ever set on a connection. A request's reads
+//! run on its connection as they come (READ COMMITTED gives each statement its own
+//! snapshot inside a transaction too); its first write or lock opens the transaction,
+//! which ends with exactly one `COMMIT` or `ROLLBACK`. A connection goes back to the pool
+//! only when no statement of the request can still run and any transaction was closed:
+//! if the request is cancelled, panics, or the closing statement fails, the connection is
+//! closed instead, so no transaction, lock or setting can reach the next tenant.
 //!
 //! A request dropped while its statement runs (the client went away, a timeout, shutdown)
 //! does not leave that statement running: the session cancels it on the server and keeps
@@ -24,6 +28,11 @@ use tokio_postgres::NoTls;
 /// How long `COMMIT` or `ROLLBACK` may take before the connection is given up.
 pub const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Startup parameters of every pooled connection. The request's wall-clock limit cancels
+/// its statements (the host's timer); `statement_timeout` is only a backstop, at the
+/// longest wall time a tenant may have.
+const CONNECTION_OPTIONS: &str = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c statement_timeout=300000";
+
 /// Builds the pool; a request waits at most `wait` for a connection. Connections are made
 /// lazily.
 ///
@@ -37,6 +46,11 @@ pub fn create_pool(database_url: &str, max_size: usize, wait: Duration) -> anyho
         // An unreachable server (not one refusing) must not hold a request for minutes.
         config.connect_timeout(Duration::from_secs(5));
     }
+    let options = match config.get_options() {
+        Some(own) => format!("{own} {CONNECTION_OPTIONS}"),
+        None => CONNECTION_OPTIONS.to_string(),
+    };
+    config.options(&options);
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -63,28 +77,33 @@ pub struct Connections {
     pub wait: Duration,
 }
 
-/// One request's database work: a transaction opened on first use.
+/// One request's database work: a connection taken on first use, a transaction opened
+/// by the first write.
 pub struct DbSession {
     source: Option<Connections>,
     conn: Option<Object>,
+    /// `BEGIN` was sent on `conn`.
+    in_transaction: bool,
+    /// A cancel was sent for a statement of `conn`: it may still arrive, so the
+    /// connection must not serve anyone else.
+    cancelled: bool,
     /// Given back with the connection, once its backend is idle: the tenant's connection
     /// permit, and whatever the request handed over with [`DbSession::hold`].
     held: Vec<Held>,
-    statement_timeout: Duration,
     aborted: bool,
     failure: Option<String>,
     timed_out: bool,
 }
 
 impl DbSession {
-    /// A session that will take a connection from `source` when first used. Statements
-    /// are cancelled by PostgreSQL after `statement_timeout`.
-    pub fn new(source: Connections, statement_timeout: Duration) -> Self {
+    /// A session that will take a connection from `source` when first used.
+    pub fn new(source: Connections) -> Self {
         Self {
             source: Some(source),
             conn: None,
+            in_transaction: false,
+            cancelled: false,
             held: Vec::new(),
-            statement_timeout,
             aborted: false,
             failure: None,
             timed_out: false,
@@ -96,43 +115,44 @@ impl DbSession {
         Self {
             source: None,
             conn: None,
+            in_transaction: false,
+            cancelled: false,
             held: Vec::new(),
-            statement_timeout: Duration::ZERO,
             aborted: false,
             failure: None,
             timed_out: false,
         }
     }
 
-    /// The connection, inside the open transaction.
+    /// The connection for a statement: for a `write` (or a lock), inside the request's
+    /// transaction, opened now if it is not yet; for a plain read, as it is.
     ///
     /// # Errors
     /// A description of why no connection or transaction could be had; the session is
     /// then marked failed.
-    pub async fn client(&mut self) -> Result<&Object, String> {
+    pub async fn client(&mut self, write: bool) -> Result<&Object, String> {
         if let Some(failure) = &self.failure {
             return Err(failure.clone());
         }
         if self.conn.is_none() {
-            let conn = match self.connect().await {
-                Ok(conn) => conn,
+            match self.connect().await {
+                // Held by the session from here on: should anything go wrong, `Drop`
+                // closes it rather than pooling it.
+                Ok(conn) => self.conn = Some(conn),
                 Err(reason) => {
                     self.fail(reason.clone());
                     return Err(reason);
                 }
+            }
+        }
+        if write && !self.in_transaction {
+            // Marked first: should BEGIN fail halfway, the connection is not pooled.
+            self.in_transaction = true;
+            let begun = match &self.conn {
+                Some(conn) => conn.batch_execute("BEGIN").await.map_err(|e| e.to_string()),
+                None => Err("no database connection".into()),
             };
-            // Held by the session before BEGIN is sent: if anything goes wrong from here
-            // on, `Drop` closes it rather than pooling it.
-            let conn = self.conn.insert(conn);
-            let timeout_ms = self
-                .statement_timeout
-                .as_millis()
-                .clamp(1, i32::MAX as u128);
-            let begin = format!(
-                "BEGIN; SET LOCAL statement_timeout = {timeout_ms}; \
-                 SET LOCAL TIME ZONE 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'"
-            );
-            if let Err(e) = conn.batch_execute(&begin).await {
+            if let Err(e) = begun {
                 let reason = format!("could not begin a transaction: {e}");
                 self.fail(reason.clone());
                 return Err(reason);
@@ -214,8 +234,9 @@ impl DbSession {
 
     /// Asks PostgreSQL to cancel a statement still running for this session (after a
     /// wall-clock timeout dropped the call that was waiting for it).
-    pub async fn cancel_running(&self) {
+    pub async fn cancel_running(&mut self) {
         if let Some(conn) = &self.conn {
+            self.cancelled = true;
             cancel(conn).await;
         }
     }
@@ -228,13 +249,24 @@ impl DbSession {
         let Some(conn) = self.conn.as_ref() else {
             return Ok(());
         };
+        if !self.in_transaction {
+            // Only reads ran, each awaited to its end: the connection is idle, unless a
+            // cancel is on its way (then `Drop` winds it down and closes it).
+            if !self.cancelled {
+                drop(self.conn.take());
+            }
+            return Ok(());
+        }
         let commit = commit && !self.aborted;
         let statement = if commit { "COMMIT" } else { "ROLLBACK" };
         let result = tokio::time::timeout(FINISH_TIMEOUT, conn.batch_execute(statement)).await;
         match result {
             Ok(Ok(())) => {
-                // Transaction closed: the connection may serve the next request.
-                drop(self.conn.take());
+                // Transaction closed: the connection may serve the next request, unless a
+                // cancel sent for it may still arrive (then `Drop` closes it).
+                if !self.cancelled {
+                    drop(self.conn.take());
+                }
                 Ok(())
             }
             // Dropping `self` closes the connection instead of pooling it.

@@ -92,17 +92,17 @@ async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataErro
     let (schema, model) = scope.target(&op)?;
     let statement = query::build(schema, model, &op)?;
     let insert = query::insert_if_absent(schema, model, &op)?;
-    let rows = run_statement(scope, &statement, op_name(&op)).await?;
+    let rows = run_statement(scope, &statement, op_name(&op), !op.is_read()).await?;
     let Some(insert) = insert.filter(|_| rows.is_empty()) else {
         return statement.shape.render(&rows);
     };
     // `get_by` with `or_insert` on a missing row: insert it, or, when a concurrent
     // request's insert won (the insert waited for it and did nothing), read that row.
-    let inserted = run_statement(scope, &insert, "insert").await?;
+    let inserted = run_statement(scope, &insert, "insert", true).await?;
     if !inserted.is_empty() {
         return insert.shape.render(&inserted);
     }
-    let rows = run_statement(scope, &statement, op_name(&op)).await?;
+    let rows = run_statement(scope, &statement, op_name(&op), true).await?;
     statement.shape.render(&rows)
 }
 
@@ -118,8 +118,8 @@ fn row_bytes(row: &tokio_postgres::Row) -> u64 {
         .sum()
 }
 
-/// Runs `statement` in the request's transaction and records its duration under `op`
-/// (the statement alone: not the connection checkout or `BEGIN` of a first statement).
+/// Runs `statement` (in the request's transaction when it `writes` or locks) and records
+/// its duration under `op` (the statement alone: not the connection checkout or `BEGIN`).
 ///
 /// Rows are counted against the request's caps as they stream in: past a cap the
 /// statement is cancelled on the server and nothing more is read, so a cap bounds the
@@ -128,12 +128,13 @@ async fn run_statement(
     scope: &mut RequestScope,
     statement: &Statement,
     op: &'static str,
+    writes: bool,
 ) -> Result<Vec<tokio_postgres::Row>, DataError> {
     let params = statement.params.iter().map(|param| match param {
         Param::Text(text) => (text as &(dyn ToSql + Sync), Type::TEXT),
         Param::TextArray(items) => (items as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
     });
-    let client = match scope.db.client().await {
+    let client = match scope.db.client(writes).await {
         Ok(client) => client,
         Err(reason) => return Err(error(DataErrorKind::Unavailable, reason)),
     };
@@ -189,7 +190,7 @@ async fn run_statement(
             .as_db_error()
             .is_some_and(|db| db.code() == &SqlState::QUERY_CANCELED);
         if cancelled {
-            // `statement_timeout` (the request's wall time) fired in PostgreSQL.
+            // Cancelled at the request's wall time (or the connection's backstop).
             scope.db.time_out();
         } else if kind == DataErrorKind::Unavailable {
             scope.db.fail(message.clone());

@@ -511,13 +511,16 @@ impl<'a> Builder<'a> {
             conditions.push(self.after_cursor(order_column, desc, &cursor)?);
         }
         let direction = if desc { "DESC" } else { "ASC" };
+        // Qualified: a bare `"id"` in ORDER BY would name the select list's `("id")::text`
+        // and sort text, which no index serves.
         let sql = format!(
-            "SELECT {} FROM {} WHERE {} ORDER BY {} {direction} NULLS LAST, \"id\" {direction} LIMIT {}",
+            "SELECT {} FROM {target} WHERE {} ORDER BY {target}.{} {direction} NULLS LAST, \
+             {target}.\"id\" {direction} LIMIT {}",
             self.select_list(),
-            self.target,
             conditions.join(" AND "),
             quote_ident(order_name),
-            limit + 1
+            limit + 1,
+            target = self.target,
         );
         let shape = Shape::Page {
             columns: self.columns(),
@@ -814,8 +817,9 @@ mod tests {
         let st = build("s", &model(), &DataOp::List(query)).unwrap();
         assert!(st.sql.contains(r#"("name" > $2::text::text OR ("name" = $2::text::text AND "id" > $1::text::uuid) OR "name" IS NULL)"#), "{}", st.sql);
         assert!(
-            st.sql
-                .ends_with(r#"ORDER BY "name" ASC NULLS LAST, "id" ASC LIMIT 3"#),
+            st.sql.ends_with(
+                r#"ORDER BY "s"."contacts"."name" ASC NULLS LAST, "s"."contacts"."id" ASC LIMIT 3"#
+            ),
             "{}",
             st.sql
         );

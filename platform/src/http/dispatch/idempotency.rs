@@ -185,7 +185,7 @@ impl Claim {
     pub async fn record_in(&self, db: &mut DbSession, response: &Response) -> Result<(), String> {
         let status = i16::try_from(response.status).unwrap_or(500);
         let body = response.body.get();
-        let client = db.client().await?;
+        let client = db.client(true).await?;
         let updated = client
             .execute(RECORD, &self.record_params(&status, &body))
             .await

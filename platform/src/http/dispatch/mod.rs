@@ -258,7 +258,7 @@ async fn serve(
         share: gate.connections(),
         wait: state.pool_wait,
     };
-    let mut db = DbSession::new(connections, limits.wall_time);
+    let mut db = DbSession::new(connections);
     // Given back when the request's connection is idle, not when a dropped request's
     // future is: a client that hangs up cannot free its slot while its SQL still runs.
     db.hold(permit);
@@ -448,7 +448,7 @@ async fn run_module(
 /// not. A timed-out statement is cancelled on the server first.
 pub(super) async fn settle(
     result: Result<Response, InvokeError>,
-    db: DbSession,
+    mut db: DbSession,
 ) -> Result<(Response, DbSession), (DbSession, ApiError)> {
     let response = match result {
         Ok(response) => response,
