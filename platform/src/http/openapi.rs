@@ -32,14 +32,7 @@ async fn build(req: &HttpRequest, state: &AppState) -> Result<serde_json::Value,
         .await
         .map_err(ApiError::Auth)?;
     let tenant = check_tenant(state, &identity).await?;
-    let _permit = state.directory.gate(&tenant).admit().map_err(|rejected| {
-        state
-            .metrics
-            .rate_limited
-            .with_label_values(&[rejected.reason()])
-            .inc();
-        ApiError::Rejected(rejected)
-    })?;
+    let _permit = dispatch::admit(state, &state.directory.gate(&tenant))?;
     let mut modules = Vec::with_capacity(tenant.modules.len());
     for name in tenant.modules.keys() {
         modules.push(served_module(state, &tenant, name).await?);

@@ -197,14 +197,7 @@ async fn serve(
         return Err(ApiError::Forbidden(route.permission.clone()));
     }
     let gate = state.directory.gate(&tenant);
-    let permit = gate.admit().map_err(|rejected| {
-        state
-            .metrics
-            .rate_limited
-            .with_label_values(&[rejected.reason()])
-            .inc();
-        ApiError::Rejected(rejected)
-    })?;
+    let permit = admit(state, &gate)?;
     let limits = tenant.limits.clone();
     let body = read_body(req, payload, limits.max_request_bytes).await?;
     let claim = match idempotency::key_of(req)? {
@@ -370,6 +363,21 @@ pub(super) async fn check_tenant(
         Status::Deleted => return Err(ApiError::UnknownTenant),
     }
     Ok(tenant)
+}
+
+/// Admits a request through the tenant's `gate`, counting a refusal by its reason.
+pub(super) fn admit(
+    state: &AppState,
+    gate: &crate::tenants::gate::Gate,
+) -> Result<crate::tenants::gate::Admitted, ApiError> {
+    gate.admit().map_err(|rejected| {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&[rejected.reason()])
+            .inc();
+        ApiError::Rejected(rejected)
+    })
 }
 
 /// The version of `module` the tenant is served: loaded from the module store if this
