@@ -3,9 +3,11 @@
 //! One pool serves every tenant. Settings that are the same for every request (time zone,
 //! date style, a statement-timeout backstop) are the connection's startup parameters;
 //! nothing a tenant or request chooses is ever set on a connection. A request's reads
-//! run on its connection as they come (READ COMMITTED gives each statement its own
-//! snapshot inside a transaction too); its first write or lock opens the transaction,
-//! which ends with exactly one `COMMIT` or `ROLLBACK`. A connection goes back to the pool
+//! before its first write each take a connection and give it back as soon as the rows
+//! are in (READ COMMITTED gives each statement its own snapshot inside a transaction
+//! too, so nothing ties them to one connection), and a request busy in its module holds
+//! none; its first write or lock opens the transaction, which keeps its connection and
+//! ends with exactly one `COMMIT` or `ROLLBACK`. A connection goes back to the pool
 //! only when no statement of the request can still run and any transaction was closed:
 //! if the request is cancelled, panics, or the closing statement fails, the connection is
 //! closed instead, so no transaction, lock or setting can reach the next tenant.
@@ -16,10 +18,11 @@
 //! ([`wind_down`]). So live backends never exceed the pool size, whatever clients do.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Something a session keeps until its connection is idle (a permit, mostly).
 type Held = Box<dyn Send + Sync>;
@@ -66,13 +69,57 @@ pub fn create_pool(database_url: &str, max_size: usize, wait: Duration) -> anyho
         .build()?)
 }
 
+/// A tenant's share of the pool's connections.
+#[derive(Clone)]
+pub struct ConnectionShare {
+    /// One permit per connection of the share.
+    pub permits: Arc<Semaphore>,
+    /// How many permits the share has.
+    pub size: u32,
+    /// Tenants of this replica active now, this one included.
+    pub active_tenants: Arc<AtomicUsize>,
+}
+
+/// Reads shorter than this never pay back: a request's lookups take well under it.
+const READ_GRACE: Duration = Duration::from_millis(5);
+
+/// The longest a permit is kept back for one read.
+const MAX_READ_PAYBACK: Duration = Duration::from_secs(10);
+
+impl ConnectionShare {
+    /// Gives back the permit of a plain read that took `elapsed`. While other tenants are
+    /// active, a read longer than [`READ_GRACE`] keeps its permit idle for a while
+    /// first, so a tenant running long scans gets a small part of the database's time,
+    /// like a CPU-heavy one gets a small part of the cores
+    /// ([`crate::runtime::cpu::CpuShared`]). The pay-back is the read's time beyond the
+    /// grace, times the CPU pay-back factor, times the share's size: the tenant's
+    /// permits together run about as many scans as one permit would run alone, since the
+    /// database's cores, not its connections, are what the scans use up. Only plain
+    /// reads pay back: their time is the database working (no row locks to wait on).
+    fn read_ended(&self, permit: OwnedSemaphorePermit, elapsed: Duration) {
+        let factor =
+            crate::runtime::cpu::payback_factor(&self.active_tenants).saturating_mul(self.size);
+        let payback = elapsed.saturating_sub(READ_GRACE).saturating_mul(factor);
+        if payback.is_zero() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        drop(runtime.spawn(async move {
+            tokio::time::sleep(payback.min(MAX_READ_PAYBACK)).await;
+            drop(permit);
+        }));
+    }
+}
+
 /// Where a request's connection comes from: the shared pool, within its tenant's share.
 #[derive(Clone)]
 pub struct Connections {
     /// The shared pool.
     pub pool: Pool,
-    /// The tenant's connection permits ([`crate::tenants::gate::Gate::connections`]).
-    pub share: Arc<Semaphore>,
+    /// The tenant's share ([`crate::tenants::gate::Gate::connection_share`]).
+    pub share: ConnectionShare,
     /// How long to wait for a permit and then a connection, together.
     pub wait: Duration,
 }
@@ -87,8 +134,10 @@ pub struct DbSession {
     /// A cancel was sent for a statement of `conn`: it may still arrive, so the
     /// connection must not serve anyone else.
     cancelled: bool,
-    /// Given back with the connection, once its backend is idle: the tenant's connection
-    /// permit, and whatever the request handed over with [`DbSession::hold`].
+    /// The tenant's connection permit for `conn`, given back with it.
+    permit: Option<OwnedSemaphorePermit>,
+    /// Given back at the end of the session, once no statement of it can run: whatever
+    /// the request handed over with [`DbSession::hold`].
     held: Vec<Held>,
     aborted: bool,
     failure: Option<String>,
@@ -103,6 +152,7 @@ impl DbSession {
             conn: None,
             in_transaction: false,
             cancelled: false,
+            permit: None,
             held: Vec::new(),
             aborted: false,
             failure: None,
@@ -117,6 +167,7 @@ impl DbSession {
             conn: None,
             in_transaction: false,
             cancelled: false,
+            permit: None,
             held: Vec::new(),
             aborted: false,
             failure: None,
@@ -163,14 +214,14 @@ impl DbSession {
             .ok_or_else(|| "no database connection".to_string())
     }
 
-    /// A pooled connection within the tenant's share, its permit kept in `held`.
+    /// A pooled connection within the tenant's share, its permit kept in `permit`.
     async fn connect(&mut self) -> Result<Object, String> {
         let source = self
             .source
             .as_ref()
             .ok_or_else(|| "no database in this context".to_string())?;
         let started = std::time::Instant::now();
-        let share = source.share.clone().acquire_owned();
+        let share = source.share.permits.clone().acquire_owned();
         let permit = match tokio::time::timeout(source.wait, share).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) | Err(_) => {
@@ -186,8 +237,21 @@ impl DbSession {
             Ok(Err(e)) => return Err(format!("no database connection available: {e}")),
             Err(_) => return Err("no database connection was free in time".into()),
         };
-        self.held.push(Box::new(permit));
+        self.permit = Some(permit);
         Ok(conn)
+    }
+
+    /// Gives the connection back after a read that ran outside a transaction and was
+    /// read to its end in `elapsed`: the backend is idle, and whatever the request does
+    /// next (more wasm, another read) need not keep a connection from the others.
+    pub fn read_done(&mut self, elapsed: Duration) {
+        if self.in_transaction || self.cancelled || self.failure.is_some() {
+            return;
+        }
+        drop(self.conn.take());
+        if let (Some(permit), Some(source)) = (self.permit.take(), &self.source) {
+            source.share.read_ended(permit, elapsed);
+        }
     }
 
     /// Keeps `permit` until the session's connection is back and idle (or the session
@@ -286,7 +350,8 @@ impl DbSession {
 
 impl Drop for DbSession {
     fn drop(&mut self) {
-        let held = std::mem::take(&mut self.held);
+        let mut held = std::mem::take(&mut self.held);
+        held.extend(self.permit.take().map(|p| Box::new(p) as Held));
         // Still held means the transaction was not closed cleanly: a statement may run.
         let Some(conn) = self.conn.take() else {
             return;

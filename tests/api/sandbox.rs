@@ -225,3 +225,47 @@ async fn lock(app: &TestApp, token: &str, id: &str) -> (u16, String, Value) {
         .await;
     status_and_json(response).await
 }
+
+#[tokio::test]
+async fn a_call_busy_in_its_module_after_a_read_holds_no_connection() {
+    // A pool of 2 gives each tenant a share of one connection.
+    let (app, token) = hostile_app_with(TestOptions {
+        limits: Limits {
+            fuel_per_request: 1_000_000_000_000,
+            wall_time: Duration::from_secs(3),
+            ..Limits::default()
+        },
+        hostile: true,
+        db_pool_size: Some(2),
+        ..TestOptions::default()
+    })
+    .await;
+    let sent = std::time::Instant::now();
+    let busy = {
+        let (address, token) = (app.address.clone(), token.clone());
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .get(format!("{address}/api/v1/hostile/count-then-loop"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    // Long enough for the busy call to have read and be spinning.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = call(&app, &token, Method::GET, "/count").await;
+    assert_eq!(status, 200, "{body}");
+    // Had the spinning call kept the tenant's one connection, the read could not have
+    // had it before that call's wall time (3 s) ended.
+    assert!(
+        sent.elapsed() < Duration::from_secs(3) && !busy.is_finished(),
+        "the read was answered while the call that read before it still runs"
+    );
+    assert_eq!(
+        busy.await.unwrap(),
+        504,
+        "the spinning call ends at its wall time"
+    );
+}

@@ -167,7 +167,8 @@ async fn run_statement(
         }
         Err(e) => Err(e),
     };
-    scope.usage.statements.push((op, started.elapsed()));
+    let elapsed = started.elapsed();
+    scope.usage.statements.push((op, elapsed));
     if capped {
         // The rest of the result is not wanted; a write may have happened, so only
         // rollback is safe.
@@ -183,6 +184,9 @@ async fn run_statement(
                 scope.limits.max_rows_returned, scope.limits.max_bytes_returned
             ),
         ));
+    }
+    if result.is_ok() && !writes {
+        scope.db.read_done(elapsed);
     }
     result.map(|()| rows).map_err(|e| {
         let (kind, message) = classify(&e);

@@ -68,7 +68,8 @@ type Acquiring = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, Acquir
 pub struct CpuShare {
     /// One permit per core of the tenant's share: a sandbox holds one while it executes.
     pub permits: Arc<Semaphore>,
-    /// Tenants of this replica with module calls in flight, this one included.
+    /// Tenants of this replica with module calls in flight or just ended
+    /// ([`crate::tenants::gate::LINGER`]), this one included.
     pub active_tenants: Arc<AtomicUsize>,
 }
 
@@ -86,9 +87,26 @@ impl CpuShare {
 /// milliseconds, and shorter waits would round up into far more than the debt.
 const MIN_BACKOFF: Duration = Duration::from_millis(2);
 
+/// CPU a call may use before it starts paying back: a request-sized call (a few reads,
+/// some JSON) stays well inside it and so never waits, whoever else is busy.
+const GRACE: Duration = Duration::from_millis(1);
+
+/// How many times its CPU beyond [`GRACE`] a busy call pays back per other active tenant.
+const PAYBACK_PER_OTHER: u32 = 8;
+
 /// How many times its CPU a busy call pays back at most: however many tenants are
-/// active, a CPU-bound one keeps a quarter of its share.
-const MAX_BACKOFF_FACTOR: u32 = 3;
+/// active, a CPU-bound one keeps a seventeenth of its share.
+const MAX_BACKOFF_FACTOR: u32 = 16;
+
+/// How many times a busy tenant pays back what it uses beyond a grace, given the
+/// replica's active tenants (itself included): 0 alone.
+pub fn payback_factor(active_tenants: &AtomicUsize) -> u32 {
+    let others = active_tenants.load(Ordering::Relaxed).saturating_sub(1);
+    u32::try_from(others)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(PAYBACK_PER_OTHER)
+        .min(MAX_BACKOFF_FACTOR)
+}
 
 /// Polls a future only while holding one of its tenant's core permits, taken before each
 /// poll and given back when the poll returns.
@@ -99,17 +117,20 @@ const MAX_BACKOFF_FACTOR: u32 = 3;
 /// instead of the executor's run queue, where other tenants' requests would queue behind
 /// every one of them.
 ///
-/// While other tenants have calls in flight, a call also pays back the CPU it used: it
-/// keeps the tenant's permit idle for twice as long as it ran per other active tenant
-/// (at most [`MAX_BACKOFF_FACTOR`] times), so beside one other tenant a CPU-bound one gets
-/// a third of its share and the rest goes to the others' requests, wasm and host work
-/// alike (their host work needs cores too, which is why the debt counts double). Short
-/// calls never build up [`MIN_BACKOFF`] of debt and so never wait. Alone, a tenant uses
-/// its whole share.
+/// While other tenants are active, a call that has used more than [`GRACE`] of CPU also
+/// pays back what it uses beyond it: it keeps the tenant's permit idle for
+/// [`PAYBACK_PER_OTHER`] times as long as it ran per other active tenant (at most
+/// [`MAX_BACKOFF_FACTOR`] times), so beside one other tenant a CPU-bound one gets a ninth
+/// of its share. The rest goes to the others' requests, whose cost is mostly not wasm
+/// (HTTP, tokens, JSON, PostgreSQL) and which a fair split of the wasm alone would leave
+/// starved: the aim is that a light tenant barely notices a heavy one. Request-sized
+/// calls never pay back. Alone, a tenant uses its whole share.
 pub struct CpuShared<F> {
     inner: F,
     share: CpuShare,
     waiting: Option<Acquiring>,
+    /// CPU used so far, against [`GRACE`].
+    used: Duration,
     debt: Duration,
     cooling: Option<(OwnedSemaphorePermit, Pin<Box<tokio::time::Sleep>>)>,
     backed_off: Duration,
@@ -122,6 +143,7 @@ impl<F: Future + Unpin> CpuShared<F> {
             inner,
             share,
             waiting: None,
+            used: Duration::ZERO,
             debt: Duration::ZERO,
             cooling: None,
             backed_off: Duration::ZERO,
@@ -138,16 +160,10 @@ impl<F: Future + Unpin> CpuShared<F> {
         if result.is_ready() {
             return result;
         }
-        let others = self
-            .share
-            .active_tenants
-            .load(Ordering::Relaxed)
-            .saturating_sub(1);
-        let factor = u32::try_from(others)
-            .unwrap_or(u32::MAX)
-            .saturating_mul(2)
-            .min(MAX_BACKOFF_FACTOR);
-        self.debt += thread_cpu_time().saturating_sub(started) * factor;
+        let factor = payback_factor(&self.share.active_tenants);
+        let ran = thread_cpu_time().saturating_sub(started);
+        self.used += ran;
+        self.debt += ran.min(self.used.saturating_sub(GRACE)) * factor;
         if self.debt >= MIN_BACKOFF {
             let debt = std::mem::take(&mut self.debt);
             self.backed_off += debt;
@@ -198,6 +214,8 @@ mod tests {
     /// Counts how many of its futures are inside a poll at once.
     struct Busy {
         polls_left: u32,
+        /// CPU each poll spins for.
+        spin: Duration,
         inside: Arc<std::sync::atomic::AtomicU32>,
         most: Arc<std::sync::atomic::AtomicU32>,
     }
@@ -210,7 +228,7 @@ mod tests {
             let now = self.inside.fetch_add(1, SeqCst) + 1;
             self.most.fetch_max(now, SeqCst);
             let started = thread_cpu_time();
-            while thread_cpu_time() - started < Duration::from_millis(2) {
+            while thread_cpu_time() - started < self.spin {
                 std::hint::spin_loop();
             }
             self.inside.fetch_sub(1, SeqCst);
@@ -233,6 +251,7 @@ mod tests {
             .map(|_| {
                 let busy = Busy {
                     polls_left: 5,
+                    spin: Duration::from_millis(2),
                     inside: inside.clone(),
                     most: most.clone(),
                 };
@@ -252,13 +271,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_busy_call_backs_off_while_other_tenants_are_active_and_not_when_alone() {
-        let backed_off = |active: usize| async move {
+        let backed_off = |active: usize, spin: Duration| async move {
             let share = CpuShare::alone(1);
             share
                 .active_tenants
                 .store(active, std::sync::atomic::Ordering::SeqCst);
             let busy = Busy {
                 polls_left: 10,
+                spin,
                 inside: Arc::default(),
                 most: Arc::default(),
             };
@@ -266,14 +286,20 @@ mod tests {
             (&mut call).await;
             call.backed_off
         };
+        let busy = Duration::from_millis(2);
         assert_eq!(
-            backed_off(1).await,
+            backed_off(1, busy).await,
             Duration::ZERO,
             "alone, nothing to pay back"
         );
-        // Nine polls of 2 ms of CPU returned Pending: each is paid back twice per other
-        // tenant, and three times at most.
-        assert!(backed_off(2).await >= Duration::from_millis(36));
-        assert!(backed_off(9).await >= Duration::from_millis(54));
+        // Nine polls of 2 ms of CPU returned Pending, 17 ms of it beyond the grace: paid
+        // back eight times per other tenant, and sixteen times at most.
+        assert!(backed_off(2, busy).await >= Duration::from_millis(136));
+        assert!(backed_off(9, busy).await >= Duration::from_millis(272));
+        assert_eq!(
+            backed_off(9, Duration::from_micros(50)).await,
+            Duration::ZERO,
+            "a request-sized call never pays back"
+        );
     }
 }

@@ -81,7 +81,7 @@ pub struct TenantDirectory {
     pool: Pool,
     base: Limits,
     shares: Shares,
-    /// Tenants with module calls in flight on this replica.
+    /// Tenants with module calls in flight on this replica, or just ended.
     active_tenants: Arc<AtomicUsize>,
     entries: Cache<String, Option<Arc<TenantEntry>>>,
     gates: moka::sync::Cache<String, Arc<Gate>>,

@@ -8,9 +8,9 @@
 //! the sandbox slots.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -18,6 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use eerp_tenancy::Limits;
 
+use crate::db::ConnectionShare;
 use crate::runtime::cpu::CpuShare;
 
 /// Why a request was not admitted, and when to try again.
@@ -68,20 +69,104 @@ impl Shares {
     }
 }
 
-/// A module call admitted for its tenant. While any of a tenant's calls is admitted, the
-/// tenant counts as active on the replica (which busy calls of others back off for).
+/// How long a tenant still counts as active after its last call ended. A tenant sending
+/// short requests back to back has no call in flight for much of the time (its requests
+/// are in HTTP, in the client, on the wire); a busy neighbour must not take each of those
+/// gaps as the tenant having gone and run unchecked through it.
+pub const LINGER: Duration = Duration::from_millis(250);
+
+/// Whether a tenant counts in the replica's active tenants, and why.
+#[derive(Debug, Default)]
+struct Presence {
+    in_flight: usize,
+    /// Counted in `active_tenants`.
+    counted: bool,
+    last_end: Option<Instant>,
+    /// A task is waiting to stop counting the tenant once it has been idle for [`LINGER`].
+    lingering: bool,
+}
+
+/// A tenant's presence on the replica, shared by its gate and its admitted calls.
+#[derive(Debug)]
+struct Activity {
+    presence: Mutex<Presence>,
+    active_tenants: Arc<AtomicUsize>,
+}
+
+impl Activity {
+    fn presence(&self) -> MutexGuard<'_, Presence> {
+        // The state stays consistent whatever panicked while holding it: every change
+        // under the lock is a plain assignment.
+        self.presence.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn call_started(&self) {
+        let mut presence = self.presence();
+        presence.in_flight += 1;
+        if !presence.counted {
+            presence.counted = true;
+            self.active_tenants.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn call_ended(self: &Arc<Self>) {
+        let mut presence = self.presence();
+        presence.in_flight = presence.in_flight.saturating_sub(1);
+        if presence.in_flight > 0 {
+            return;
+        }
+        presence.last_end = Some(Instant::now());
+        if presence.lingering {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                presence.lingering = true;
+                drop(runtime.spawn(self.clone().linger()));
+            }
+            // No timers outside a runtime (tools, unit tests): gone at once.
+            Err(_) => self.stop_counting(&mut presence),
+        }
+    }
+
+    fn stop_counting(&self, presence: &mut Presence) {
+        if std::mem::take(&mut presence.counted) {
+            self.active_tenants.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Stops counting the tenant once no call of it has run for [`LINGER`]; one such
+    /// task per tenant at a time, so a tenant pays at most one per [`LINGER`].
+    async fn linger(self: Arc<Self>) {
+        let mut wait = LINGER;
+        loop {
+            tokio::time::sleep(wait).await;
+            let mut presence = self.presence();
+            let idle = presence.last_end.map(|at| at.elapsed()).unwrap_or(LINGER);
+            if presence.in_flight > 0 || idle >= LINGER {
+                if presence.in_flight == 0 {
+                    self.stop_counting(&mut presence);
+                }
+                presence.lingering = false;
+                return;
+            }
+            wait = LINGER - idle;
+        }
+    }
+}
+
+/// A module call admitted for its tenant. While any of a tenant's calls is admitted, and
+/// for [`LINGER`] after the last one, the tenant counts as active on the replica (which
+/// busy calls of others back off for).
 #[derive(Debug)]
 pub struct Admitted {
     _permit: OwnedSemaphorePermit,
-    in_flight: Arc<AtomicUsize>,
-    active_tenants: Arc<AtomicUsize>,
+    activity: Arc<Activity>,
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.active_tenants.fetch_sub(1, Ordering::AcqRel);
-        }
+        self.activity.call_ended();
     }
 }
 
@@ -92,9 +177,9 @@ pub struct Gate {
     calls: Arc<Semaphore>,
     call_limit: u32,
     sandbox_share: u32,
-    in_flight: Arc<AtomicUsize>,
+    activity: Arc<Activity>,
     cpu: CpuShare,
-    connections: Arc<Semaphore>,
+    connections: ConnectionShare,
 }
 
 impl Gate {
@@ -111,12 +196,19 @@ impl Gate {
             calls: Arc::new(Semaphore::new(call_limit as usize)),
             call_limit,
             sandbox_share: shares.sandboxes,
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            activity: Arc::new(Activity {
+                presence: Mutex::default(),
+                active_tenants: active_tenants.clone(),
+            }),
             cpu: CpuShare {
                 permits: Arc::new(Semaphore::new(shares.cores as usize)),
+                active_tenants: active_tenants.clone(),
+            },
+            connections: ConnectionShare {
+                permits: Arc::new(Semaphore::new(shares.connections as usize)),
+                size: shares.connections,
                 active_tenants,
             },
-            connections: Arc::new(Semaphore::new(shares.connections as usize)),
         }
     }
 
@@ -130,7 +222,7 @@ impl Gate {
             sandboxes: self.sandbox_share,
         };
         Self {
-            in_flight: self.in_flight.clone(),
+            activity: self.activity.clone(),
             cpu: self.cpu.clone(),
             connections: self.connections.clone(),
             ..Self::new(limits, shares, self.cpu.active_tenants.clone())
@@ -142,8 +234,8 @@ impl Gate {
         self.cpu.clone()
     }
 
-    /// The tenant's permits to hold a pooled connection.
-    pub fn connections(&self) -> Arc<Semaphore> {
+    /// The tenant's share of the pool's connections.
+    pub fn connection_share(&self) -> ConnectionShare {
         self.connections.clone()
     }
 
@@ -168,13 +260,10 @@ impl Gate {
             .map_err(|_| Rejected::Concurrency {
                 limit: self.call_limit,
             })?;
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
-            self.cpu.active_tenants.fetch_add(1, Ordering::AcqRel);
-        }
+        self.activity.call_started();
         Ok(Admitted {
             _permit: permit,
-            in_flight: self.in_flight.clone(),
-            active_tenants: self.cpu.active_tenants.clone(),
+            activity: self.activity.clone(),
         })
     }
 }
@@ -288,6 +377,35 @@ mod tests {
         assert_eq!(active.load(Ordering::SeqCst), 0);
     }
 
+    #[tokio::test]
+    async fn a_tenant_stays_active_for_a_moment_after_its_last_call() {
+        let active = Arc::new(AtomicUsize::new(0));
+        let gate = Gate::new(&Limits::default(), WIDE, active.clone());
+        drop(gate.admit().unwrap());
+        tokio::time::sleep(LINGER / 5).await;
+        // A call in the gap: still counted once, and from its end on.
+        drop(gate.admit().unwrap());
+        let last_end = Instant::now();
+        assert_eq!(
+            active.load(Ordering::SeqCst),
+            1,
+            "still active between calls"
+        );
+        while active.load(Ordering::SeqCst) > 0 {
+            assert!(
+                last_end.elapsed() < Duration::from_secs(5),
+                "never went idle"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            last_end.elapsed() >= LINGER,
+            "counted until idle for LINGER after the last call"
+        );
+        let _again = gate.admit().unwrap();
+        assert_eq!(active.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn new_limits_keep_the_shares_already_held() {
         let active = Arc::new(AtomicUsize::new(0));
@@ -299,7 +417,7 @@ mod tests {
             },
             active.clone(),
         );
-        let held = gate.connections().try_acquire_owned().unwrap();
+        let held = gate.connection_share().permits.try_acquire_owned().unwrap();
         let _call = gate.admit().unwrap();
         let rebuilt = gate.rebuilt(&Limits {
             burst: 1,
@@ -310,13 +428,23 @@ mod tests {
             ..Limits::default()
         }));
         assert!(
-            rebuilt.connections().try_acquire_owned().is_err(),
+            rebuilt
+                .connection_share()
+                .permits
+                .try_acquire_owned()
+                .is_err(),
             "the connection held under the old limits still counts"
         );
         let _again = rebuilt.admit().unwrap();
         assert_eq!(active.load(Ordering::SeqCst), 1, "one tenant, counted once");
         drop(held);
-        assert!(rebuilt.connections().try_acquire_owned().is_ok());
+        assert!(
+            rebuilt
+                .connection_share()
+                .permits
+                .try_acquire_owned()
+                .is_ok()
+        );
     }
 
     #[test]

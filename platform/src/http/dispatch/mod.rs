@@ -248,7 +248,7 @@ async fn serve(
     };
     let connections = Connections {
         pool: state.pool.clone(),
-        share: gate.connections(),
+        share: gate.connection_share(),
         wait: state.pool_wait,
     };
     let mut db = DbSession::new(connections);

@@ -17,6 +17,7 @@
 //! | 8 | `POST /ignore-failure` | inserts a duplicate, ignores the conflict, answers 200 |
 //! | 9 | `GET /count` | counts its rows |
 //! | 10 | `POST /lock` | locks the row `{"id"}` with `get_for_update` (waits if it is locked) |
+//! | 11 | `GET /count-then-loop` | counts its rows, then spins forever |
 #![cfg(target_arch = "wasm32")]
 
 use std::alloc::{Layout, alloc};
@@ -30,7 +31,7 @@ unsafe extern "C" {
     fn data_take(dst: i32);
 }
 
-const ROUTES: [(&str, &str); 11] = [
+const ROUTES: [(&str, &str); 12] = [
     ("GET", "/loop"),
     ("GET", "/hog"),
     ("GET", "/recurse"),
@@ -42,6 +43,7 @@ const ROUTES: [(&str, &str); 11] = [
     ("POST", "/ignore-failure"),
     ("GET", "/count"),
     ("POST", "/lock"),
+    ("GET", "/count-then-loop"),
 ];
 
 fn pack(ptr: u32, len: u32) -> i64 {
@@ -147,13 +149,14 @@ pub extern "C" fn eerp_handle(handler: i32, ptr: i32, len: i32) -> i64 {
     };
     let note = field("note");
     let insert = || data(json!({"op": "insert", "table": "probes", "values": {"note": note}}));
-    match handler {
-        0 => {
-            let mut spins = 0u64;
-            loop {
-                spins = black_box(spins.wrapping_add(1));
-            }
+    let spin = || -> ! {
+        let mut spins = 0u64;
+        loop {
+            spins = black_box(spins.wrapping_add(1));
         }
+    };
+    match handler {
+        0 => spin(),
         1 => {
             let mut hoard: Vec<Vec<u8>> = Vec::new();
             loop {
@@ -185,6 +188,12 @@ pub extern "C" fn eerp_handle(handler: i32, ptr: i32, len: i32) -> i64 {
             let locked =
                 data(json!({"op": "get_for_update", "table": "probes", "id": field("id")}));
             respond(200, locked)
+        }
+        11 => {
+            black_box(data(
+                json!({"op": "aggregate", "table": "probes", "aggregates": [{"func": "count"}]}),
+            ));
+            spin()
         }
         _ => respond(
             404,
