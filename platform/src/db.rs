@@ -24,7 +24,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Something a session keeps until its connection is idle (a permit, mostly).
+/// Something a session keeps until it ends and no statement of it can still run (a
+/// permit, mostly).
 type Held = Box<dyn Send + Sync>;
 use tokio_postgres::NoTls;
 
@@ -80,10 +81,14 @@ pub struct ConnectionShare {
     pub active_tenants: Arc<AtomicUsize>,
 }
 
-/// Reads shorter than this never pay back: a request's lookups take well under it.
-const READ_GRACE: Duration = Duration::from_millis(5);
+/// Reads shorter than this never pay back: a request's lookups take well under it, also
+/// when a neighbour's scans slow the database down (a read's time includes its waits).
+const READ_GRACE: Duration = Duration::from_millis(20);
 
-/// The longest a permit is kept back for one read.
+/// The longest a permit is kept back for one read. Longer than the pool wait: a tenant
+/// whose scans keep all its permits back is over its share, and its further requests get
+/// 503 with `Retry-After` (a shorter bound let its scans keep taking the database from
+/// the others: measured in `docs/reliability.md`).
 const MAX_READ_PAYBACK: Duration = Duration::from_secs(10);
 
 impl ConnectionShare {
@@ -226,7 +231,8 @@ impl DbSession {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) | Err(_) => {
                 return Err(format!(
-                    "this tenant's share of database connections stayed in use for {} ms; retry shortly",
+                    "this tenant's share of database connections stayed in use (or held back after \
+                     long reads) for {} ms; retry shortly",
                     source.wait.as_millis()
                 ));
             }
@@ -241,9 +247,11 @@ impl DbSession {
         Ok(conn)
     }
 
-    /// Gives the connection back after a read that ran outside a transaction and was
-    /// read to its end in `elapsed`: the backend is idle, and whatever the request does
-    /// next (more wasm, another read) need not keep a connection from the others.
+    /// Gives the connection back after a read that ran outside a transaction and ended
+    /// (read to its end, or refused by the database for its input) in `elapsed`: the
+    /// backend is idle, and whatever the request does next (more wasm, another read)
+    /// need not keep a connection from the others. A cancelled or broken connection is
+    /// kept, to be wound down or closed when the session ends.
     pub fn read_done(&mut self, elapsed: Duration) {
         if self.in_transaction || self.cancelled || self.failure.is_some() {
             return;
@@ -254,8 +262,8 @@ impl DbSession {
         }
     }
 
-    /// Keeps `permit` until the session's connection is back and idle (or the session
-    /// ends without one), so what it counts cannot be reused while a statement of this
+    /// Keeps `permit` until the session ends and, if it still has a connection, that
+    /// connection is idle, so what it counts cannot be reused while a statement of this
     /// request may still run.
     pub fn hold(&mut self, permit: impl Send + Sync + 'static) {
         self.held.push(Box::new(permit));
@@ -404,5 +412,44 @@ impl Drop for NeverPooled {
         if let Some(conn) = self.0.take() {
             drop(Object::take(conn));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A share of one permit, among `active` tenants; the permit is taken.
+    async fn share_with_its_permit_taken(active: usize) -> (ConnectionShare, OwnedSemaphorePermit) {
+        let share = ConnectionShare {
+            permits: Arc::new(Semaphore::new(1)),
+            size: 1,
+            active_tenants: Arc::new(AtomicUsize::new(active)),
+        };
+        let permit = share.permits.clone().acquire_owned().await.unwrap();
+        (share, permit)
+    }
+
+    #[tokio::test]
+    async fn a_long_read_keeps_its_permit_back_only_while_others_are_active() {
+        let (alone, permit) = share_with_its_permit_taken(1).await;
+        alone.read_ended(permit, Duration::from_secs(1));
+        assert_eq!(alone.permits.available_permits(), 1, "alone: back at once");
+
+        let (short, permit) = share_with_its_permit_taken(2).await;
+        short.read_ended(permit, READ_GRACE);
+        assert_eq!(
+            short.permits.available_permits(),
+            1,
+            "within the grace: back at once"
+        );
+
+        // 100 ms beyond the grace, beside one other tenant: kept back 8 × 100 ms.
+        let (busy, permit) = share_with_its_permit_taken(2).await;
+        let started = std::time::Instant::now();
+        busy.read_ended(permit, READ_GRACE + Duration::from_millis(100));
+        assert_eq!(busy.permits.available_permits(), 0, "kept back");
+        drop(busy.permits.acquire().await.unwrap());
+        assert!(started.elapsed() >= Duration::from_millis(800));
     }
 }

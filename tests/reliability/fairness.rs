@@ -25,8 +25,10 @@ async fn round(app: &TestApp, calm: &str, get: &str, busy: &str, path: &str) -> 
         closed_loop(app, calm, get, 8, LENGTH),
         closed_loop(app, busy, path, 32, LENGTH + Duration::from_millis(500)),
     );
-    // A's last calls may still pay back; the next round's B alone must be alone.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A counts as active for a moment after its last call, and its last scans keep
+    // their permits back for up to 2 s: the next round's B alone must be alone and A
+    // start afresh.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     [alone, beside, a]
 }
 

@@ -185,10 +185,7 @@ async fn run_statement(
             ),
         ));
     }
-    if result.is_ok() && !writes {
-        scope.db.read_done(elapsed);
-    }
-    result.map(|()| rows).map_err(|e| {
+    let outcome = result.map(|()| rows).map_err(|e| {
         let (kind, message) = classify(&e);
         let cancelled = e
             .as_db_error()
@@ -202,7 +199,11 @@ async fn run_statement(
             scope.db.mark_aborted();
         }
         error(kind, message)
-    })
+    });
+    if !writes {
+        scope.db.read_done(elapsed);
+    }
+    outcome
 }
 
 /// Constraint and data errors, and limits a value ran into (an index entry too large),

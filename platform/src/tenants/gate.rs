@@ -122,7 +122,8 @@ impl Activity {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 presence.lingering = true;
-                drop(runtime.spawn(self.clone().linger()));
+                let ended = LingerEnded(self.clone());
+                drop(runtime.spawn(self.clone().linger(ended)));
             }
             // No timers outside a runtime (tools, unit tests): gone at once.
             Err(_) => self.stop_counting(&mut presence),
@@ -137,7 +138,10 @@ impl Activity {
 
     /// Stops counting the tenant once no call of it has run for [`LINGER`]; one such
     /// task per tenant at a time, so a tenant pays at most one per [`LINGER`].
-    async fn linger(self: Arc<Self>) {
+    ///
+    /// `_ended` is part of the task from its spawn: should the task be dropped before it
+    /// ends, even unpolled (its runtime stopping), the tenant does not stay counted.
+    async fn linger(self: Arc<Self>, _ended: LingerEnded) {
         let mut wait = LINGER;
         loop {
             tokio::time::sleep(wait).await;
@@ -151,6 +155,18 @@ impl Activity {
                 return;
             }
             wait = LINGER - idle;
+        }
+    }
+}
+
+/// Ends a tenant's linger however its task ends.
+struct LingerEnded(Arc<Activity>);
+
+impl Drop for LingerEnded {
+    fn drop(&mut self) {
+        let mut presence = self.0.presence();
+        if std::mem::take(&mut presence.lingering) && presence.in_flight == 0 {
+            self.0.stop_counting(&mut presence);
         }
     }
 }
@@ -184,7 +200,7 @@ pub struct Gate {
 
 impl Gate {
     /// A gate for `limits`, within `shares`; `active_tenants` counts the replica's
-    /// tenants with calls in flight.
+    /// tenants with calls in flight or ended within [`LINGER`].
     pub fn new(limits: &Limits, shares: Shares, active_tenants: Arc<AtomicUsize>) -> Self {
         let nonzero = |v: u32| NonZeroU32::new(v.max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_second(nonzero(limits.requests_per_second))
@@ -398,12 +414,34 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // `last_end` was taken just after the gate's own: allow for the difference.
         assert!(
-            last_end.elapsed() >= LINGER,
+            last_end.elapsed() + Duration::from_millis(5) >= LINGER,
             "counted until idle for LINGER after the last call"
         );
         let _again = gate.admit().unwrap();
         assert_eq!(active.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_tenant_is_not_left_active_when_its_linger_task_is_dropped() {
+        let active = Arc::new(AtomicUsize::new(0));
+        let gate = Gate::new(&Limits::default(), WIDE, active.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async { drop(gate.admit().unwrap()) });
+        assert_eq!(active.load(Ordering::SeqCst), 1, "lingering");
+        // The linger task never ran: dropped with its runtime.
+        drop(runtime);
+        assert_eq!(active.load(Ordering::SeqCst), 0);
+        drop(gate.admit().unwrap());
+        assert_eq!(
+            active.load(Ordering::SeqCst),
+            0,
+            "and counted normally afterwards"
+        );
     }
 
     #[test]
