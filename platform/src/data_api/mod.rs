@@ -5,9 +5,10 @@
 //! - [`values`]: JSON values <-> column types (exact decimals, no floats).
 //! - [`cursor`]: opaque keyset cursors for lists.
 //!
-//! [`execute`] runs one operation in the request's transaction and enforces the
-//! per-request caps. Constraint and data errors go back to the module as [`DataError`]s
-//! (the transaction is then aborted and will roll back); infrastructure failures end the
+//! [`execute`] runs one operation (a plain read on a connection of its own, a write or a
+//! lock in the request's transaction; see [`crate::db`]) and enforces the per-request
+//! caps. Constraint and data errors go back to the module as [`DataError`]s (a
+//! transaction is then aborted and will roll back); infrastructure failures end the
 //! request as `db_error`.
 
 pub mod cursor;
