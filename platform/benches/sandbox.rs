@@ -96,6 +96,11 @@ fn variants() -> Vec<(&'static str, EngineSettings)> {
             }),
         ),
         ("nothing kept resident", with(|s| s.keep_resident_bytes = 0)),
+        ("pagemap scan off", with(|s| s.pagemap_scan = false)),
+        (
+            "256 KiB resident",
+            with(|s| s.keep_resident_bytes = 256 << 10),
+        ),
         (
             "no fiber stack kept resident",
             with(|s| s.stack_keep_resident_bytes = 0),

@@ -19,7 +19,7 @@ pub async fn commit_audited(
     after: Option<&Value>,
 ) -> Result<(), tokio_postgres::Error> {
     audit(&tx, actor, action, tenant, before, after).await?;
-    announce(&tx, &change).await?;
+    announce(&*tx, &change).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -37,6 +37,8 @@ pub struct Settings {
     pub db_pool_size: usize,
     /// How long a request waits for a connection (its tenant's share, then the pool).
     pub db_pool_wait: Duration,
+    /// Prepared statements each pooled connection keeps (0: none are prepared).
+    pub db_statement_cache: usize,
     /// The fraction (0 < f <= 1) of this replica's cores, pooled connections and sandbox
     /// slots one tenant may hold at once.
     pub tenant_share: f64,
@@ -72,6 +74,7 @@ impl Settings {
             purge_grace: Duration::from_secs(30 * 24 * 3600),
             db_pool_size: 16,
             db_pool_wait: Duration::from_secs(5),
+            db_statement_cache: 128,
             tenant_share: 0.5,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             drain_timeout: Duration::from_secs(30),

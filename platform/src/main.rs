@@ -149,6 +149,10 @@ struct ServeArgs {
     /// Milliseconds a request waits for a connection before it gets 503 with Retry-After.
     #[arg(long, env = "EERP_DB_POOL_WAIT_MS", default_value_t = 5000)]
     db_pool_wait_ms: u64,
+    /// Prepared statements each pooled connection keeps (0: prepare none, e.g. behind a
+    /// connection pooler that cannot keep them).
+    #[arg(long, env = "EERP_DB_STATEMENT_CACHE", default_value_t = 128)]
+    db_statement_cache: usize,
     /// Seconds in-flight requests may take to finish after SIGTERM (then rolled back).
     #[arg(long, env = "EERP_DRAIN_TIMEOUT_SECS", default_value_t = 30)]
     drain_timeout_secs: u64,
@@ -253,6 +257,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.metrics_top_tenants = args.metrics_top_tenants;
     settings.db_pool_size = args.db_pool_size.max(1);
     settings.db_pool_wait = Duration::from_millis(args.db_pool_wait_ms);
+    settings.db_statement_cache = args.db_statement_cache;
     settings.tenant_share = args.tenant_share;
     settings.drain_timeout = Duration::from_secs(args.drain_timeout_secs);
     let app = App::build(settings).await?;

@@ -9,10 +9,9 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::GenericClient;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::{AsyncMessage, GenericClient, NoTls};
 
 /// The notification channel.
 pub const CHANNEL: &str = "eerp_catalog";

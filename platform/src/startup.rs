@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::dev::Server;
 use actix_web::{App as ActixApp, HttpServer, web};
@@ -10,7 +11,7 @@ use eerp_tenancy::Authenticator;
 use eerp_tenancy::limits::Ceilings;
 
 use crate::config::Settings;
-use crate::db::create_pool;
+use crate::db::{WorkerPool, create_pool, split};
 use crate::http;
 use crate::metrics::Metrics;
 use crate::migrations::catalog::migrate_catalog;
@@ -46,9 +47,21 @@ impl App {
         }
         let pool = create_pool(
             &settings.database_url,
-            settings.db_pool_size,
+            background_pool_size(settings.db_pool_size),
             settings.db_pool_wait,
+            0,
         )?;
+        let request_pools = split(settings.db_pool_size, settings.workers)
+            .into_iter()
+            .map(|size| {
+                create_pool(
+                    &settings.database_url,
+                    size,
+                    settings.db_pool_wait,
+                    settings.db_statement_cache,
+                )
+            })
+            .collect::<anyhow::Result<Arc<[_]>>>()?;
         migrate_catalog(&pool)
             .await
             .context("migrating the catalog schema `eerp`")?;
@@ -98,6 +111,7 @@ impl App {
         ));
         let state = web::Data::new(AppState {
             pool,
+            request_pools,
             engine,
             registry,
             auth,
@@ -121,9 +135,15 @@ impl App {
             settings.metrics_refresh,
         ));
         let shared = state.clone();
+        let factories = Arc::new(AtomicUsize::new(0));
         let server = HttpServer::new(move || {
+            // Called once per worker, on the worker's thread (again for a worker actix
+            // restarts, which then shares a pool: slower, never wrong).
+            let worker =
+                factories.fetch_add(1, Ordering::Relaxed) % shared.request_pools.len().max(1);
             ActixApp::new()
                 .app_data(shared.clone())
+                .app_data(WorkerPool(worker))
                 .wrap(actix_web::middleware::from_fn(http::metrics::track))
                 .configure(http::routes)
         })
@@ -181,6 +201,13 @@ impl App {
         let (api, ops) = tokio::join!(self.server, self.ops_server);
         api.and(ops)
     }
+}
+
+/// Connections for work outside the data API (tenant lookups on a cache miss, catalog,
+/// fleet migrations, operators, probes), on top of the `db_pool_size` that serve
+/// requests. A fleet run takes at most half of them, the default four of eight.
+fn background_pool_size(db_pool_size: usize) -> usize {
+    (db_pool_size / 2).max(8)
 }
 
 /// Acts on what the catalog listener hears: drops tenant entries, wakes the module sync.

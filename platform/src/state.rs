@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use eerp_tenancy::Authenticator;
 use eerp_tenancy::limits::Ceilings;
 use wasmtime::Engine;
@@ -17,8 +17,11 @@ use crate::tenants::TenantDirectory;
 
 /// What every request handler shares.
 pub struct AppState {
-    /// The one pool for all tenants.
+    /// The pool for work outside the data API (catalog, migrations, operators, probes).
     pub pool: Pool,
+    /// The data API's connections, one pool per HTTP worker
+    /// ([`crate::db::WorkerPool`]), at least one; all tenants share them.
+    pub request_pools: Arc<[Pool]>,
     /// The one wasm engine.
     pub engine: Engine,
     /// Loaded modules.

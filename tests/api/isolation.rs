@@ -1,9 +1,16 @@
 //! Tenant isolation: another tenant's ids lead nowhere, and a pooled connection carries
-//! nothing from one tenant's request to the next.
+//! nothing from one tenant's request to the next; the request pools share their idle
+//! connections and keep their prepared statements within a tenant's schema.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 
 use eerp_e2e::{TestApp, TestOptions, spawn_app, spawn_app_with, status_and_json};
+use eerp_platform::db::{ConnectionShare, Connections, DbSession};
 use reqwest::Method;
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 async fn create_contact(app: &TestApp, token: &str, name: &str) -> String {
     let response = app
@@ -84,9 +91,18 @@ async fn every_route_given_another_tenants_id_answers_404_and_changes_nothing() 
     assert_eq!(table_snapshot(&app, "t_globex__crm").await, before);
 }
 
-/// What a connection carries between transactions that could leak to the next tenant.
-async fn session_state(app: &TestApp) -> Value {
-    let conn = app.state.pool.get().await.unwrap();
+/// What the request connections (one per worker's pool) carry between transactions that
+/// could leak to the next tenant.
+async fn session_state(app: &TestApp) -> Vec<Value> {
+    let mut states = Vec::new();
+    for pool in app.state.request_pools.iter() {
+        assert_eq!(pool.status().max_size, 1, "one connection per worker");
+        states.push(connection_state(&pool.get().await.unwrap()).await);
+    }
+    states
+}
+
+async fn connection_state(conn: &eerp_platform::db::Object) -> Value {
     let row = conn
         .query_one(
             "SELECT json_build_object(
@@ -144,4 +160,110 @@ async fn one_pooled_connection_serves_tenant_a_then_b_and_leaks_nothing() {
     let path = format!("/api/v1/crm/contacts/{ada}");
     let foreign = app.send(Method::GET, &path, Some(&globex), None).await;
     assert_eq!(foreign.status(), 404);
+}
+
+/// The statements prepared on the one request connection of `app`.
+async fn prepared_statements(app: &TestApp) -> Vec<String> {
+    let pools = &app.state.request_pools;
+    assert_eq!(pools.len(), 1, "one pool");
+    let conn = pools[0].get().await.unwrap();
+    let rows = conn
+        .query("SELECT statement FROM pg_prepared_statements", &[])
+        .await
+        .unwrap();
+    rows.iter().map(|row| row.get(0)).collect()
+}
+
+#[tokio::test]
+async fn a_repeated_read_is_prepared_once_per_connection_in_its_tenant_schema() {
+    let app = spawn_app_with(TestOptions {
+        db_pool_size: Some(1),
+        ..TestOptions::default()
+    })
+    .await;
+    let mut gets = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let token = app.admin_of(tenant).await;
+        let id = create_contact(&app, &token, tenant).await;
+        gets.push((token, id, tenant));
+    }
+    // Interleaved on the one connection: each tenant's get is seen, prepared, reused.
+    for _ in 0..3 {
+        for (token, id, tenant) in &gets {
+            let path = format!("/api/v1/crm/contacts/{id}");
+            let (status, _, contact) =
+                status_and_json(app.send(Method::GET, &path, Some(token), None).await).await;
+            assert_eq!(status, 200, "{contact}");
+            assert_eq!(contact["name"], *tenant, "{tenant} reads its own row");
+        }
+    }
+    let prepared = prepared_statements(&app).await;
+    let mut unique = prepared.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), prepared.len(), "each text once: {prepared:?}");
+    for schema in ["\"t_acme__crm\"", "\"t_globex__crm\""] {
+        let get = prepared
+            .iter()
+            .filter(|text| text.starts_with("SELECT") && text.contains("WHERE \"id\" ="))
+            .filter(|text| text.contains(schema))
+            .count();
+        assert_eq!(get, 1, "{schema}'s get prepared once: {prepared:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_whose_workers_pool_is_busy_takes_a_connection_of_another() {
+    let app = spawn_app_with(TestOptions {
+        db_pool_size: Some(2),
+        ..TestOptions::default()
+    })
+    .await;
+    let pools = app.state.request_pools.clone();
+    assert_eq!(pools.len(), 2, "one pool per worker");
+    let session = |worker| {
+        DbSession::new(Connections {
+            pools: pools.clone(),
+            worker,
+            share: ConnectionShare {
+                permits: Arc::new(Semaphore::new(2)),
+                size: 2,
+                active_tenants: Arc::new(AtomicUsize::new(1)),
+            },
+            wait: Duration::from_millis(300),
+        })
+    };
+    let pid = "SELECT pg_backend_pid()";
+    let idle: i32 = {
+        let conn = pools[1].get().await.unwrap();
+        conn.query_one(pid, &[]).await.unwrap().get(0)
+    };
+    let held = pools[0].get().await.unwrap(); // worker 0's only one is in use
+
+    let mut elsewhere = session(0);
+    let conn = elsewhere.client(false).await.expect("worker 1's idle one");
+    let used: i32 = conn.query_one(pid, &[]).await.unwrap().get(0);
+    assert_eq!(used, idle, "worker 1's connection");
+    elsewhere.finish(true).await.unwrap();
+    assert_eq!(pools[1].status().available, 1, "back in worker 1's pool");
+    assert_eq!(pools[0].status().size, 1, "worker 0 made none");
+
+    // A connection freed while the request waits serves it too.
+    let busy = pools[1].get().await.unwrap();
+    let waiting = tokio::spawn({
+        let mut waiting = session(0);
+        async move {
+            waiting.client(false).await?;
+            waiting.finish(true).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(busy);
+    waiting.await.unwrap().expect("the freed one");
+
+    // With every connection in use the request gives up at its wait, and says so.
+    let busy = pools[1].get().await.unwrap();
+    let error = session(0).client(false).await.err().expect("none was free");
+    assert!(error.contains("free in time"), "{error}");
+    drop((held, busy));
 }

@@ -11,7 +11,9 @@ requests/s, p50 and p99, CPU per request of the service and of all PostgreSQL pr
     python3 tests/bench/compare.py            # builds both in release first
 
 Environment: CONTACTS (rows seeded, default 100000), RUNS (3), BENCH_SECONDS (10 per run),
-CONNECTIONS (32), PG (postgres://postgres@127.0.0.1:5432). Loopback only, bounded.
+CONNECTIONS (32), PG (postgres://postgres@127.0.0.1:5432), ROUTES (comma-separated names,
+default all), EERP_BIN (an `eerp` binary to measure instead of building one, to compare
+two builds). Loopback only, bounded.
 Needs wrk (installed with apt when run as root) and psql.
 """
 
@@ -33,6 +35,7 @@ CONTACTS = int(os.environ.get("CONTACTS", "100000"))
 RUNS = int(os.environ.get("RUNS", "3"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "32"))
+ROUTES = [r for r in os.environ.get("ROUTES", "").split(",") if r]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -67,6 +70,18 @@ def cpu_seconds(pids):
         except (FileNotFoundError, ProcessLookupError):
             pass
     return total / CLOCK_TICKS
+
+
+def context_switches(pid):
+    """Voluntary + involuntary context switches of every thread of `pid` so far."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                total += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
 
 
 def postgres_pids():
@@ -111,10 +126,11 @@ def wrk(url, script, token):
 
 def measure(url, script, token, service_pid):
     pg = postgres_pids()
-    before = (cpu_seconds([service_pid]), cpu_seconds(pg))
+    before = (cpu_seconds([service_pid]), cpu_seconds(pg), context_switches(service_pid))
     result = wrk(url, script, token)
     pg_after = cpu_seconds(postgres_pids())
     n = max(result["requests"], 1)
+    result["switches"] = (context_switches(service_pid) - before[2]) / n
     result["service_us"] = (cpu_seconds([service_pid]) - before[0]) / n * 1e6
     result["pg_us"] = (pg_after - before[1]) / n * 1e6
     return result
@@ -167,7 +183,7 @@ def main():
     ensure_wrk()
     sh("cargo", "build", "--release", "-q", "-p", "eerp-platform", "-p", "eerp-native-baseline",
        "--bin", "eerp", "--bin", "eerp-native-baseline", cwd=ROOT)
-    eerp = os.path.join(ROOT, "target/release/eerp")
+    eerp = os.environ.get("EERP_BIN") or os.path.join(ROOT, "target/release/eerp")
     native = os.path.join(ROOT, "target/release/eerp-native-baseline")
     state = tempfile.mkdtemp()
     os.chmod(state, 0o755)  # eerp dev runs initdb as `postgres` when root
@@ -209,6 +225,8 @@ def main():
         wait_for("http://127.0.0.1:18090/livez")
         rows = []
         for name, _path, script in scripts(state, ids):
+            if ROUTES and name not in ROUTES:
+                continue
             runs = {"native": [], "eerp": []}
             for _ in range(RUNS):
                 runs["native"].append(measure("http://127.0.0.1:18100", script, None, baseline.pid))
@@ -233,13 +251,14 @@ def median_of(results):
 
 def print_table(rows):
     print(f"\n{CONTACTS} contacts, wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, median of {RUNS} runs\n")
-    print("| route | | requests/s | p50 ms | p99 ms | service CPU/req µs | PostgreSQL CPU/req µs | non-2xx |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| route | | requests/s | p50 ms | p99 ms | service CPU/req µs | PostgreSQL CPU/req µs "
+          "| service context switches/req | non-2xx |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in rows:
         for side in ("native", "eerp"):
             m = r[side]
             print(f"| {name} | {side} | {m['rps']:,.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
-                  f"{m['service_us']:.0f} | {m['pg_us']:.0f} | {m['errors']:.0f} |")
+                  f"{m['service_us']:.0f} | {m['pg_us']:.0f} | {m['switches']:.2f} | {m['errors']:.0f} |")
     print("\n| route | EERP/native requests/s |\n|---|---|")
     for name, r in rows:
         print(f"| {name} | {r['eerp']['rps'] / r['native']['rps']:.2f} |")

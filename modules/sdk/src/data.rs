@@ -3,7 +3,8 @@
 
 use eerp_abi::data::{DataError, DataErrorKind, DataOp, DataReply};
 use eerp_abi::envelope::Principal;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Error;
@@ -60,20 +61,15 @@ impl Ctx {
         &self.emitted
     }
 
-    pub(crate) fn call(&mut self, op: &DataOp) -> Result<Value, DataError> {
+    /// Runs `op` and reads its result as `T`, straight from the reply's bytes (no JSON
+    /// tree in between: a list's rows are decoded once).
+    pub(crate) fn call<T: DeserializeOwned>(&mut self, op: &DataOp) -> Result<T, DataError> {
         let request = serde_json::to_vec(op).map_err(|e| invalid(e.to_string()))?;
         let reply = crate::host::data_call(&request).ok_or_else(|| DataError {
             kind: DataErrorKind::Unavailable,
             message: "the data API is only available inside the EERP host".to_string(),
         })?;
-        match serde_json::from_slice::<DataReply>(&reply) {
-            Ok(DataReply::Ok(value)) => Ok(value),
-            Ok(DataReply::Error(err)) => Err(err),
-            Err(e) => Err(DataError {
-                kind: DataErrorKind::Unavailable,
-                message: format!("the host sent an unreadable data reply: {e}"),
-            }),
-        }
+        decode(&reply)
     }
 
     pub(crate) fn object(&self, values: &impl Serialize) -> Result<Map<String, Value>, DataError> {
@@ -85,9 +81,64 @@ impl Ctx {
     }
 }
 
+/// A data reply's result as `T`, read straight from its bytes (no JSON tree in between:
+/// a list's rows are decoded once).
+fn decode<T: DeserializeOwned>(reply: &[u8]) -> Result<T, DataError> {
+    /// [`DataReply`] with its result typed.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Typed<T> {
+        Ok(T),
+        Error(DataError),
+    }
+    let unfit = match serde_json::from_slice::<Typed<T>>(reply) {
+        Ok(Typed::Ok(value)) => return Ok(value),
+        Ok(Typed::Error(err)) => return Err(err),
+        Err(e) => e,
+    };
+    // Only on failure: tell a result that does not fit `T` from a broken reply.
+    match serde_json::from_slice::<DataReply>(reply) {
+        Ok(DataReply::Error(err)) => Err(err),
+        Ok(DataReply::Ok(_)) => Err(invalid(format!(
+            "a row does not fit the module's row type: {unfit}"
+        ))),
+        Err(e) => Err(DataError {
+            kind: DataErrorKind::Unavailable,
+            message: format!("the host sent an unreadable data reply: {e}"),
+        }),
+    }
+}
+
 fn invalid(message: String) -> DataError {
     DataError {
         kind: DataErrorKind::Invalid,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Named {
+        name: String,
+    }
+
+    #[test]
+    fn a_reply_is_read_as_the_modules_type_or_says_why_not() {
+        let ok: Result<Named, _> = decode(br#"{"ok": {"name": "Ada", "extra": 1}}"#);
+        assert_eq!(ok.unwrap().name, "Ada");
+
+        let err: Result<Named, _> = decode(br#"{"error": {"kind": "not_found", "message": "no"}}"#);
+        assert_eq!(err.unwrap_err().kind, DataErrorKind::NotFound);
+
+        let unfit: Result<Named, _> = decode(br#"{"ok": {"name": 7}}"#);
+        let unfit = unfit.unwrap_err();
+        assert_eq!(unfit.kind, DataErrorKind::Invalid);
+        assert!(unfit.message.contains("does not fit"), "{}", unfit.message);
+
+        let broken: Result<Named, _> = decode(b"{\"ok\": ");
+        assert_eq!(broken.unwrap_err().kind, DataErrorKind::Unavailable);
     }
 }

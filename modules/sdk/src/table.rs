@@ -6,10 +6,9 @@
 
 use std::marker::PhantomData;
 
-use eerp_abi::data::{
-    AggregateQuery, AggregateResult, DataError, DataErrorKind, DataOp, ListPage, ListQuery,
-    LockMode,
-};
+#[cfg(doc)]
+use eerp_abi::data::DataErrorKind;
+use eerp_abi::data::{AggregateQuery, AggregateResult, DataError, DataOp, ListQuery, LockMode};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -88,11 +87,11 @@ impl<T: DeserializeOwned> Table<T> {
     pub fn insert(&self, ctx: &mut Ctx, values: &impl Serialize) -> Result<T, DataError> {
         let mut values = ctx.object(values)?;
         values.retain(|_, value| !value.is_null());
-        typed(ctx.call(&DataOp::Insert {
+        ctx.call(&DataOp::Insert {
             module: None,
             table: self.name.into(),
             values,
-        }))
+        })
     }
 
     /// The live row `id`.
@@ -116,11 +115,11 @@ impl<T: DeserializeOwned> Table<T> {
     /// # Errors
     /// As [`Table::get`].
     pub fn get_for_update(&self, ctx: &mut Ctx, id: &str) -> Result<T, DataError> {
-        typed(ctx.call(&DataOp::GetForUpdate {
+        ctx.call(&DataOp::GetForUpdate {
             module: None,
             table: self.name.into(),
             id: id.into(),
-        }))
+        })
     }
 
     /// The live row whose unique key has the values of `key` (an object such as
@@ -181,12 +180,12 @@ impl<T: DeserializeOwned> Table<T> {
     /// As [`Table::insert`], and [`DataErrorKind::NotFound`].
     pub fn update(&self, ctx: &mut Ctx, id: &str, values: &impl Serialize) -> Result<T, DataError> {
         let values = ctx.object(values)?;
-        typed(ctx.call(&DataOp::Update {
+        ctx.call(&DataOp::Update {
             module: None,
             table: self.name.into(),
             id: id.into(),
             values,
-        }))
+        })
     }
 
     /// Soft-deletes the live row `id`; returns it.
@@ -194,11 +193,11 @@ impl<T: DeserializeOwned> Table<T> {
     /// # Errors
     /// As [`Table::get`].
     pub fn delete(&self, ctx: &mut Ctx, id: &str) -> Result<T, DataError> {
-        typed(ctx.call(&DataOp::Delete {
+        ctx.call(&DataOp::Delete {
             module: None,
             table: self.name.into(),
             id: id.into(),
-        }))
+        })
     }
 
     /// Restores the soft-deleted row `id`; returns it.
@@ -206,11 +205,11 @@ impl<T: DeserializeOwned> Table<T> {
     /// # Errors
     /// [`DataErrorKind::NotFound`] when no soft-deleted row has that id.
     pub fn restore(&self, ctx: &mut Ctx, id: &str) -> Result<T, DataError> {
-        typed(ctx.call(&DataOp::Restore {
+        ctx.call(&DataOp::Restore {
             module: None,
             table: self.name.into(),
             id: id.into(),
-        }))
+        })
     }
 
     /// Counts, sums, minima and maxima (`query.table` is set to this table).
@@ -286,12 +285,12 @@ fn get<T: DeserializeOwned>(
     id: &str,
     include_deleted: bool,
 ) -> Result<T, DataError> {
-    typed(ctx.call(&DataOp::Get {
+    ctx.call(&DataOp::Get {
         module: module.map(str::to_string),
         table: table.into(),
         id: id.into(),
         include_deleted,
-    }))
+    })
 }
 
 fn get_by<T: DeserializeOwned>(
@@ -303,13 +302,13 @@ fn get_by<T: DeserializeOwned>(
     or_insert: Option<serde_json::Map<String, Value>>,
 ) -> Result<T, DataError> {
     let key = ctx.object(key)?;
-    typed(ctx.call(&DataOp::GetBy {
+    ctx.call(&DataOp::GetBy {
         module: module.map(str::to_string),
         table: table.into(),
         key,
         lock,
         or_insert,
-    }))
+    })
 }
 
 fn list<T: DeserializeOwned>(
@@ -320,14 +319,16 @@ fn list<T: DeserializeOwned>(
 ) -> Result<Page<T>, DataError> {
     query.module = module.map(str::to_string);
     query.table = table.into();
-    let page: ListPage = typed(ctx.call(&DataOp::List(query)))?;
-    let data = page
-        .rows
-        .into_iter()
-        .map(|row| typed(Ok(row)))
-        .collect::<Result<_, _>>()?;
+    /// [`eerp_abi::data::ListPage`] with its rows typed.
+    #[derive(Deserialize)]
+    struct TypedPage<T> {
+        rows: Vec<T>,
+        #[serde(default)]
+        next_cursor: Option<String>,
+    }
+    let page: TypedPage<T> = ctx.call(&DataOp::List(query))?;
     Ok(Page {
-        data,
+        data: page.rows,
         next_cursor: page.next_cursor,
     })
 }
@@ -340,12 +341,5 @@ fn aggregate(
 ) -> Result<AggregateResult, DataError> {
     query.module = module.map(str::to_string);
     query.table = table.into();
-    typed(ctx.call(&DataOp::Aggregate(query)))
-}
-
-fn typed<T: DeserializeOwned>(value: Result<Value, DataError>) -> Result<T, DataError> {
-    serde_json::from_value(value?).map_err(|e| DataError {
-        kind: DataErrorKind::Invalid,
-        message: format!("a row does not fit the module's row type: {e}"),
-    })
+    ctx.call(&DataOp::Aggregate(query))
 }

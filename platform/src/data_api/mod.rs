@@ -131,10 +131,14 @@ async fn run_statement(
     op: &'static str,
     writes: bool,
 ) -> Result<Vec<tokio_postgres::Row>, DataError> {
-    let params = statement.params.iter().map(|param| match param {
-        Param::Text(text) => (text as &(dyn ToSql + Sync), Type::TEXT),
-        Param::TextArray(items) => (items as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
-    });
+    let params: Vec<(&(dyn ToSql + Sync), Type)> = statement
+        .params
+        .iter()
+        .map(|param| match param {
+            Param::Text(text) => (text as &(dyn ToSql + Sync), Type::TEXT),
+            Param::TextArray(items) => (items as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
+        })
+        .collect();
     let client = match scope.db.client(writes).await {
         Ok(client) => client,
         Err(reason) => return Err(error(DataErrorKind::Unavailable, reason)),
@@ -142,7 +146,7 @@ async fn run_statement(
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
     let mut capped = false;
-    let result = match client.query_typed_raw(&statement.sql, params).await {
+    let result = match crate::db::query(client, &statement.sql, &params).await {
         Ok(stream) => {
             let mut stream = std::pin::pin!(stream);
             let mut result = Ok(());

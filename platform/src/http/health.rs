@@ -16,7 +16,7 @@ pub async fn livez() -> HttpResponse {
 ///
 /// # Errors
 /// What failed, for the readiness answer.
-pub async fn probe_database(pool: &deadpool_postgres::Pool) -> Result<(), String> {
+pub async fn probe_database(pool: &crate::db::Pool) -> Result<(), String> {
     tokio::time::timeout(Duration::from_secs(2), async {
         let conn = pool.get().await.map_err(|e| e.to_string())?;
         conn.simple_query("SELECT 1")

@@ -76,18 +76,25 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 
 fn refresh(state: &AppState) {
     let m: &Metrics = &state.metrics;
-    let pool = state.pool.status();
-    let in_use = pool.size.saturating_sub(pool.available);
+    // The replica's connections: every worker's pool and the background one.
+    let (mut max, mut open, mut idle, mut waiting) = (0, 0, 0, 0);
+    for pool in state.request_pools.iter().chain([&state.pool]) {
+        let status = pool.status();
+        max += status.max_size;
+        open += status.size;
+        idle += status.available;
+        waiting += status.waiting;
+    }
     let connections = [
-        ("max", pool.max_size),
-        ("open", pool.size),
-        ("idle", pool.available),
-        ("in_use", in_use),
+        ("max", max),
+        ("open", open),
+        ("idle", idle),
+        ("in_use", open.saturating_sub(idle)),
     ];
     for (state, count) in connections {
         m.db_pool.with_label_values(&[state]).set(count as i64);
     }
-    m.db_pool_waiting.set(pool.waiting as i64);
+    m.db_pool_waiting.set(waiting as i64);
     if let Some(sandbox) = state.engine.pooling_allocator_metrics() {
         let in_use = [
             ("instances", sandbox.core_instances() as i64),

@@ -1,6 +1,6 @@
 //! Applying a module's pending migrations to one tenant.
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use eerp_tenancy::id::{TenantSlug, schema_name};
 use serde_json::Value;
 

@@ -2,7 +2,7 @@
 //!
 //! Versions are append-only, like module migrations: never edit a released entry.
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 
 use super::MigrationError;
 

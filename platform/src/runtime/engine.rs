@@ -29,6 +29,9 @@ pub struct EngineSettings {
     /// guest grows its memory pays `mprotect` calls and TLB flushes to grow and reset it,
     /// which cost more than the bounds checks save for request-sized work.
     pub virtual_memory_guards: bool,
+    /// Find the pages a call dirtied with the kernel's `PAGEMAP_SCAN` (where it has it)
+    /// and reset only those, instead of all the resident bytes. Default on.
+    pub pagemap_scan: bool,
 }
 
 impl Default for EngineSettings {
@@ -41,6 +44,7 @@ impl Default for EngineSettings {
             max_wasm_stack: 512 << 10,
             stack_keep_resident_bytes: 128 << 10,
             virtual_memory_guards: false,
+            pagemap_scan: true,
         }
     }
 }
@@ -59,7 +63,11 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .linear_memory_keep_resident(settings.keep_resident_bytes)
         .table_keep_resident(settings.keep_resident_bytes / 4)
         .async_stack_keep_resident(settings.stack_keep_resident_bytes)
-        .pagemap_scan(Enabled::Auto);
+        .pagemap_scan(if settings.pagemap_scan {
+            Enabled::Auto
+        } else {
+            Enabled::No
+        });
     let mut config = Config::new();
     config
         .consume_fuel(true)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use eerp_tenancy::id::TenantSlug;
 use eerp_tenancy::permission::RoleGrants;
 use eerp_tenancy::{LimitOverrides, Limits};

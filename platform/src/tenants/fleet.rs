@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use eerp_tenancy::id::TenantSlug;
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -189,7 +189,7 @@ async fn record(
         )
         .await?;
         // The tenant is served the new version now: every replica forgets its entry.
-        announce(&conn, &Change::Tenant(tenant.to_string())).await?;
+        announce(conn.client(), &Change::Tenant(tenant.to_string())).await?;
         return Ok(());
     };
     tracing::warn!(run = %run_id, %tenant, %error, "fleet migration failed for a tenant");

@@ -6,7 +6,8 @@
 //! (one transaction per module), then mark it `active`. A crash between steps leaves a
 //! tenant that is not served and that the same `create` call completes.
 
-use deadpool_postgres::{Pool, Transaction};
+use crate::db::Pool;
+use deadpool_postgres::Transaction;
 use eerp_tenancy::id::{ModuleName, TenantSlug, schema_name};
 use eerp_tenancy::limits::Ceilings;
 use eerp_tenancy::permission::{default_roles, is_valid_pattern};
@@ -126,7 +127,7 @@ pub async fn create(cat: &Catalog<'_>, new: NewTenant) -> Result<(Value, bool), 
         &[&id],
     )
     .await?;
-    announce(&conn, &Change::Tenant(slug.to_string())).await?;
+    announce(conn.client(), &Change::Tenant(slug.to_string())).await?;
     drop(conn);
     Ok((show(cat, &slug).await?, created))
 }

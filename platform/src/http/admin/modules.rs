@@ -185,8 +185,8 @@ pub async fn migrate_all(
                     .unwrap_or_default()
             )))
         })?;
-        // Each worker holds a pooled connection; at most half the pool, so requests
-        // keep being served during the run.
+        // Each worker holds a connection of the background pool (the data API has pools
+        // of its own); at most half, so tenant lookups, operators and probes go on.
         let most = (cat.pool.status().max_size / 2).max(1);
         let workers = change.workers.unwrap_or(4).clamp(1, most);
         let run = fleet::start(cat.pool, module, workers)

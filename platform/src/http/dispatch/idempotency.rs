@@ -17,8 +17,8 @@
 
 use std::time::Duration;
 
+use crate::db::Pool;
 use actix_web::HttpRequest;
-use deadpool_postgres::Pool;
 use eerp_abi::envelope::Response;
 use sha2::{Digest, Sha256};
 

@@ -27,7 +27,7 @@ use super::metrics::RouteLabel;
 use super::problem::ApiError;
 use crate::data_api::DataUsage;
 use crate::data_api::{ReadGrant, RequestScope};
-use crate::db::{Connections, DbSession};
+use crate::db::{Connections, DbSession, WorkerPool};
 use crate::metrics::Usage;
 use crate::runtime::{
     Invocation, InvokeError, InvokeReport, LoadedModule, Outcome, RouteMatch, invoke,
@@ -200,6 +200,8 @@ async fn serve(
     let permit = admit(state, &gate)?;
     let limits = tenant.limits.clone();
     let body = read_body(req, payload, limits.max_request_bytes).await?;
+    let worker = req.app_data::<WorkerPool>().map_or(0, |w| w.0);
+    let pools = state.request_pools.clone();
     let claim = match idempotency::key_of(req)? {
         None => None,
         Some(key) => {
@@ -247,7 +249,8 @@ async fn serve(
         deadline: Instant::now() + limits.wall_time,
     };
     let connections = Connections {
-        pool: state.pool.clone(),
+        pools,
+        worker,
         share: gate.connection_share(),
         wait: state.pool_wait,
     };

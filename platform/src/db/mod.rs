@@ -1,6 +1,7 @@
-//! The shared connection pool and the per-request transaction.
+//! The shared connection pools and the per-request transaction.
 //!
-//! One pool serves every tenant. Settings that are the same for every request (time zone,
+//! Every tenant shares the same connections: each HTTP worker has a pool for its requests
+//! ([`WorkerPool`]), and work outside the data API has one more. Settings that are the same for every request (time zone,
 //! date style, a statement-timeout backstop) are the connection's startup parameters;
 //! nothing a tenant or request chooses is ever set on a connection. A request's reads
 //! before its first write each take a connection and give it back as soon as the rows
@@ -16,58 +17,71 @@
 //! does not leave that statement running: the session cancels it on the server and keeps
 //! the connection, and the tenant's permits, counted as in use until the backend is idle
 //! ([`wind_down`]). So live backends never exceed the pool size, whatever clients do.
+//!
+//! Each connection keeps the data API's statements it has seen more than once prepared
+//! ([`statements`]), so PostgreSQL parses and plans them once per connection, not per
+//! request.
+
+mod pool;
+mod statements;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, RowStream};
+
+pub use pool::{Connection, Object, Pool, PoolError, WorkerPool, create_pool, split};
+use statements::Lookup;
 
 /// Something a session keeps until it ends and no statement of it can still run (a
 /// permit, mostly).
 type Held = Box<dyn Send + Sync>;
-use tokio_postgres::NoTls;
 
 /// How long `COMMIT` or `ROLLBACK` may take before the connection is given up.
 pub const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Startup parameters of every pooled connection. The request's wall-clock limit cancels
-/// its statements (the host's timer); `statement_timeout` is only a backstop, at the
-/// longest wall time a tenant may have.
-const CONNECTION_OPTIONS: &str = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c statement_timeout=300000";
-
-/// Builds the pool; a request waits at most `wait` for a connection. Connections are made
-/// lazily.
+/// Runs `sql` with its parameters, each bound as the given type, prepared if `conn` has
+/// seen the text before (see [`statements`]).
 ///
 /// # Errors
-/// When `database_url` is not a valid PostgreSQL URL.
-pub fn create_pool(database_url: &str, max_size: usize, wait: Duration) -> anyhow::Result<Pool> {
-    let mut config: tokio_postgres::Config = database_url
-        .parse()
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
-    if config.get_connect_timeout().is_none() {
-        // An unreachable server (not one refusing) must not hold a request for minutes.
-        config.connect_timeout(Duration::from_secs(5));
-    }
-    let options = match config.get_options() {
-        Some(own) => format!("{own} {CONNECTION_OPTIONS}"),
-        None => CONNECTION_OPTIONS.to_string(),
+/// As PostgreSQL answered, or the connection failed.
+pub async fn query(
+    conn: &Object,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<RowStream, tokio_postgres::Error> {
+    let lookup = match conn.statements.lock() {
+        Ok(mut statements) => statements.lookup(sql),
+        Err(_) => Lookup::RunUnprepared,
     };
-    config.options(&options);
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Ok(Pool::builder(manager)
-        .max_size(max_size)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(wait))
-        .create_timeout(Some(Duration::from_secs(5)))
-        .build()?)
+    let statement = match lookup {
+        Lookup::RunUnprepared => return conn.query_typed_raw(sql, params.iter().cloned()).await,
+        Lookup::Prepared(statement) => statement,
+        Lookup::Prepare => {
+            let types: Vec<Type> = params.iter().map(|(_, ty)| ty.clone()).collect();
+            let statement = conn.prepare_typed(sql, &types).await?;
+            if let Ok(mut statements) = conn.statements.lock() {
+                statements.insert(sql, statement.clone());
+            }
+            statement
+        }
+    };
+    let rows = conn
+        .query_raw(&statement, params.iter().map(|(param, _)| *param))
+        .await;
+    if let Err(e) = &rows
+        && e.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME)
+    {
+        // Gone from the server (something in between dropped it): prepare it anew.
+        if let Ok(mut statements) = conn.statements.lock() {
+            statements.forget(sql);
+        }
+    }
+    rows
 }
 
 /// A tenant's share of the pool's connections.
@@ -118,15 +132,40 @@ impl ConnectionShare {
     }
 }
 
-/// Where a request's connection comes from: the shared pool, within its tenant's share.
+/// Where a request's connection comes from: the request pools, within its tenant's share.
 #[derive(Clone)]
 pub struct Connections {
-    /// The shared pool.
-    pub pool: Pool,
+    /// Every HTTP worker's pool.
+    pub pools: Arc<[Pool]>,
+    /// The index of this request's worker's own pool in `pools`.
+    pub worker: usize,
     /// The tenant's share ([`crate::tenants::gate::Gate::connection_share`]).
     pub share: ConnectionShare,
     /// How long to wait for a permit and then a connection, together.
     pub wait: Duration,
+}
+
+impl Connections {
+    /// The worker's own pool's connection if it has one now (or room to make one), else
+    /// the first connection any request pool has. A tenant within its share can hold all
+    /// of one worker's connections; the other tenants' requests on that worker then use
+    /// the other pools' rather than wait (a connection made or used that way is driven by
+    /// another thread: slower, never wrong).
+    async fn connection(&self) -> Result<Object, PoolError> {
+        let own = self.pools.get(self.worker).or_else(|| self.pools.first());
+        let Some(own) = own else {
+            return Err(PoolError::Closed);
+        };
+        let mut now = own.timeouts();
+        now.wait = Some(Duration::ZERO);
+        if let Ok(conn) = own.timeout_get(&now).await {
+            return Ok(conn);
+        }
+        let gets = self.pools.iter().map(|pool| Box::pin(pool.get()));
+        futures_util::future::select_ok(gets)
+            .await
+            .map(|(conn, _)| conn)
+    }
 }
 
 /// One request's database work: a connection taken on first use, a transaction opened
@@ -152,23 +191,17 @@ pub struct DbSession {
 impl DbSession {
     /// A session that will take a connection from `source` when first used.
     pub fn new(source: Connections) -> Self {
-        Self {
-            source: Some(source),
-            conn: None,
-            in_transaction: false,
-            cancelled: false,
-            permit: None,
-            held: Vec::new(),
-            aborted: false,
-            failure: None,
-            timed_out: false,
-        }
+        Self::with(Some(source))
     }
 
     /// A session without a database; every use fails.
     pub fn detached() -> Self {
+        Self::with(None)
+    }
+
+    fn with(source: Option<Connections>) -> Self {
         Self {
-            source: None,
+            source,
             conn: None,
             in_transaction: false,
             cancelled: false,
@@ -238,7 +271,7 @@ impl DbSession {
             }
         };
         let remaining = source.wait.saturating_sub(started.elapsed());
-        let conn = match tokio::time::timeout(remaining, source.pool.get()).await {
+        let conn = match tokio::time::timeout(remaining, source.connection()).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Err(format!("no database connection available: {e}")),
             Err(_) => return Err("no database connection was free in time".into()),
