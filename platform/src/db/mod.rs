@@ -1,9 +1,10 @@
 //! The shared connection pools and the per-request transaction.
 //!
 //! Every tenant shares the same connections: each HTTP worker has a pool for its requests
-//! ([`WorkerPool`]), and work outside the data API has one more. Settings that are the same for every request (time zone,
-//! date style, a statement-timeout backstop) are the connection's startup parameters;
-//! nothing a tenant or request chooses is ever set on a connection. A request's reads
+//! ([`WorkerPool`]), and work outside the data API has one more. Settings that are the
+//! same for every request (time zone, date style, a statement-timeout backstop) are the
+//! connection's startup parameters; nothing a tenant or request chooses is ever set on a
+//! connection. A request's reads
 //! before its first write each take a connection and give it back as soon as the rows
 //! are in (READ COMMITTED gives each statement its own snapshot inside a transaction
 //! too, so nothing ties them to one connection), and a request busy in its module holds
@@ -16,7 +17,7 @@
 //! A request dropped while its statement runs (the client went away, a timeout, shutdown)
 //! does not leave that statement running: the session cancels it on the server and keeps
 //! the connection, and the tenant's permits, counted as in use until the backend is idle
-//! ([`wind_down`]). So live backends never exceed the pool size, whatever clients do.
+//! ([`wind_down`]). So live backends never exceed the pools' sizes, whatever clients do.
 //!
 //! Each connection keeps the data API's statements it has seen more than once prepared
 //! ([`statements`]), so PostgreSQL parses and plans them once per connection, not per

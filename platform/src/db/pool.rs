@@ -1,5 +1,5 @@
-//! The shared pool: connections with the same startup settings for everyone, each with
-//! its own cache of prepared statements.
+//! The connection pools: connections with the same startup settings for everyone, each
+//! with its own cache of prepared statements.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
@@ -11,7 +11,7 @@ use tokio_postgres::NoTls;
 
 use super::statements::Statements;
 
-/// The shared connection pool.
+/// A connection pool (one HTTP worker's, or the background one); every tenant shares it.
 pub type Pool = managed::Pool<Manager>;
 /// A connection taken from the [`Pool`].
 pub type Object = managed::Object<Manager>;
