@@ -1,5 +1,5 @@
-//! One busy tenant cannot starve another: a tenant executes wasm on at most its share of
-//! the cores, holds at most its share of the pool's connections and of the sandbox slots,
+//! One busy tenant cannot starve another: beside another tenant, a tenant executes wasm on
+//! at most its share of the cores, holds at most its share of the pool's connections and of the sandbox slots,
 //! pays back CPU and scan time it takes beyond a request's while others are active, and
 //! is throttled (429/503 with `Retry-After`) beyond that, while the other tenant's
 //! requests keep being answered.

@@ -6,7 +6,8 @@
 //! leaves out the database waits, whichever worker thread each poll runs on.
 //!
 //! The same view shares the cores fairly ([`CpuShared`]): a poll is when a sandbox uses a
-//! core, so a tenant's sandboxes take one of the tenant's core permits for each poll.
+//! core, so a tenant's sandboxes take one of the tenant's core permits for each poll. One
+//! pair of clock reads per poll serves both (each read is a system call).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,31 +35,6 @@ pub fn thread_cpu_time() -> Duration {
         now.tv_sec.max(0) as u64,
         now.tv_nsec.clamp(0, 999_999_999) as u32,
     )
-}
-
-/// Wraps a future and adds the thread CPU time of each of its polls to `spent`.
-pub struct CpuTimed<'a, F> {
-    inner: Pin<&'a mut F>,
-    spent: &'a mut Duration,
-}
-
-impl<'a, F: Future> CpuTimed<'a, F> {
-    /// Measures `inner`, adding to `spent`.
-    pub fn new(inner: Pin<&'a mut F>, spent: &'a mut Duration) -> Self {
-        Self { inner, spent }
-    }
-}
-
-impl<F: Future> Future for CpuTimed<'_, F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let started = thread_cpu_time();
-        let result = self.inner.as_mut().poll(cx);
-        let used = thread_cpu_time().saturating_sub(started);
-        *self.spent += used;
-        result
-    }
 }
 
 type Acquiring = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
@@ -109,7 +85,8 @@ pub fn payback_factor(active_tenants: &AtomicUsize) -> u32 {
 }
 
 /// Polls a future only while holding one of its tenant's core permits, taken before each
-/// poll and given back when the poll returns.
+/// poll and given back when the poll returns, and adds up the thread CPU time of its polls
+/// ([`CpuShared::cpu_time`]).
 ///
 /// A sandbox returns from a poll when it waits on the database and at every fuel yield
 /// interval, so a tenant with many calls in flight executes wasm on at most as many
@@ -124,15 +101,21 @@ pub fn payback_factor(active_tenants: &AtomicUsize) -> u32 {
 /// of its share. The rest goes to the others' requests, whose cost is mostly not wasm
 /// (HTTP, tokens, JSON, PostgreSQL) and which a fair split of the wasm alone would leave
 /// starved: the aim is that a light tenant barely notices a heavy one. Request-sized
-/// calls never pay back. Alone, a tenant uses its whole share.
+/// calls never pay back.
+///
+/// Alone on the replica, a tenant whose permits are all taken polls without one: the
+/// share keeps the cores for the others, and there are none (the permits' hand-over
+/// between worker threads, a wake-up of the other thread each time, was a tenth of a
+/// request's CPU; `docs/performance.md`). When another tenant becomes active, the borrowed
+/// polls end within a fuel yield interval, and every later poll waits for a permit again.
 pub struct CpuShared<F> {
     inner: F,
     share: CpuShare,
     waiting: Option<Acquiring>,
-    /// CPU used so far, against [`GRACE`].
+    /// CPU used so far: against [`GRACE`], and the call's CPU time.
     used: Duration,
     debt: Duration,
-    cooling: Option<(OwnedSemaphorePermit, Pin<Box<tokio::time::Sleep>>)>,
+    cooling: Option<(Option<OwnedSemaphorePermit>, Pin<Box<tokio::time::Sleep>>)>,
     backed_off: Duration,
 }
 
@@ -150,19 +133,25 @@ impl<F: Future + Unpin> CpuShared<F> {
         }
     }
 
+    /// Thread CPU time of every poll so far.
+    pub fn cpu_time(&self) -> Duration {
+        self.used
+    }
+
+    /// Polls `inner` holding `permit` (none: borrowed while alone, or the semaphore closed).
     fn poll_holding(
         &mut self,
-        permit: OwnedSemaphorePermit,
+        permit: Option<OwnedSemaphorePermit>,
         cx: &mut Context<'_>,
     ) -> Poll<F::Output> {
         let started = thread_cpu_time();
         let result = Pin::new(&mut self.inner).poll(cx);
+        let ran = thread_cpu_time().saturating_sub(started);
+        self.used += ran;
         if result.is_ready() {
             return result;
         }
         let factor = payback_factor(&self.share.active_tenants);
-        let ran = thread_cpu_time().saturating_sub(started);
-        self.used += ran;
         self.debt += ran.min(self.used.saturating_sub(GRACE)) * factor;
         if self.debt >= MIN_BACKOFF {
             let debt = std::mem::take(&mut self.debt);
@@ -188,7 +177,10 @@ impl<F: Future + Unpin> Future for CpuShared<F> {
         }
         if this.waiting.is_none() {
             match this.share.permits.clone().try_acquire_owned() {
-                Ok(permit) => return this.poll_holding(permit, cx),
+                Ok(permit) => return this.poll_holding(Some(permit), cx),
+                Err(_) if this.share.active_tenants.load(Ordering::Relaxed) <= 1 => {
+                    return this.poll_holding(None, cx);
+                }
                 Err(_) => {
                     this.waiting = Some(Box::pin(this.share.permits.clone().acquire_owned()));
                 }
@@ -199,11 +191,8 @@ impl<F: Future + Unpin> Future for CpuShared<F> {
         };
         let acquired = std::task::ready!(waiting.as_mut().poll(cx));
         this.waiting = None;
-        match acquired {
-            Ok(permit) => this.poll_holding(permit, cx),
-            // Never closed; should it be, running unshared beats never running.
-            Err(_) => Pin::new(&mut this.inner).poll(cx),
-        }
+        // Never closed; should it be, running unshared beats never running.
+        this.poll_holding(acquired.ok(), cx)
     }
 }
 
@@ -242,11 +231,16 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_tenant_never_polls_more_sandboxes_at_once_than_its_core_share() {
+    /// The most of 8 busy calls of one tenant with a share of one core that were inside a
+    /// poll at once, with `active` tenants on the replica; each call's CPU time must be
+    /// that of its polls.
+    async fn most_at_once(active: usize) -> (u32, CpuShare) {
         let inside = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let most = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let share = CpuShare::alone(1);
+        share
+            .active_tenants
+            .store(active, std::sync::atomic::Ordering::SeqCst);
         let calls: Vec<_> = (0..8)
             .map(|_| {
                 let busy = Busy {
@@ -255,18 +249,39 @@ mod tests {
                     inside: inside.clone(),
                     most: most.clone(),
                 };
-                tokio::spawn(CpuShared::new(busy, share.clone()))
+                let mut call = CpuShared::new(busy, share.clone());
+                tokio::spawn(async move {
+                    (&mut call).await;
+                    call.cpu_time()
+                })
             })
             .collect();
         for call in calls {
-            call.await.unwrap();
+            let cpu = call.await.unwrap();
+            assert!(
+                cpu >= Duration::from_millis(10),
+                "five polls of 2 ms: {cpu:?}"
+            );
         }
-        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1);
+        (most.load(std::sync::atomic::Ordering::SeqCst), share)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn beside_another_tenant_a_tenant_never_polls_more_sandboxes_at_once_than_its_share() {
+        let (most, share) = most_at_once(2).await;
+        assert_eq!(most, 1);
         assert_eq!(
             share.permits.available_permits(),
             1,
             "every permit came back"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn alone_a_tenant_uses_more_cores_than_its_share() {
+        let (most, share) = most_at_once(1).await;
+        assert!(most > 1, "borrowed cores nobody else wanted: {most}");
+        assert_eq!(share.permits.available_permits(), 1);
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use eerp_abi::envelope::{MAX_RESPONSE_BYTES, Response};
 use eerp_abi::unpack;
 use wasmtime::{Engine, Extern, ModuleExport, Store};
 
-use super::cpu::{CpuShare, CpuShared, CpuTimed};
+use super::cpu::{CpuShare, CpuShared};
 use super::guest_memory;
 use super::host::events::{Emitted, EventState};
 use super::host::{HostState, HostTrap};
@@ -95,11 +95,13 @@ pub async fn invoke(
                 &mut instantiate_time,
             );
             tokio::pin!(call);
-            let call = CpuShared::new(CpuTimed::new(call, &mut cpu_time), invocation.cpu);
-            match tokio::time::timeout(limits.wall_time, call).await {
+            let mut call = CpuShared::new(call, invocation.cpu);
+            let result = match tokio::time::timeout(limits.wall_time, &mut call).await {
                 Ok(result) => result,
                 Err(_) => Ok(Err(InvokeError::Timeout(limits.wall_time))),
-            }
+            };
+            cpu_time = call.cpu_time();
+            result
         }
     };
     let fuel_used = limits
