@@ -105,8 +105,8 @@ pub fn payback_factor(active_tenants: &AtomicUsize) -> u32 {
 ///
 /// Alone on the replica, a tenant whose permits are all taken polls without one: the
 /// share keeps the cores for the others, and there are none (the permits' hand-over
-/// between worker threads, a wake-up of the other thread each time, was a tenth of a
-/// request's CPU; `docs/performance.md`). When another tenant becomes active, the borrowed
+/// between worker threads woke the other thread each time: get by id used 210 µs of CPU
+/// with it and 154 µs without; `docs/performance.md`). When another tenant becomes active, the borrowed
 /// polls end within a fuel yield interval, and every later poll waits for a permit again.
 pub struct CpuShared<F> {
     inner: F,
