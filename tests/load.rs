@@ -1,7 +1,7 @@
 //! `eerp-load`: the load generator behind the tenancy figures in `docs/performance.md`.
 //!
-//! - `provision`: creates tenants through the admin API with C requests in flight and
-//!   reports tenants per second.
+//! - `provision`: creates tenants through the admin API with C requests in flight (with
+//!   the plan's modules, or `--modules`) and reports tenants per second.
 //! - `tokens`: prints one tenant token per line, for `wrk` scripts that spread requests
 //!   over many tenants (`tests/bench/tenants.lua`).
 //! - `operator-token`: an operator token, to lift the rate limits of the benchmark's plan.
@@ -46,6 +46,9 @@ enum Command {
         concurrency: usize,
         #[arg(long, default_value = "bench")]
         prefix: String,
+        /// Modules to enable (comma-separated); default: the plan's.
+        #[arg(long, value_delimiter = ',')]
+        modules: Option<Vec<String>>,
     },
     /// Print an operator token (for `eerp --token` or curl against `/admin/v1`).
     OperatorToken,
@@ -80,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
             count,
             concurrency,
             prefix,
+            modules,
         } => {
             let operator = Arc::new(signer.operator_token("bench", 3600)?);
             let client = reqwest::Client::new();
@@ -88,11 +92,15 @@ async fn main() -> anyhow::Result<()> {
                 .map(|n| {
                     let (client, operator, url) = (client.clone(), operator.clone(), url.clone());
                     let slug = format!("{prefix}_{n}");
+                    let body = match &modules {
+                        Some(modules) => json!({ "slug": slug, "modules": modules }),
+                        None => json!({ "slug": slug }),
+                    };
                     async move {
                         let response = client
                             .post(format!("{url}/admin/v1/tenants"))
                             .bearer_auth(operator.as_str())
-                            .json(&json!({ "slug": slug }))
+                            .json(&body)
                             .send()
                             .await;
                         match response {

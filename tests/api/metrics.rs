@@ -266,3 +266,44 @@ async fn module_cpu_follows_the_work_and_not_the_database_wait() {
         ) >= 0.9
     );
 }
+
+/// Paths under `/api/v1` are split into module and route by the host, not by a pattern:
+/// those that name no module, an unknown one or no route of a known one are 404
+/// problems, module routes still match (with and without a trailing route), and none of
+/// the misses turns the caller's path into a label value.
+#[tokio::test]
+async fn module_paths_that_match_nothing_are_404_problems_under_bounded_labels() {
+    let app = hostile_app().await;
+    let acme = app.admin_of("acme").await;
+    for (path, problem) in [
+        ("/api/v1", "not-found"),
+        ("/api/v1/", "not-found"),
+        ("/api/v1//count", "not-found"),
+        ("/api/v1/made-up-module/x", "unknown-module"),
+        ("/api/v1/hostile/no/such/route", "not-found"),
+    ] {
+        let response = app.send(Method::GET, path, Some(&acme), None).await;
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+        let body: serde_json::Value = response.json().await.expect("a problem body");
+        assert_eq!(
+            body["type"],
+            format!("https://eerp.dev/problems/{problem}"),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(get(&app, &acme, "/count").await, 200);
+    let m = scrape(&app).await;
+    let routes: Vec<&str> = m
+        .keys()
+        .filter(|series| series.starts_with("eerp_http_requests_total{"))
+        .filter_map(|series| series.split("route=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(routes.contains(&"/api/v1/hostile/count"), "{routes:?}");
+    assert!(routes.contains(&"/api/v1/{module}/unmatched"), "{routes:?}");
+    for leaked in ["made-up-module", "no/such/route", "//count"] {
+        assert!(
+            routes.iter().all(|route| !route.contains(leaked)),
+            "a path became a label: {routes:?}"
+        );
+    }
+}

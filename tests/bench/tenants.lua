@@ -1,10 +1,18 @@
--- Spreads requests over the tenants whose tokens are in TOKENS (one per line).
-local tokens = {}
-for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
+-- Spreads requests round-robin over the tenants in TOKENS: one tenant per line, its token
+-- and, for ROUTE=get, the id of one of its contacts ("<token> <id>"). ROUTE=list (the
+-- default) lists 20 contacts; ROUTE=get reads the tenant's contact by id.
+local tenants = {}
+for line in io.lines(os.getenv("TOKENS")) do
+  local token, id = line:match("^(%S+)%s*(%S*)")
+  tenants[#tenants + 1] = { token = token, id = id }
+end
+local get = os.getenv("ROUTE") == "get"
 local counter = 0
-local offset = math.random(1, #tokens)
+local offset = math.random(1, #tenants)
 request = function()
   counter = counter + 1
-  local token = tokens[((counter + offset) % #tokens) + 1]
-  return wrk.format("GET", "/api/v1/crm/contacts?limit=20", { ["authorization"] = "Bearer " .. token })
+  local tenant = tenants[((counter + offset) % #tenants) + 1]
+  local path = "/api/v1/crm/contacts?limit=20"
+  if get then path = "/api/v1/crm/contacts/" .. tenant.id end
+  return wrk.format("GET", path, { ["authorization"] = "Bearer " .. tenant.token })
 end

@@ -22,9 +22,8 @@ use eerp_abi::data::{DataError, DataErrorKind, DataOp, DataReply};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{ToSql, Type};
 
-use query::{Param, Statement};
+use query::Statement;
 pub use scope::{ReadGrant, RequestScope};
 
 /// What one request has used of the data API.
@@ -131,14 +130,7 @@ async fn run_statement(
     op: &'static str,
     writes: bool,
 ) -> Result<Vec<tokio_postgres::Row>, DataError> {
-    let params: Vec<(&(dyn ToSql + Sync), Type)> = statement
-        .params
-        .iter()
-        .map(|param| match param {
-            Param::Text(text) => (text as &(dyn ToSql + Sync), Type::TEXT),
-            Param::TextArray(items) => (items as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
-        })
-        .collect();
+    let params = statement.binds();
     let client = match scope.db.client(writes).await {
         Ok(client) => client,
         Err(reason) => return Err(error(DataErrorKind::Unavailable, reason)),

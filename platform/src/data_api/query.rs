@@ -8,9 +8,12 @@ use eerp_abi::data::{
     AggregateFn, AggregateGroup, AggregateQuery, AggregateResult, DEFAULT_PAGE, DataError,
     DataErrorKind, DataOp, Filter, FilterOp, ListPage, ListQuery, LockMode, MAX_PAGE,
 };
+use std::sync::Arc;
+
 use eerp_abi::migration::SqlType;
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::cursor::Cursor;
 use super::values::{cast_type, from_text, select_text, to_param, to_text};
@@ -40,18 +43,59 @@ pub struct Statement {
     pub shape: Shape,
 }
 
+impl Statement {
+    /// The parameters as they are bound: each as `text` (or `text[]`), cast in the SQL.
+    pub fn binds(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        self.params
+            .iter()
+            .map(|param| match param {
+                Param::Text(text) => (text as &(dyn ToSql + Sync), Type::TEXT),
+                Param::TextArray(items) => (items as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
+            })
+            .collect()
+    }
+}
+
+/// The columns of a table as every read selects them, derived once per loaded model.
+#[derive(Debug)]
+pub struct Reads {
+    /// Every column as text, in order ([`select_text`]).
+    select_list: String,
+    /// Column names and types, in the same order.
+    columns: Columns,
+}
+
+/// Column names and types, in select order.
+pub type Columns = Arc<[(String, SqlType)]>;
+
+fn reads(table: &TableModel) -> &Reads {
+    table.reads.get_or_init(|| Reads {
+        select_list: table
+            .columns
+            .iter()
+            .map(|c| select_text(&quote_ident(&c.name), c.ty))
+            .collect::<Vec<_>>()
+            .join(", "),
+        columns: table
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty))
+            .collect(),
+    })
+}
+
 /// How a statement's rows become the reply.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
     /// Exactly one row of `columns`, or not found.
     One {
         /// Column types, in select order.
-        columns: Vec<(String, SqlType)>,
+        columns: Columns,
     },
     /// A page of at most `limit` rows; one more row means there is a next page.
     Page {
         /// Column types, in select order.
-        columns: Vec<(String, SqlType)>,
+        columns: Columns,
         /// Page size.
         limit: usize,
         /// Order column and direction, for the next cursor.
@@ -250,21 +294,12 @@ impl<'a> Builder<'a> {
         Ok(self.bind(Some(id.to_string()), SqlType::Uuid))
     }
 
-    fn columns(&self) -> Vec<(String, SqlType)> {
-        self.table
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.ty))
-            .collect()
+    fn columns(&self) -> Columns {
+        reads(self.table).columns.clone()
     }
 
-    fn select_list(&self) -> String {
-        self.table
-            .columns
-            .iter()
-            .map(|c| select_text(&quote_ident(&c.name), c.ty))
-            .collect::<Vec<_>>()
-            .join(", ")
+    fn select_list(&self) -> &'a str {
+        &reads(self.table).select_list
     }
 
     fn one(&self) -> Shape {

@@ -54,14 +54,10 @@ fn route_label<B>(response: &ServiceResponse<B>) -> String {
     if let Some(label) = request.extensions().get::<RouteLabel>() {
         return label.0.clone();
     }
-    match request.match_pattern() {
-        // A module path that matched no module route.
-        Some(pattern) if pattern.starts_with("/api/v1/{module}") => {
-            "/api/v1/{module}/unmatched".into()
-        }
-        Some(pattern) => pattern,
-        None => "unmatched".into(),
-    }
+    // Module paths are labelled by dispatch, matched or not.
+    request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into())
 }
 
 /// `/metrics`: refreshes the values that are cheap to read at scrape time, then renders

@@ -1,6 +1,7 @@
 //! The declared shape of a module's tables.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use eerp_abi::migration::SqlType;
 
@@ -23,6 +24,39 @@ pub struct TableModel {
     /// Unique keys among live rows (a `unique` column or a `unique_together` set), each
     /// a set of column names, besides `id`.
     pub unique: Vec<Vec<String>>,
+    /// What the data API derives from the columns, once: every read repeats it.
+    pub(crate) reads: Derived<crate::data_api::query::Reads>,
+}
+
+/// A value derived from a model on first use, after its migrations are planned. It is not
+/// part of the model's identity: clones start empty (a clone may get more columns) and any
+/// two compare equal.
+#[derive(Debug)]
+pub struct Derived<T>(OnceLock<T>);
+
+impl<T> Default for Derived<T> {
+    fn default() -> Self {
+        Self(OnceLock::new())
+    }
+}
+
+impl<T> Derived<T> {
+    /// The value, made by `make` the first time.
+    pub fn get_or_init(&self, make: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(make)
+    }
+}
+
+impl<T> Clone for Derived<T> {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl<T> PartialEq for Derived<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// One column.
@@ -71,6 +105,7 @@ impl TableModel {
                 builtin("deleted_at", SqlType::Timestamptz, false),
             ],
             unique: Vec::new(),
+            reads: Derived::default(),
         }
     }
 

@@ -1,41 +1,27 @@
-//! Thread CPU time spent while a future is being polled.
+//! The time a future spends being polled: a module call's CPU.
 //!
 //! A module call is a future: it runs wasm (and the host's synchronous part of a data
 //! call) inside `poll`, and returns `Pending` while a data call waits on PostgreSQL. Adding
-//! up the calling thread's CPU clock across polls therefore counts the guest's compute and
-//! leaves out the database waits, whichever worker thread each poll runs on.
+//! up the time inside its polls therefore counts the guest's compute and leaves out the
+//! database waits, whichever worker thread each poll runs on.
+//!
+//! Each poll is timed with the monotonic clock, not the thread's CPU clock (ADR 019): the
+//! monotonic clock is read in user space (vDSO), while `CLOCK_THREAD_CPUTIME_ID` is a
+//! system call, and two per poll were a tenth of a get by id's CPU. A poll never waits
+//! (waits return `Pending`), so its time is CPU time, except when the kernel preempts the
+//! thread in the middle of it; on an overloaded node the figure then runs high.
 //!
 //! The same view shares the cores fairly ([`CpuShared`]): a poll is when a sandbox uses a
-//! core, so a tenant's sandboxes take one of the tenant's core permits for each poll. One
-//! pair of clock reads per poll serves both (each read is a system call).
+//! core, so a tenant's sandboxes take one of the tenant's core permits for each poll.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
-
-/// CPU time the current thread has used so far.
-pub fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable timespec for the duration of the call, and
-    // CLOCK_THREAD_CPUTIME_ID is supported on every Linux (and macOS) we build for.
-    #[allow(unsafe_code)]
-    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    if status != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(
-        now.tv_sec.max(0) as u64,
-        now.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
-}
 
 type Acquiring = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
 
@@ -85,7 +71,7 @@ pub fn payback_factor(active_tenants: &AtomicUsize) -> u32 {
 }
 
 /// Polls a future only while holding one of its tenant's core permits, taken before each
-/// poll and given back when the poll returns, and adds up the thread CPU time of its polls
+/// poll and given back when the poll returns, and adds up the time of its polls
 /// ([`CpuShared::cpu_time`]).
 ///
 /// A sandbox returns from a poll when it waits on the database and at every fuel yield
@@ -133,7 +119,7 @@ impl<F: Future + Unpin> CpuShared<F> {
         }
     }
 
-    /// Thread CPU time of every poll so far.
+    /// Time inside every poll so far: the call's CPU.
     pub fn cpu_time(&self) -> Duration {
         self.used
     }
@@ -144,9 +130,9 @@ impl<F: Future + Unpin> CpuShared<F> {
         permit: Option<OwnedSemaphorePermit>,
         cx: &mut Context<'_>,
     ) -> Poll<F::Output> {
-        let started = thread_cpu_time();
+        let started = Instant::now();
         let result = Pin::new(&mut self.inner).poll(cx);
-        let ran = thread_cpu_time().saturating_sub(started);
+        let ran = started.elapsed();
         self.used += ran;
         if result.is_ready() {
             return result;
@@ -216,8 +202,8 @@ mod tests {
             use std::sync::atomic::Ordering::SeqCst;
             let now = self.inside.fetch_add(1, SeqCst) + 1;
             self.most.fetch_max(now, SeqCst);
-            let started = thread_cpu_time();
-            while thread_cpu_time() - started < self.spin {
+            let started = Instant::now();
+            while started.elapsed() < self.spin {
                 std::hint::spin_loop();
             }
             self.inside.fetch_sub(1, SeqCst);

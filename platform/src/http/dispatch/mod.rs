@@ -51,6 +51,14 @@ pub fn request_id(req: &HttpRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// The module and the module's own path (`contacts/{id}`) of a request under `/api/v1`:
+/// `None` when the path names no module (`/api/v1`, `/api/v1/`, `/api/v1//x`).
+pub fn module_path(req: &HttpRequest) -> Option<(&str, &str)> {
+    let rest = req.match_info().unprocessed().strip_prefix('/')?;
+    let (module, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    (!module.is_empty()).then_some((module, tail))
+}
+
 /// What the log line of a request reports.
 #[derive(Default)]
 pub(super) struct Trace {
@@ -90,8 +98,14 @@ pub async fn module_route(
 ) -> HttpResponse {
     let started = Instant::now();
     let request_id = request_id(&req);
+    let Some((module, tail)) = module_path(&req) else {
+        return ApiError::NoRoute(req.path().to_string())
+            .problem()
+            .respond(&request_id);
+    };
     let mut trace = Trace::default();
-    let response = match serve(&req, payload, &state, &request_id, &mut trace).await {
+    let served = serve(&req, module, tail, payload, &state, &request_id, &mut trace).await;
+    let response = match served {
         Ok(response) => response,
         Err(err) => {
             let problem = err.problem();
@@ -101,7 +115,6 @@ pub async fn module_route(
             problem.respond(&request_id)
         }
     };
-    let module = req.match_info().get("module").unwrap_or_default();
     record_metrics(&req, &state, module, &trace);
     tracing::info!(
         target: "eerp::request",
@@ -140,12 +153,14 @@ pub async fn module_route(
 /// Counts the request for its module and tenant, and labels it with its route template.
 fn record_metrics(req: &HttpRequest, state: &AppState, module: &str, trace: &Trace) {
     // Only loaded modules become label values: the path segment is caller input.
-    if !state.registry.has(module) {
+    let loaded = state.registry.has(module);
+    let label = match &trace.route {
+        Some(route) if loaded => format!("/api/v1/{module}{route}"),
+        _ => "/api/v1/{module}/unmatched".into(),
+    };
+    req.extensions_mut().insert(RouteLabel(label));
+    if !loaded {
         return;
-    }
-    if let Some(route) = &trace.route {
-        req.extensions_mut()
-            .insert(RouteLabel(format!("/api/v1/{module}{route}")));
     }
     let metrics = &state.metrics;
     if let Some(outcome) = trace.outcome {
@@ -166,6 +181,8 @@ fn record_metrics(req: &HttpRequest, state: &AppState, module: &str, trace: &Tra
 
 async fn serve(
     req: &HttpRequest,
+    module_name: &str,
+    tail: &str,
     payload: web::Payload,
     state: &AppState,
     request_id: &str,
@@ -175,11 +192,9 @@ async fn serve(
         .await
         .map_err(ApiError::Auth)?;
     trace.tenant = Some(identity.tenant.to_string());
-    let module_name = req.match_info().get("module").unwrap_or_default();
     let tenant = check_tenant(state, &identity).await?;
     let module = served_module(state, &tenant, module_name).await?;
 
-    let tail = req.match_info().get("tail").unwrap_or_default();
     let method = req.method().as_str();
     let (handler_id, route, params) = match module.match_route(method, tail) {
         RouteMatch::Found {
