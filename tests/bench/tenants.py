@@ -120,6 +120,9 @@ def main():
         sh(eerp, "plan", "set", "standard", "requests_per_second=1000000", "burst=1000000",
            f"max_concurrent_calls={compare.CONNECTIONS * 2}", "--url", URL, "--token", operator)
         lines = provision(load, database)
+        # Every cache size is measured on a fresh service: memory is compared from there.
+        stop(proc)
+        proc = None
         for cache in CACHES:
             if proc is None:
                 proc = serve(eerp, database, cache, log)

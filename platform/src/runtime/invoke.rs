@@ -5,7 +5,7 @@
 //!   -> instantiate from the cached InstancePre (pooling allocator)
 //!   -> eerp_alloc + write the request envelope
 //!   -> eerp_handle -> packed (ptr, len) -> bounds-checked read -> Response
-//! all inside tokio::time::timeout(wall_time), with the thread CPU time of every poll
+//! all inside tokio::time::timeout(wall_time), with the CPU time of every poll
 //! added up (so database waits, which return Pending, are not counted); the Store is
 //! dropped afterwards
 //! ```

@@ -7,7 +7,7 @@
 //! - [`outcome`]: how a call ended, classified from typed errors, never from messages.
 //! - [`guest_memory`]: bounds-checked reads and writes of guest memory.
 //! - [`host`]: the `eerp` imports, one capability per file, and the state of a Store.
-//! - [`cpu`]: thread CPU time while wasm runs, and each tenant's fair share of the cores.
+//! - [`cpu`]: the CPU time of a call's polls, and each tenant's fair share of the cores.
 
 pub mod cpu;
 pub mod engine;
