@@ -4,12 +4,12 @@
 //! and schema-qualified with the schema the host chose for the tenant; every value is a
 //! bind parameter. The module never supplies SQL text.
 
+use std::sync::Arc;
+
 use eerp_abi::data::{
     AggregateFn, AggregateGroup, AggregateQuery, AggregateResult, DEFAULT_PAGE, DataError,
     DataErrorKind, DataOp, Filter, FilterOp, ListPage, ListQuery, LockMode, MAX_PAGE,
 };
-use std::sync::Arc;
-
 use eerp_abi::migration::SqlType;
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
@@ -58,7 +58,7 @@ impl Statement {
 
 /// The columns of a table as every read selects them, derived once per loaded model.
 #[derive(Debug)]
-pub struct Reads {
+pub(crate) struct Reads {
     /// Every column as text, in order ([`select_text`]).
     select_list: String,
     /// Column names and types, in the same order.
