@@ -269,8 +269,8 @@ async fn module_cpu_follows_the_work_and_not_the_database_wait() {
 
 /// Paths under `/api/v1` are split into module and route by the host, not by a pattern:
 /// those that name no module, an unknown one or no route of a known one are 404
-/// problems, module routes still match (with and without a trailing route), and none of
-/// the misses turns the caller's path into a label value.
+/// problems, a module route still matches, and none of the misses turns the caller's path
+/// into a label value.
 #[tokio::test]
 async fn module_paths_that_match_nothing_are_404_problems_under_bounded_labels() {
     let app = hostile_app().await;

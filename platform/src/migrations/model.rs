@@ -32,7 +32,7 @@ pub struct TableModel {
 /// part of the model's identity: clones start empty (a clone may get more columns) and any
 /// two compare equal.
 #[derive(Debug)]
-pub struct Derived<T>(OnceLock<T>);
+pub(crate) struct Derived<T>(OnceLock<T>);
 
 impl<T> Default for Derived<T> {
     fn default() -> Self {
@@ -42,7 +42,7 @@ impl<T> Default for Derived<T> {
 
 impl<T> Derived<T> {
     /// The value, made by `make` the first time.
-    pub fn get_or_init(&self, make: impl FnOnce() -> T) -> &T {
+    pub(crate) fn get_or_init(&self, make: impl FnOnce() -> T) -> &T {
         self.0.get_or_init(make)
     }
 }
