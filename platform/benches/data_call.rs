@@ -162,7 +162,8 @@ fn data_call(c: &mut Criterion) {
     let id = rt.block_on(seed(&pool, &module));
     let connections = Connections {
         pools: Arc::from(vec![pool.clone()]),
-        worker: 0,
+        lanes: db::WorkerLanes::of(0, 1, 1),
+        affinity: 0,
         share: ConnectionShare {
             permits: Arc::new(Semaphore::new(4)),
             size: 4,

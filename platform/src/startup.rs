@@ -11,7 +11,7 @@ use eerp_tenancy::Authenticator;
 use eerp_tenancy::limits::Ceilings;
 
 use crate::config::Settings;
-use crate::db::{WorkerPool, create_pool, split};
+use crate::db::{WorkerLanes, create_pool};
 use crate::http;
 use crate::metrics::Metrics;
 use crate::migrations::catalog::migrate_catalog;
@@ -51,12 +51,12 @@ impl App {
             settings.db_pool_wait,
             0,
         )?;
-        let request_pools = split(settings.db_pool_size, settings.workers)
-            .into_iter()
-            .map(|size| {
+        // One lane (a pool of one connection) per request connection: see `WorkerLanes`.
+        let request_pools = (0..settings.db_pool_size.max(1))
+            .map(|_| {
                 create_pool(
                     &settings.database_url,
-                    size,
+                    1,
                     settings.db_pool_wait,
                     settings.db_statement_cache,
                 )
@@ -136,18 +136,22 @@ impl App {
         ));
         let shared = state.clone();
         let factories = Arc::new(AtomicUsize::new(0));
+        let workers = settings.workers.max(1);
         let server = HttpServer::new(move || {
             // Called once per worker, on the worker's thread (again for a worker actix
-            // restarts, which then shares a pool: slower, never wrong).
-            let worker =
-                factories.fetch_add(1, Ordering::Relaxed) % shared.request_pools.len().max(1);
+            // restarts, which then shares another's lanes: slower, never wrong).
+            let lanes = WorkerLanes::of(
+                factories.fetch_add(1, Ordering::Relaxed),
+                workers,
+                shared.request_pools.len(),
+            );
             ActixApp::new()
                 .app_data(shared.clone())
-                .app_data(WorkerPool(worker))
+                .app_data(lanes)
                 .wrap(actix_web::middleware::from_fn(http::metrics::track))
                 .configure(http::routes)
         })
-        .workers(settings.workers.max(1))
+        .workers(workers)
         .shutdown_timeout(settings.drain_timeout.as_secs())
         .listen(listener)?
         .run();

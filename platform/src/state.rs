@@ -19,8 +19,8 @@ use crate::tenants::TenantDirectory;
 pub struct AppState {
     /// The pool for work outside the data API (catalog, migrations, operators, probes).
     pub pool: Pool,
-    /// The data API's connections, one pool per HTTP worker
-    /// ([`crate::db::WorkerPool`]), at least one; all tenants share them.
+    /// The data API's connections, each a pool of one ("lanes", owned by the HTTP
+    /// workers in turn: [`crate::db::WorkerLanes`]), at least one; all tenants share them.
     pub request_pools: Arc<[Pool]>,
     /// The one wasm engine.
     pub engine: Engine,

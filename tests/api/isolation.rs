@@ -1,13 +1,14 @@
 //! Tenant isolation: another tenant's ids lead nowhere, and a pooled connection carries
-//! nothing from one tenant's request to the next; the request pools share their idle
-//! connections and keep their prepared statements within a tenant's schema.
+//! nothing from one tenant's request to the next; the request lanes share their idle
+//! connections, keep a tenant's requests to few of them, and keep their prepared
+//! statements within a tenant's schema.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use eerp_e2e::{TestApp, TestOptions, spawn_app, spawn_app_with, status_and_json};
-use eerp_platform::db::{ConnectionShare, Connections, DbSession};
+use eerp_platform::db::{ConnectionShare, Connections, DbSession, WorkerLanes};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -91,12 +92,12 @@ async fn every_route_given_another_tenants_id_answers_404_and_changes_nothing() 
     assert_eq!(table_snapshot(&app, "t_globex__crm").await, before);
 }
 
-/// What the request connections (one per worker's pool) carry between transactions that
+/// What the request connections (one per lane) carry between transactions that
 /// could leak to the next tenant.
 async fn session_state(app: &TestApp) -> Vec<Value> {
     let mut states = Vec::new();
     for pool in app.state.request_pools.iter() {
-        assert_eq!(pool.status().max_size, 1, "one connection per worker");
+        assert_eq!(pool.status().max_size, 1, "one connection per lane");
         states.push(connection_state(&pool.get().await.unwrap()).await);
     }
     states
@@ -212,38 +213,39 @@ async fn a_repeated_read_is_prepared_once_per_connection_in_its_tenant_schema() 
     }
 }
 
+/// A request's database session on `pools` (the app's lanes, two workers), for the
+/// tenant with `affinity`, with a share of every connection.
+fn session_on(pools: &Arc<[eerp_platform::db::Pool]>, worker: usize, affinity: u64) -> DbSession {
+    let size = pools.len();
+    DbSession::new(Connections {
+        pools: pools.clone(),
+        lanes: WorkerLanes::of(worker, 2, size),
+        affinity,
+        share: ConnectionShare {
+            permits: Arc::new(Semaphore::new(size)),
+            size: size as u32,
+            active_tenants: Arc::new(AtomicUsize::new(1)),
+        },
+        wait: Duration::from_millis(300),
+    })
+}
+
 #[tokio::test]
-async fn a_request_whose_workers_pool_is_busy_takes_a_connection_of_another() {
+async fn a_request_whose_workers_lanes_are_busy_takes_a_connection_of_another() {
     let app = spawn_app_with(TestOptions {
         db_pool_size: Some(2),
         ..TestOptions::default()
     })
     .await;
     let pools = app.state.request_pools.clone();
-    assert_eq!(pools.len(), 2, "one pool per worker");
-    let session = |worker| {
-        DbSession::new(Connections {
-            pools: pools.clone(),
-            worker,
-            share: ConnectionShare {
-                permits: Arc::new(Semaphore::new(2)),
-                size: 2,
-                active_tenants: Arc::new(AtomicUsize::new(1)),
-            },
-            wait: Duration::from_millis(300),
-        })
-    };
-    let pid = "SELECT pg_backend_pid()";
-    let idle: i32 = {
-        let conn = pools[1].get().await.unwrap();
-        conn.query_one(pid, &[]).await.unwrap().get(0)
-    };
+    assert_eq!(pools.len(), 2, "one lane per connection, one per worker");
+    let session = |worker| session_on(&pools, worker, 0);
+    let idle = backend_pid(&pools[1].get().await.unwrap()).await;
     let held = pools[0].get().await.unwrap(); // worker 0's only one is in use
 
     let mut elsewhere = session(0);
     let conn = elsewhere.client(false).await.expect("worker 1's idle one");
-    let used: i32 = conn.query_one(pid, &[]).await.unwrap().get(0);
-    assert_eq!(used, idle, "worker 1's connection");
+    assert_eq!(backend_pid(conn).await, idle, "worker 1's connection");
     elsewhere.finish(true).await.unwrap();
     assert_eq!(pools[1].status().available, 1, "back in worker 1's pool");
     assert_eq!(pools[0].status().size, 1, "worker 0 made none");
@@ -266,4 +268,83 @@ async fn a_request_whose_workers_pool_is_busy_takes_a_connection_of_another() {
     let error = session(0).client(false).await.err().expect("none was free");
     assert!(error.contains("free in time"), "{error}");
     drop((held, busy));
+}
+
+/// The statements prepared on each request lane of `app`, lane by lane.
+async fn prepared_per_lane(app: &TestApp) -> Vec<Vec<String>> {
+    let mut lanes = Vec::new();
+    for pool in app.state.request_pools.iter() {
+        let conn = pool.get().await.unwrap();
+        let rows = conn
+            .query("SELECT statement FROM pg_prepared_statements", &[])
+            .await
+            .unwrap();
+        lanes.push(rows.iter().map(|row| row.get(0)).collect());
+    }
+    lanes
+}
+
+#[tokio::test]
+async fn a_tenants_requests_keep_to_one_connection_of_their_worker() {
+    let app = spawn_app_with(TestOptions {
+        db_pool_size: Some(4),
+        ..TestOptions::default()
+    })
+    .await;
+    let pools = app.state.request_pools.clone();
+    assert_eq!(pools.len(), 4, "one lane per connection");
+    for tenant in ["acme", "globex"] {
+        let token = app.admin_of(tenant).await;
+        let id = create_contact(&app, &token, tenant).await;
+        // One after another: the tenant's lane is free every time, so it is the one used
+        // (a worker's pool of two would take its connections in turn, and prepare the get
+        // on both).
+        for _ in 0..6 {
+            let path = format!("/api/v1/crm/contacts/{id}");
+            let response = app.send(Method::GET, &path, Some(&token), None).await;
+            assert_eq!(response.status(), 200);
+        }
+    }
+    let lanes = prepared_per_lane(&app).await;
+    for schema in ["\"t_acme__crm\"", "\"t_globex__crm\""] {
+        let holding: Vec<usize> = (0..lanes.len())
+            .filter(|&lane| {
+                lanes[lane]
+                    .iter()
+                    .any(|text| text.contains(schema) && text.contains("WHERE \"id\" ="))
+            })
+            .collect();
+        assert!(
+            !holding.is_empty(),
+            "{schema}'s get was prepared: {lanes:?}"
+        );
+        // Worker w owns lanes w and w + 2.
+        for worker in 0..2 {
+            let on_worker = holding.iter().filter(|&&lane| lane % 2 == worker).count();
+            assert!(
+                on_worker <= 1,
+                "{schema} on one lane of worker {worker}: {lanes:?}"
+            );
+        }
+    }
+
+    // Busy with the tenant's own request, its lane is passed over for another of its
+    // worker's.
+    let mut pids = Vec::new();
+    for pool in pools.iter() {
+        pids.push(backend_pid(&pool.get().await.unwrap()).await);
+    }
+    let mut first = session_on(&pools, 0, 1);
+    let used = backend_pid(first.client(false).await.unwrap()).await;
+    assert_eq!(used, pids[2], "affinity 1 picks worker 0's second lane");
+    let mut second = session_on(&pools, 0, 1);
+    let used = backend_pid(second.client(false).await.unwrap()).await;
+    assert_eq!(used, pids[0], "then worker 0's other lane, not worker 1's");
+    first.finish(true).await.unwrap();
+    second.finish(true).await.unwrap();
+}
+
+async fn backend_pid(conn: &eerp_platform::db::Object) -> i32 {
+    let row = conn.query_one("SELECT pg_backend_pid()", &[]).await;
+    row.unwrap().get(0)
 }

@@ -1,7 +1,8 @@
 //! The shared connection pools and the per-request transaction.
 //!
-//! Every tenant shares the same connections: each HTTP worker has a pool for its requests
-//! ([`WorkerPool`]), and work outside the data API has one more. Settings that are the
+//! Every tenant shares the same connections: each HTTP worker owns some of the request
+//! connections, each a pool of one ("lanes", [`WorkerLanes`]), a tenant's requests try
+//! the same lane first, and work outside the data API has a pool of its own. Settings that are the
 //! same for every request (time zone, date style, a statement-timeout backstop) are the
 //! connection's startup parameters; nothing a tenant or request chooses is ever set on a
 //! connection. A request's reads
@@ -26,6 +27,7 @@
 mod pool;
 mod statements;
 
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -35,7 +37,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, RowStream};
 
-pub use pool::{Connection, Object, Pool, PoolError, WorkerPool, create_pool, split};
+pub use pool::{Connection, Object, Pool, PoolError, WorkerLanes, create_pool};
 use statements::Lookup;
 
 /// Something a session keeps until it ends and no statement of it can still run (a
@@ -133,41 +135,81 @@ impl ConnectionShare {
     }
 }
 
-/// Where a request's connection comes from: the request pools, within its tenant's share.
+/// Where a request's connection comes from: the request lanes, within its tenant's share.
 #[derive(Clone)]
 pub struct Connections {
-    /// Every HTTP worker's pool.
+    /// The request lanes, one connection each.
     pub pools: Arc<[Pool]>,
-    /// The index of this request's worker's own pool in `pools`.
-    pub worker: usize,
+    /// Which of them this request's worker owns.
+    pub lanes: WorkerLanes,
+    /// Which of the worker's lanes the tenant tries first ([`affinity`]).
+    pub affinity: u64,
     /// The tenant's share ([`crate::tenants::gate::Gate::connection_share`]).
     pub share: ConnectionShare,
     /// How long to wait for a permit and then a connection, together.
     pub wait: Duration,
 }
 
+/// Which lane a tenant's requests try first, the same for every request of the tenant
+/// on every replica.
+pub fn affinity(tenant_id: &str) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(tenant_id)
+}
+
 impl Connections {
-    /// The worker's own pool's connection if it has one now (or room to make one), else
-    /// the first connection any request pool has. A tenant within its share can hold all
-    /// of one worker's connections; the other tenants' requests on that worker then use
-    /// the other pools' rather than wait (a connection made or used that way is driven by
-    /// another thread: slower, never wrong).
+    /// The tenant's lane of the worker's own, else a free one of the worker's other
+    /// lanes, else the first connection any lane has. A tenant's requests keep to few
+    /// backends, so each backend's catalog caches and prepared statements cover a
+    /// fraction of the tenants rather than all of them. A request whose lane another
+    /// tenant holds waits for it up to [`LANE_WAIT`] (taking any free connection at once
+    /// made every backend see every tenant under load: measured in
+    /// `docs/performance.md`); one whose lane its own tenant holds takes another at once,
+    /// so a busy tenant can still use them all (a connection of another worker is driven
+    /// by another thread: slower, never wrong).
     async fn connection(&self) -> Result<Object, PoolError> {
-        let own = self.pools.get(self.worker).or_else(|| self.pools.first());
-        let Some(own) = own else {
-            return Err(PoolError::Closed);
-        };
-        let mut now = own.timeouts();
-        now.wait = Some(Duration::ZERO);
-        if let Ok(conn) = own.timeout_get(&now).await {
-            return Ok(conn);
+        let mut own = self.lanes.own(self.pools.len(), self.affinity);
+        if let Some(lane) = own.next() {
+            let wait = match self.pools.get(lane) {
+                Some(pool) if pool.manager().taken_by(self.affinity) => Duration::ZERO,
+                _ => LANE_WAIT,
+            };
+            if let Some(conn) = self.take(lane, wait).await {
+                return Ok(conn);
+            }
         }
-        let gets = self.pools.iter().map(|pool| Box::pin(pool.get()));
-        futures_util::future::select_ok(gets)
-            .await
-            .map(|(conn, _)| conn)
+        for lane in own {
+            if let Some(conn) = self.take(lane, Duration::ZERO).await {
+                return Ok(conn);
+            }
+        }
+        if self.pools.is_empty() {
+            return Err(PoolError::Closed);
+        }
+        let gets =
+            self.pools.iter().enumerate().map(|(lane, pool)| {
+                Box::pin(async move { pool.get().await.map(|conn| (lane, conn)) })
+            });
+        let ((lane, conn), _) = futures_util::future::select_ok(gets).await?;
+        if let Some(pool) = self.pools.get(lane) {
+            pool.manager().take(self.affinity);
+        }
+        Ok(conn)
+    }
+
+    /// `lane`'s connection if it is free within `wait`, marked as this tenant's.
+    async fn take(&self, lane: usize, wait: Duration) -> Option<Object> {
+        let pool = self.pools.get(lane)?;
+        let mut timeouts = pool.timeouts();
+        timeouts.wait = Some(wait);
+        let conn = pool.timeout_get(&timeouts).await.ok()?;
+        pool.manager().take(self.affinity);
+        Some(conn)
     }
 }
+
+/// How long a request waits for its tenant's lane while another tenant holds it, before
+/// it takes any free connection.
+const LANE_WAIT: Duration = Duration::from_millis(2);
 
 /// One request's database work: a connection taken on first use, a transaction opened
 /// by the first write.

@@ -3,6 +3,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, RecycleResult};
@@ -53,36 +54,75 @@ pub fn create_pool(
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Ok(Pool::builder(Manager { inner, statements })
-        .max_size(max_size)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(wait))
-        .create_timeout(Some(Duration::from_secs(5)))
-        .build()?)
+    Ok(Pool::builder(Manager {
+        inner,
+        statements,
+        taken_by: AtomicU64::new(0),
+    })
+    .max_size(max_size)
+    .runtime(Runtime::Tokio1)
+    .wait_timeout(Some(wait))
+    .create_timeout(Some(Duration::from_secs(5)))
+    .build()?)
 }
 
-/// Splits `total` connections (at least one) into one pool per worker, or one per
-/// connection when there are more workers than connections (workers then share pools
-/// round-robin), so the pools never hold more than `total` together.
-pub fn split(total: usize, workers: usize) -> Vec<usize> {
-    let total = total.max(1);
-    let pools = workers.clamp(1, total);
-    (0..pools)
-        .map(|i| total / pools + usize::from(i < total % pools))
-        .collect()
-}
-
-/// Which of the request pools is this HTTP worker's own: its connections are made by, and
-/// so driven on, the worker's thread, and a statement's request and reply need no wake-up
-/// of another thread (measured in `docs/performance.md`).
+/// Which HTTP worker this is, and how many own lanes: worker `w` of `n` owns lanes `w`,
+/// `w + n`, `w + 2n` and so on of the request pools (a lane is a pool of one connection).
+/// Its lanes' connections are made by, and so driven on, the worker's thread, and a
+/// statement's request and reply need no wake-up of another thread (measured in
+/// `docs/performance.md`).
 #[derive(Clone, Copy)]
-pub struct WorkerPool(pub usize);
+pub struct WorkerLanes {
+    /// This worker's index, below `workers`.
+    pub worker: usize,
+    /// How many workers own lanes: the HTTP workers, or the lanes if there are fewer.
+    pub workers: usize,
+}
+
+impl WorkerLanes {
+    /// The `index`th of `workers` HTTP workers, with `lanes` request connections: a
+    /// worker beyond the lanes shares the lanes of worker `index % lanes`.
+    pub fn of(index: usize, workers: usize, lanes: usize) -> Self {
+        let workers = workers.clamp(1, lanes.max(1));
+        Self {
+            worker: index % workers,
+            workers,
+        }
+    }
+
+    /// This worker's lanes among `lanes`, the one `affinity` picks first, then the
+    /// others in turn: a tenant's requests start at the same lane each time.
+    pub fn own(self, lanes: usize, affinity: u64) -> impl Iterator<Item = usize> {
+        let count = lanes.saturating_sub(self.worker).div_ceil(self.workers);
+        let first = if count == 0 {
+            0
+        } else {
+            (affinity % count as u64) as usize
+        };
+        (0..count).map(move |k| self.worker + ((first + k) % count) * self.workers)
+    }
+}
 
 /// deadpool-postgres' manager, with a statement cache of our own on every connection
 /// (its own cache has no bound).
 pub struct Manager {
     inner: deadpool_postgres::Manager,
     statements: usize,
+    /// The affinity ([`super::affinity`]) of the tenant whose request took the pool's
+    /// connection last: while the connection is in use, whose request holds it.
+    taken_by: AtomicU64,
+}
+
+impl Manager {
+    /// Records that a request of the tenant with `affinity` took a connection.
+    pub(super) fn take(&self, affinity: u64) {
+        self.taken_by.store(affinity, Ordering::Relaxed);
+    }
+
+    /// Whether the connection was taken last by the tenant with `affinity`.
+    pub(super) fn taken_by(&self, affinity: u64) -> bool {
+        self.taken_by.load(Ordering::Relaxed) == affinity
+    }
 }
 
 /// A PostgreSQL connection and the statements prepared on it.
@@ -140,13 +180,26 @@ impl managed::Manager for Manager {
 
 #[cfg(test)]
 mod tests {
+    use super::WorkerLanes;
+
     #[test]
-    fn connections_are_split_over_workers_never_beyond_the_total() {
-        assert_eq!(super::split(16, 2), [8, 8]);
-        assert_eq!(super::split(5, 2), [3, 2]);
-        assert_eq!(super::split(1, 2), [1]);
-        assert_eq!(super::split(3, 32), [1, 1, 1]);
-        assert_eq!(super::split(4, 0), [4]);
-        assert_eq!(super::split(0, 2), [1]);
+    fn each_worker_owns_every_nth_lane_starting_where_the_tenant_hashes() {
+        let first = WorkerLanes::of(0, 2, 8);
+        assert_eq!(first.own(8, 0).collect::<Vec<_>>(), [0, 2, 4, 6]);
+        assert_eq!(first.own(8, 5).collect::<Vec<_>>(), [2, 4, 6, 0]);
+        let second = WorkerLanes::of(1, 2, 8);
+        assert_eq!(second.own(8, 7).collect::<Vec<_>>(), [7, 1, 3, 5]);
+        // Uneven: worker 0 of 2 owns three of five lanes, worker 1 two.
+        assert_eq!(first.own(5, 0).count(), 3);
+        assert_eq!(second.own(5, 0).collect::<Vec<_>>(), [1, 3]);
+    }
+
+    #[test]
+    fn workers_beyond_the_lanes_share_them() {
+        let lanes = WorkerLanes::of(3, 4, 2);
+        assert_eq!((lanes.worker, lanes.workers), (1, 2));
+        assert_eq!(lanes.own(2, 9).collect::<Vec<_>>(), [1]);
+        let alone = WorkerLanes::of(0, 0, 0);
+        assert_eq!(alone.own(0, 1).count(), 0);
     }
 }

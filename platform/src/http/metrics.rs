@@ -72,7 +72,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 
 fn refresh(state: &AppState) {
     let m: &Metrics = &state.metrics;
-    // The replica's connections: every worker's pool and the background one.
+    // The replica's connections: every request lane and the background pool.
     let (mut max, mut open, mut idle, mut waiting) = (0, 0, 0, 0);
     for pool in state.request_pools.iter().chain([&state.pool]) {
         let status = pool.status();

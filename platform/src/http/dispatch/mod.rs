@@ -27,7 +27,7 @@ use super::metrics::RouteLabel;
 use super::problem::ApiError;
 use crate::data_api::DataUsage;
 use crate::data_api::{ReadGrant, RequestScope};
-use crate::db::{Connections, DbSession, WorkerPool};
+use crate::db::{Connections, DbSession, WorkerLanes};
 use crate::metrics::Usage;
 use crate::runtime::{
     Invocation, InvokeError, InvokeReport, LoadedModule, Outcome, RouteMatch, invoke,
@@ -215,7 +215,10 @@ async fn serve(
     let permit = admit(state, &gate)?;
     let limits = tenant.limits.clone();
     let body = read_body(req, payload, limits.max_request_bytes).await?;
-    let worker = req.app_data::<WorkerPool>().map_or(0, |w| w.0);
+    let lanes = req
+        .app_data::<WorkerLanes>()
+        .copied()
+        .unwrap_or(WorkerLanes::of(0, 1, 1));
     let pools = state.request_pools.clone();
     let claim = match idempotency::key_of(req)? {
         None => None,
@@ -265,7 +268,8 @@ async fn serve(
     };
     let connections = Connections {
         pools,
-        worker,
+        lanes,
+        affinity: crate::db::affinity(&tenant.id),
         share: gate.connection_share(),
         wait: state.pool_wait,
     };
