@@ -239,7 +239,7 @@ async fn a_request_whose_workers_lanes_are_busy_takes_a_connection_of_another() 
     .await;
     let pools = app.state.request_pools.clone();
     assert_eq!(pools.len(), 2, "one lane per connection, one per worker");
-    let session = |worker| session_on(&pools, worker, 0);
+    let session = |worker| session_on(&pools, worker, 5);
     let idle = backend_pid(&pools[1].get().await.unwrap()).await;
     let held = pools[0].get().await.unwrap(); // worker 0's only one is in use
 
@@ -293,12 +293,21 @@ async fn a_tenants_requests_keep_to_one_connection_of_their_worker() {
     .await;
     let pools = app.state.request_pools.clone();
     assert_eq!(pools.len(), 4, "one lane per connection");
+    // Every lane's connection made first, so any of them could serve each request.
+    drop(futures_util::future::join_all(pools.iter().map(|pool| pool.get())).await);
+    let mut expected = Vec::new();
     for tenant in ["acme", "globex"] {
         let token = app.admin_of(tenant).await;
         let id = create_contact(&app, &token, tenant).await;
+        let catalog = app.state.pool.get().await.unwrap();
+        let sql = "SELECT id::text FROM eerp.tenants WHERE slug = $1";
+        let tenant_id: String = catalog.query_one(sql, &[&tenant]).await.unwrap().get(0);
+        let affinity = eerp_platform::db::affinity(&tenant_id);
+        let first_of = |worker| WorkerLanes::of(worker, 2, 4).own(4, affinity).next();
+        expected.push((format!("\"t_{tenant}__crm\""), [first_of(0), first_of(1)]));
         // One after another: the tenant's lane is free every time, so it is the one used
-        // (a worker's pool of two would take its connections in turn, and prepare the get
-        // on both).
+        // (a pool of the worker's connections would take them in turn, and prepare the
+        // get on each).
         for _ in 0..6 {
             let path = format!("/api/v1/crm/contacts/{id}");
             let response = app.send(Method::GET, &path, Some(&token), None).await;
@@ -306,24 +315,22 @@ async fn a_tenants_requests_keep_to_one_connection_of_their_worker() {
         }
     }
     let lanes = prepared_per_lane(&app).await;
-    for schema in ["\"t_acme__crm\"", "\"t_globex__crm\""] {
+    for (schema, tenant_lanes) in expected {
         let holding: Vec<usize> = (0..lanes.len())
             .filter(|&lane| {
                 lanes[lane]
                     .iter()
-                    .any(|text| text.contains(schema) && text.contains("WHERE \"id\" ="))
+                    .any(|text| text.contains(&schema) && text.contains("WHERE \"id\" ="))
             })
             .collect();
         assert!(
             !holding.is_empty(),
             "{schema}'s get was prepared: {lanes:?}"
         );
-        // Worker w owns lanes w and w + 2.
-        for worker in 0..2 {
-            let on_worker = holding.iter().filter(|&&lane| lane % 2 == worker).count();
+        for lane in holding {
             assert!(
-                on_worker <= 1,
-                "{schema} on one lane of worker {worker}: {lanes:?}"
+                tenant_lanes.contains(&Some(lane)),
+                "{schema}'s get prepared on lane {lane}, not its lanes {tenant_lanes:?}: {lanes:?}"
             );
         }
     }
@@ -334,10 +341,10 @@ async fn a_tenants_requests_keep_to_one_connection_of_their_worker() {
     for pool in pools.iter() {
         pids.push(backend_pid(&pool.get().await.unwrap()).await);
     }
-    let mut first = session_on(&pools, 0, 1);
+    let mut first = session_on(&pools, 0, 3);
     let used = backend_pid(first.client(false).await.unwrap()).await;
-    assert_eq!(used, pids[2], "affinity 1 picks worker 0's second lane");
-    let mut second = session_on(&pools, 0, 1);
+    assert_eq!(used, pids[2], "affinity 3 picks worker 0's second lane");
+    let mut second = session_on(&pools, 0, 3);
     let used = backend_pid(second.client(false).await.unwrap()).await;
     assert_eq!(used, pids[0], "then worker 0's other lane, not worker 1's");
     first.finish(true).await.unwrap();

@@ -150,8 +150,7 @@ pub struct Connections {
     pub wait: Duration,
 }
 
-/// Which lane a tenant's requests try first, the same for every request of the tenant
-/// on every replica.
+/// Which lane a tenant's requests try first, the same for every request of the tenant.
 pub fn affinity(tenant_id: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(tenant_id)
 }
@@ -170,8 +169,8 @@ impl Connections {
         let mut own = self.lanes.own(self.pools.len(), self.affinity);
         if let Some(lane) = own.next() {
             let wait = match self.pools.get(lane) {
-                Some(pool) if pool.manager().taken_by(self.affinity) => Duration::ZERO,
-                _ => LANE_WAIT,
+                Some(pool) => lane_wait(pool.manager().taken_by(self.affinity)),
+                None => Duration::ZERO,
             };
             if let Some(conn) = self.take(lane, wait).await {
                 return Ok(conn);
@@ -185,9 +184,17 @@ impl Connections {
         if self.pools.is_empty() {
             return Err(PoolError::Closed);
         }
-        let gets =
-            self.pools.iter().enumerate().map(|(lane, pool)| {
-                Box::pin(async move { pool.get().await.map(|conn| (lane, conn)) })
+        // Only lanes that have their connection: waiting on an empty one would make its
+        // connection here, driven by this worker's thread for good (unless none has one).
+        let made = |lane: &usize| self.pools.get(*lane).is_some_and(|p| p.status().size > 0);
+        let any_made = (0..self.pools.len()).any(|lane| made(&lane));
+        let gets = (0..self.pools.len())
+            .filter(|lane| !any_made || made(lane))
+            .filter_map(|lane| {
+                let pool = self.pools.get(lane)?;
+                Some(Box::pin(async move {
+                    pool.get().await.map(|conn| (lane, conn))
+                }))
             });
         let ((lane, conn), _) = futures_util::future::select_ok(gets).await?;
         if let Some(pool) = self.pools.get(lane) {
@@ -210,6 +217,17 @@ impl Connections {
 /// How long a request waits for its tenant's lane while another tenant holds it, before
 /// it takes any free connection.
 const LANE_WAIT: Duration = Duration::from_millis(2);
+
+/// How long to wait for the tenant's lane: not at all when the tenant's own request holds
+/// it (a busy tenant spreads over the lanes rather than queue on one), else
+/// [`LANE_WAIT`].
+fn lane_wait(held_by_same_tenant: bool) -> Duration {
+    if held_by_same_tenant {
+        Duration::ZERO
+    } else {
+        LANE_WAIT
+    }
+}
 
 /// One request's database work: a connection taken on first use, a transaction opened
 /// by the first write.
@@ -494,6 +512,14 @@ impl Drop for NeverPooled {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_waits_for_its_lane_only_behind_another_tenant() {
+        assert_eq!(lane_wait(false), LANE_WAIT);
+        assert_eq!(lane_wait(true), Duration::ZERO);
+        assert_ne!(affinity("a"), affinity("b"));
+        assert_eq!(affinity("a"), affinity("a"));
+    }
 
     /// A share of one permit, among `active` tenants; the permit is taken.
     async fn share_with_its_permit_taken(active: usize) -> (ConnectionShare, OwnedSemaphorePermit) {

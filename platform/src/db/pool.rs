@@ -12,7 +12,8 @@ use tokio_postgres::NoTls;
 
 use super::statements::Statements;
 
-/// A connection pool (one HTTP worker's, or the background one); every tenant shares it.
+/// A connection pool (a request lane of one connection, or the background pool); every
+/// tenant shares it.
 pub type Pool = managed::Pool<Manager>;
 /// A connection taken from the [`Pool`].
 pub type Object = managed::Object<Manager>;
@@ -71,12 +72,13 @@ pub fn create_pool(
 /// Its lanes' connections are made by, and so driven on, the worker's thread, and a
 /// statement's request and reply need no wake-up of another thread (measured in
 /// `docs/performance.md`).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WorkerLanes {
     /// This worker's index, below `workers`.
-    pub worker: usize,
-    /// How many workers own lanes: the HTTP workers, or the lanes if there are fewer.
-    pub workers: usize,
+    worker: usize,
+    /// How many workers own lanes (at least one): the HTTP workers, or the lanes if there
+    /// are fewer.
+    workers: usize,
 }
 
 impl WorkerLanes {
@@ -109,7 +111,8 @@ pub struct Manager {
     inner: deadpool_postgres::Manager,
     statements: usize,
     /// The affinity ([`super::affinity`]) of the tenant whose request took the pool's
-    /// connection last: while the connection is in use, whose request holds it.
+    /// connection last through [`super::Connections`]: while a request holds it, that
+    /// request's tenant (0 before any did).
     taken_by: AtomicU64,
 }
 
@@ -197,7 +200,7 @@ mod tests {
     #[test]
     fn workers_beyond_the_lanes_share_them() {
         let lanes = WorkerLanes::of(3, 4, 2);
-        assert_eq!((lanes.worker, lanes.workers), (1, 2));
+        assert_eq!(lanes, WorkerLanes::of(1, 2, 2));
         assert_eq!(lanes.own(2, 9).collect::<Vec<_>>(), [1]);
         let alone = WorkerLanes::of(0, 0, 0);
         assert_eq!(alone.own(0, 1).count(), 0);
