@@ -186,20 +186,15 @@ impl Connections {
         }
         // Only lanes that have their connection: waiting on an empty one would make its
         // connection here, driven by this worker's thread for good (unless none has one).
-        let made = |lane: &usize| self.pools.get(*lane).is_some_and(|p| p.status().size > 0);
-        let any_made = (0..self.pools.len()).any(|lane| made(&lane));
-        let gets = (0..self.pools.len())
-            .filter(|lane| !any_made || made(lane))
-            .filter_map(|lane| {
-                let pool = self.pools.get(lane)?;
-                Some(Box::pin(async move {
-                    pool.get().await.map(|conn| (lane, conn))
-                }))
-            });
-        let ((lane, conn), _) = futures_util::future::select_ok(gets).await?;
-        if let Some(pool) = self.pools.get(lane) {
-            pool.manager().take(self.affinity);
-        }
+        let made = |pool: &Pool| pool.status().size > 0;
+        let any_made = self.pools.iter().any(made);
+        let gets = self
+            .pools
+            .iter()
+            .filter(|pool| !any_made || made(pool))
+            .map(|pool| Box::pin(async move { pool.get().await.map(|conn| (pool, conn)) }));
+        let ((pool, conn), _) = futures_util::future::select_ok(gets).await?;
+        pool.manager().take(self.affinity);
         Ok(conn)
     }
 
