@@ -415,6 +415,7 @@ pub fn server_url() -> String {
                 ClusterOptions {
                     ephemeral: true,
                     durable: false,
+                    server_options: "",
                 },
             )
             .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"))

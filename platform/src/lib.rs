@@ -20,6 +20,7 @@
 //! - [`db`]: the shared pool and the request transaction (`SET LOCAL` only).
 //! - [`sql`]: quoted identifiers and literals, and the rules for table and column names.
 //! - [`startup`], [`state`], [`config`], [`telemetry`]: building and running the app.
+//! - [`upgrade`]: `eerp migrate`, a release's database work before its replicas start.
 //! - [`dev`]: `eerp dev` and the throwaway PostgreSQL it (and the tests) start.
 //!
 //! It must never let a module choose a tenant, a schema or SQL text, and never set
@@ -43,6 +44,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod tenants;
+pub mod upgrade;
 
 pub use config::Settings;
 

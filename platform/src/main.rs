@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use eerp_platform::cli::{self, AdminCommand, Connection};
 use eerp_platform::dev::{self, DevOptions};
+use eerp_platform::upgrade::MigrateOptions;
 use eerp_platform::{App, Settings, telemetry};
 use eerp_tenancy::{IssuerConfig, KeySource};
 use jsonwebtoken::Algorithm;
@@ -53,6 +54,20 @@ enum Command {
     },
     /// Serve in production: configuration from flags or EERP_* environment variables.
     Serve(Box<ServeArgs>),
+    /// Migrates the catalog, stores the built-in modules (and --module files) and moves
+    /// every tenant to them, then exits: a release's pre-upgrade step (the Helm chart's
+    /// Job). Exits with status 1 when a tenant could not be migrated.
+    Migrate {
+        /// PostgreSQL URL.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Extra module files, stored beside the built-in ones.
+        #[arg(long = "module", env = "EERP_MODULES", value_delimiter = ',')]
+        modules: Vec<PathBuf>,
+        /// Tenants migrated at once.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+    },
     /// Mint a token signed with the `eerp dev` secret (development only).
     Token {
         /// Tenant slug; without it, an operator token for the admin API is minted.
@@ -180,6 +195,19 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Serve(args) => serve(*args).await,
+        Command::Migrate {
+            database_url,
+            modules,
+            workers,
+        } => {
+            telemetry::init(true, "info");
+            migrate(MigrateOptions {
+                database_url,
+                extra_modules: modules,
+                workers: workers.max(1),
+            })
+            .await
+        }
         Command::Token {
             tenant,
             roles,
@@ -204,6 +232,28 @@ async fn main() -> anyhow::Result<()> {
             cli::run(connection, command).await
         }
     }
+}
+
+async fn migrate(options: MigrateOptions) -> anyhow::Result<()> {
+    let outcomes = eerp_platform::upgrade::migrate(&options).await?;
+    let mut failed = 0;
+    for outcome in &outcomes {
+        let run = &outcome.run;
+        println!(
+            "{} {}: {} tenants migrated, {} failed",
+            outcome.module, outcome.version, run["done"], run["failed"]
+        );
+        for failure in run["failures"].as_array().into_iter().flatten() {
+            println!("  {}: {}", failure["tenant"], failure["error"]);
+        }
+        failed += outcome.failed();
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} tenant migrations failed; fix them and run `eerp migrate` again (it retries only those)"
+        );
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use eerp_e2e::{TestApp, spawn_app};
+use eerp_platform::upgrade::{MigrateOptions, migrate};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -116,4 +117,53 @@ async fn migrate_all_records_failures_without_aborting_and_resumes() {
     let nothing_left = run_to_end(&app, 4).await;
     assert_eq!(nothing_left["total"], 0);
     assert_eq!(nothing_left["status"], "finished");
+}
+
+/// `eerp migrate`, the Helm chart's pre-install and pre-upgrade Job: tenants behind on a
+/// built-in module are moved to the release's version while a replica keeps serving, and
+/// a second run finds nothing left to do.
+#[tokio::test]
+async fn the_release_migrate_step_moves_tenants_behind_to_the_built_in_versions() {
+    let app = spawn_app().await;
+    for tenant in ["r1", "r2"] {
+        app.create_tenant(tenant).await;
+        rewind(&app, tenant).await;
+    }
+    let options = MigrateOptions {
+        database_url: app.settings.database_url.clone(),
+        extra_modules: Vec::new(),
+        workers: 2,
+    };
+
+    let outcomes = migrate(&options).await.unwrap();
+    let crm = outcomes
+        .iter()
+        .find(|o| o.module == "crm")
+        .expect("crm is built in");
+    assert_eq!(
+        (crm.run["done"].as_i64(), crm.failed()),
+        (Some(2), 0),
+        "{}",
+        crm.run
+    );
+    let token = app.token(
+        &eerp_tenancy::id::TenantSlug::parse("r1").unwrap(),
+        &["admin"],
+    );
+    let created = app
+        .send(
+            Method::POST,
+            "/api/v1/crm/contacts",
+            Some(&token),
+            Some(&json!({"name": "Ada"})),
+        )
+        .await;
+    assert_eq!(created.status(), 201, "the running replica serves it again");
+
+    let again = migrate(&options).await.unwrap();
+    assert!(
+        again.iter().all(|o| o.run["total"] == 0),
+        "{:?}",
+        again.iter().map(|o| &o.run).collect::<Vec<_>>()
+    );
 }

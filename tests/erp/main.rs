@@ -11,6 +11,7 @@ mod crm;
 mod hr;
 mod inventory;
 mod openapi;
+mod schemas;
 
 use eerp_e2e::{TestApp, spawn_app, status_and_json};
 use reqwest::Method;

@@ -34,6 +34,7 @@ async fn acknowledged_writes_survive_a_postgres_crash_and_the_service_recovers_b
                 ClusterOptions {
                     ephemeral: true,
                     durable: true,
+                    server_options: "",
                 },
             )
         })

@@ -302,6 +302,17 @@ impl<'a> Builder<'a> {
         &reads(self.table).select_list
     }
 
+    /// `write` answering its rows in the text encoding of [`Self::select_list`], selected
+    /// from what the write returned: the encoding calls functions that are not IMMUTABLE
+    /// (`to_json` of a timestamp), which Citus refuses in a RETURNING clause of a
+    /// distributed table, but not in a query over the rows a write returned.
+    fn returning(&self, write: &str) -> String {
+        format!(
+            "WITH written AS ({write} RETURNING *) SELECT {} FROM written",
+            self.select_list()
+        )
+    }
+
     fn one(&self) -> Shape {
         Shape::One {
             columns: self.columns(),
@@ -329,22 +340,17 @@ impl<'a> Builder<'a> {
             names.push(quote_ident(name));
             placeholders.push(self.bind(text, column.ty));
         }
-        let sql = if names.is_empty() {
-            format!(
-                "INSERT INTO {} DEFAULT VALUES{on_conflict} RETURNING {}",
-                self.target,
-                self.select_list()
-            )
+        let write = if names.is_empty() {
+            format!("INSERT INTO {} DEFAULT VALUES{on_conflict}", self.target)
         } else {
             format!(
-                "INSERT INTO {} ({}) VALUES ({}){on_conflict} RETURNING {}",
+                "INSERT INTO {} ({}) VALUES ({}){on_conflict}",
                 self.target,
                 names.join(", "),
-                placeholders.join(", "),
-                self.select_list()
+                placeholders.join(", ")
             )
         };
-        Ok((sql, self.one()))
+        Ok((self.returning(&write), self.one()))
     }
 
     fn get(
@@ -415,13 +421,12 @@ impl<'a> Builder<'a> {
             sets.push(format!("{} = {placeholder}", quote_ident(name)));
         }
         let id = self.bind_id(id)?;
-        let sql = format!(
-            "UPDATE {} SET {}, \"updated_at\" = now() WHERE \"id\" = {id} AND \"deleted_at\" IS NULL RETURNING {}",
+        let write = format!(
+            "UPDATE {} SET {}, \"updated_at\" = now() WHERE \"id\" = {id} AND \"deleted_at\" IS NULL",
             self.target,
-            sets.join(", "),
-            self.select_list()
+            sets.join(", ")
         );
-        Ok((sql, self.one()))
+        Ok((self.returning(&write), self.one()))
     }
 
     fn set_deleted(&mut self, id: &str, delete: bool) -> Result<(String, Shape), DataError> {
@@ -431,12 +436,11 @@ impl<'a> Builder<'a> {
         } else {
             ("NULL", "IS NOT NULL")
         };
-        let sql = format!(
-            "UPDATE {} SET \"deleted_at\" = {set}, \"updated_at\" = now() WHERE \"id\" = {id} AND \"deleted_at\" {condition} RETURNING {}",
-            self.target,
-            self.select_list()
+        let write = format!(
+            "UPDATE {} SET \"deleted_at\" = {set}, \"updated_at\" = now() WHERE \"id\" = {id} AND \"deleted_at\" {condition}",
+            self.target
         );
-        Ok((sql, self.one()))
+        Ok((self.returning(&write), self.one()))
     }
 
     fn conditions(
@@ -806,7 +810,7 @@ mod tests {
     #[test]
     fn insert_binds_every_value_and_qualifies_the_table() {
         let st = build("t_acme__crm", &model(), &op(json!({"op":"insert","table":"contacts","values":{"name":"x'); drop table y;--","credit":"1.50"}}))).unwrap();
-        assert!(st.sql.starts_with(r#"INSERT INTO "t_acme__crm"."contacts" ("credit", "name") VALUES ($1::text::numeric, $2::text::text)"#), "{}", st.sql);
+        assert!(st.sql.starts_with(r#"WITH written AS (INSERT INTO "t_acme__crm"."contacts" ("credit", "name") VALUES ($1::text::numeric, $2::text::text)"#), "{}", st.sql);
         assert!(!st.sql.contains("drop table"));
         assert_eq!(
             st.params[1],
@@ -924,7 +928,7 @@ mod tests {
         let st = insert_if_absent("s", &model(), &get_by).unwrap().unwrap();
         assert!(
             st.sql.starts_with(
-                r#"INSERT INTO "s"."contacts" ("email", "name") VALUES ($1::text::text, $2::text::text) ON CONFLICT ("email") WHERE "deleted_at" IS NULL DO NOTHING RETURNING "#
+                r#"WITH written AS (INSERT INTO "s"."contacts" ("email", "name") VALUES ($1::text::text, $2::text::text) ON CONFLICT ("email") WHERE "deleted_at" IS NULL DO NOTHING RETURNING *) SELECT "#
             ),
             "{}",
             st.sql

@@ -42,6 +42,8 @@ pub struct ClusterOptions {
     /// Keep PostgreSQL's durability settings even for an ephemeral cluster (tests that
     /// crash the server and count what survived).
     pub durable: bool,
+    /// More server options (`-c name=value ...`), e.g. to preload Citus.
+    pub server_options: &'static str,
 }
 
 /// A running private cluster. Dropping it stops the server.
@@ -52,6 +54,7 @@ pub struct LocalCluster {
     port: u16,
     owner: Option<(u32, u32)>,
     ephemeral: bool,
+    server_options: &'static str,
     /// The watchdog waits for its stdin to close, which happens when this process exits
     /// or [`LocalCluster::stop`] drops it.
     watchdog: Mutex<Option<Child>>,
@@ -74,6 +77,7 @@ impl LocalCluster {
             owner,
             // Only a directory this call initialises may be deleted later.
             ephemeral: options.ephemeral && fresh,
+            server_options: options.server_options,
             watchdog: Mutex::new(None),
         };
         cluster.init()?;
@@ -86,6 +90,11 @@ impl LocalCluster {
     /// A URL for database `database` as the `postgres` superuser.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Stops the server (fast shutdown: connections are closed, data is kept unless the
@@ -194,8 +203,8 @@ impl LocalCluster {
 
     fn launch(&self, fast_and_loose: bool) -> Result<(), ClusterError> {
         let mut options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200",
-            self.port
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200 {}",
+            self.port, self.server_options
         );
         if fast_and_loose {
             // Test data is thrown away, so durability only costs time.

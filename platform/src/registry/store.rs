@@ -200,6 +200,7 @@ impl ModuleStore<'_> {
 
     /// Stores the built-in modules and the files in `extra` (`eerp serve --module`), and
     /// gives tenants that predate the store the built-in version they were migrated with.
+    /// Returns the versions stored (or found stored), built-in ones first.
     ///
     /// # Errors
     /// The first module that cannot be read or stored, named.
@@ -207,7 +208,8 @@ impl ModuleStore<'_> {
         &self,
         builtin: &[(&str, &[u8])],
         extra: &[impl AsRef<Path>],
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<Arc<LoadedModule>>> {
+        let mut seeded = Vec::with_capacity(builtin.len() + extra.len());
         for (file, bytes) in builtin {
             let uploader = Uploader {
                 actor: "eerp (built in)",
@@ -219,6 +221,7 @@ impl ModuleStore<'_> {
                 .await
                 .map_err(|e| anyhow::anyhow!("built-in module {file}: {e}"))?;
             self.backfill(&module).await?;
+            seeded.push(module);
         }
         for path in extra {
             let path = path.as_ref();
@@ -234,8 +237,9 @@ impl ModuleStore<'_> {
                 .await
                 .map_err(|e| anyhow::anyhow!("module {}: {e}", path.display()))?;
             self.backfill(&module).await?;
+            seeded.push(module);
         }
-        Ok(())
+        Ok(seeded)
     }
 
     /// Tenants that predate the store (no served version recorded) are served `module`

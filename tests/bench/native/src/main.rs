@@ -6,11 +6,14 @@
 //! directory or limits. It is the ceiling EERP's request path is compared with; it must
 //! never be deployed (it trusts every caller).
 //!
-//! `DATABASE_URL`, `EERP_BENCH_SCHEMA` (`t_demo__crm`) and `PORT` configure it.
+//! `DATABASE_URL`, `EERP_BENCH_SCHEMA` (`t_demo__crm`) and `PORT` configure it. A read may
+//! name another tenant's schema in `x-eerp-bench-schema` (`tests/bench/tenants.py`, the
+//! same table in many schemas): the way a schema-per-tenant service without EERP would
+//! pick the tenant's tables.
 
 use std::sync::Arc;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::{Map, Value, json};
 use tokio_postgres::NoTls;
@@ -25,6 +28,24 @@ struct Contacts {
 }
 
 impl Contacts {
+    /// The table the request reads: the default schema's, or the one `x-eerp-bench-schema`
+    /// names (letters, digits and `_` only, so it needs no further quoting).
+    fn table_for(&self, request: &HttpRequest) -> Result<String, HttpResponse> {
+        let Some(header) = request.headers().get("x-eerp-bench-schema") else {
+            return Ok(self.table.clone());
+        };
+        match header.to_str() {
+            Ok(schema)
+                if schema
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Ok(format!("\"{schema}\".contacts"))
+            }
+            _ => Err(problem(400, "x-eerp-bench-schema is not a schema name")),
+        }
+    }
+
     fn writable(&self, name: &str) -> Option<&str> {
         let system = ["id", "created_at", "updated_at", "deleted_at"];
         self.columns
@@ -100,11 +121,15 @@ fn one(state: &State, rows: &[tokio_postgres::Row], created: bool) -> HttpRespon
     }
 }
 
-async fn get(state: Shared, id: web::Path<String>) -> HttpResponse {
+async fn get(state: Shared, request: HttpRequest, id: web::Path<String>) -> HttpResponse {
     let c = &state.contacts;
+    let table = match c.table_for(&request) {
+        Ok(table) => table,
+        Err(response) => return response,
+    };
     let sql = format!(
-        "SELECT {} FROM {} WHERE id = $1::text::uuid AND deleted_at IS NULL",
-        c.select, c.table
+        "SELECT {} FROM {table} WHERE id = $1::text::uuid AND deleted_at IS NULL",
+        c.select
     );
     match query(&state, &sql, &[&id.as_str()]).await {
         Ok(rows) => one(&state, &rows, false),
@@ -112,7 +137,11 @@ async fn get(state: Shared, id: web::Path<String>) -> HttpResponse {
     }
 }
 
-async fn list(state: Shared, params: web::Query<Map<String, Value>>) -> HttpResponse {
+async fn list(
+    state: Shared,
+    request: HttpRequest,
+    params: web::Query<Map<String, Value>>,
+) -> HttpResponse {
     let limit = params
         .get("limit")
         .and_then(Value::as_str)
@@ -120,10 +149,13 @@ async fn list(state: Shared, params: web::Query<Map<String, Value>>) -> HttpResp
         .filter(|l| (1..=200).contains(l))
         .unwrap_or(50);
     let c = &state.contacts;
+    let t = match c.table_for(&request) {
+        Ok(table) => table,
+        Err(response) => return response,
+    };
     let sql = format!(
         "SELECT {} FROM {t} WHERE deleted_at IS NULL ORDER BY {t}.created_at, {t}.id LIMIT $1",
-        c.select,
-        t = c.table
+        c.select
     );
     let rows = match query(&state, &sql, &[&(limit + 1)]).await {
         Ok(rows) => rows,
