@@ -8,8 +8,11 @@ serves the coordinator. TENANTS tenants (default 20) are provisioned with CRM wh
 schema-based sharding is off, so their schemas are plain schemas on the coordinator; get
 by id is measured round-robin over them (`tests/bench/tenants.lua`). Then every schema is
 distributed (`citus_schema_distribute`, which spreads them over the workers) and the same
-load runs again. Last, tenant 1, seeded with MOVE_ROWS contacts (100,000), is moved to the
-other worker with `citus_schema_move(..., 'block_writes')`, timed.
+load runs again. Then what a write costs when it spans two nodes, as a request touching
+two modules of a tenant whose schemas sit on different workers does: pgbench transactions
+inserting one contact into each of two schemas on the same worker, against two schemas on
+different workers (two-phase commit). Last, tenant 1, seeded with MOVE_ROWS contacts
+(100,000), is moved to the other worker with `citus_schema_move(..., 'block_writes')`, timed.
 
     python3 tests/bench/citus.py          # builds eerp and eerp-load in release first
 
@@ -87,6 +90,19 @@ def placements():
               GROUP BY nodeport) x""")
 
 
+def write_pair(folder, first, second):
+    """Transactions per second of pgbench transactions inserting into both schemas."""
+    script = os.path.join(folder, "pair.sql")
+    with open(script, "w") as f:
+        f.write(f"""BEGIN;
+INSERT INTO {first}.contacts (name) VALUES ('pair');
+INSERT INTO {second}.contacts (name) VALUES ('pair');
+COMMIT;
+""")
+    out = sh(f"{BIN}/pgbench", "-n", "-c", "4", "-j", "2", "-T", str(compare.SECONDS), "-f", script, url("coordinator"))
+    return float(next(line.split("=")[1].split()[0] for line in out.splitlines() if line.startswith("tps")))
+
+
 def main():
     compare.ensure_wrk()
     subprocess.run([os.path.join(ROOT, "..", "shared", "citus", "build.sh")], check=True)
@@ -122,6 +138,13 @@ def main():
         spread = placements()
         distributed = measure(folder, lines, proc.pid)
 
+        node = {n: int(psql("coordinator", f"""SELECT nodeport FROM citus_shards
+            WHERE table_name::text = 't_s_{n}__crm.contacts'""")) for n in range(2, TENANTS + 1)}
+        same = next((a, b) for a in node for b in node if a < b and node[a] == node[b])
+        apart = next((a, b) for a in node for b in node if a < b and node[a] != node[b])
+        pairs = {label: write_pair(folder, f"t_s_{a}__crm", f"t_s_{b}__crm")
+                 for label, (a, b) in (("same worker", same), ("two workers", apart))}
+
         source = psql("coordinator", """SELECT nodeport FROM citus_shards
             WHERE table_name::text = 't_s_1__crm.contacts'""")
         target = PORTS["worker2"] if int(source) == PORTS["worker1"] else PORTS["worker1"]
@@ -137,6 +160,9 @@ def main():
             print(f"| {label} | {m['rps']:,.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
                   f"{m['service_us']:.0f} | {m['pg_us']:.0f} |")
         print(f"\nspread / local: {distributed['rps'] / local['rps']:.2f}")
+        print(f"\npgbench -c4 -j2 -T{compare.SECONDS}, one transaction inserting into two schemas:")
+        for label, tps in pairs.items():
+            print(f"- {label}: {tps:,.0f} transactions/s")
         print(f"moving tenant s_1 ({MOVE_ROWS:,} contacts) from port {source} to {target}: {moved:.1f} s")
     finally:
         if proc is not None:
