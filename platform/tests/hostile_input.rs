@@ -105,6 +105,9 @@ const WORDS: &[&str] = &[
     "values",
     "varchar",
     "where",
+    // Writes answer through `WITH written AS (<write> RETURNING *) SELECT ... FROM written`.
+    "with",
+    "written",
     "coalesce",
     "array",
     "cast",
