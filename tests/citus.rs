@@ -147,23 +147,28 @@ impl Citus {
 
     /// Moves every schema of `tenant` to worker `index`, as docs/scaling.md's runbook does.
     async fn place(&self, tenant: &str, index: usize) {
-        let eerp = client(&self.coordinator.url("eerp")).await;
-        let port = self.workers[index].port();
         let prefix = format!("t_{tenant}__");
         for schema in self.distributed_schemas().await {
-            if !schema.starts_with(&prefix) || self.holders_of(&schema).await.contains(&index) {
-                continue;
+            if schema.starts_with(&prefix) && !self.holders_of(&schema).await.contains(&index) {
+                self.move_schema(&schema, index).await;
             }
-            eerp.batch_execute(&format!(
-                "SELECT citus_schema_move('{schema}'::regnamespace, '127.0.0.1', {port}, 'block_writes')"
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("moving {schema} to worker {index}: {e}"));
         }
-        // A move leaves the old shards for Citus' maintenance to drop later; now, please.
-        eerp.batch_execute("CALL citus_cleanup_orphaned_resources()")
-            .await
-            .unwrap();
+    }
+
+    /// Moves `schema` to worker `index` and drops the old copy at once (a move leaves it
+    /// for Citus' maintenance to drop later).
+    async fn move_schema(&self, schema: &str, index: usize) {
+        let eerp = client(&self.coordinator.url("eerp")).await;
+        let port = self.workers[index].port();
+        // Two round trips: one simple query would run both in one transaction.
+        let moved = format!(
+            "SELECT citus_schema_move('{schema}'::regnamespace, '127.0.0.1', {port}, 'block_writes')"
+        );
+        for sql in [moved.as_str(), "CALL citus_cleanup_orphaned_resources()"] {
+            eerp.batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("moving {schema} to worker {index}: {e:?}"));
+        }
     }
 }
 
@@ -350,16 +355,7 @@ async fn tenants_spread_over_citus_workers_keep_their_data_migrations_and_atomic
     // (worker 1) commit together, and roll back together when a later subscriber refuses.
     install(&app, &ledger(), "north").await;
     citus.place("north", 0).await;
-    let eerp = client(&citus.coordinator.url("eerp")).await;
-    eerp.batch_execute(&format!(
-        "SELECT citus_schema_move('t_north__ledger'::regnamespace, '127.0.0.1', {}, 'block_writes')",
-        citus.workers[1].port()
-    ))
-    .await
-    .unwrap();
-    eerp.batch_execute("CALL citus_cleanup_orphaned_resources()")
-        .await
-        .unwrap();
+    citus.move_schema("t_north__ledger", 1).await;
     assert_eq!(
         citus.holders_of("t_north__ledger").await,
         BTreeSet::from([1])
