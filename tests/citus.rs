@@ -195,6 +195,10 @@ async fn call(
     (status, body)
 }
 
+async fn create_contact(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
+    call(app, token, Method::POST, "/api/v1/crm/contacts", Some(body)).await
+}
+
 /// A module that hears `crm.contact_created` and records it in its own table.
 fn ledger() -> Probe {
     let record = Action {
@@ -245,14 +249,7 @@ async fn tenants_spread_over_citus_workers_keep_their_data_migrations_and_atomic
         for n in 0..5 {
             let body =
                 json!({"name": format!("Contact {n}"), "email": format!("c{n}@example.com")});
-            let (status, created) = call(
-                &app,
-                token,
-                Method::POST,
-                "/api/v1/crm/contacts",
-                Some(body),
-            )
-            .await;
+            let (status, created) = create_contact(&app, token, body).await;
             assert_eq!(status, 201, "{created}");
             last = created;
         }
@@ -362,14 +359,7 @@ async fn tenants_spread_over_citus_workers_keep_their_data_migrations_and_atomic
     );
     let contacts = "SELECT count(*) FROM t_north__crm.contacts";
     let heard = "SELECT count(*) FROM t_north__ledger.items";
-    let (status, body) = call(
-        &app,
-        &north,
-        Method::POST,
-        "/api/v1/crm/contacts",
-        Some(json!({"name": "Ada"})),
-    )
-    .await;
+    let (status, body) = create_contact(&app, &north, json!({"name": "Ada"})).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         (app.scalar(contacts).await, app.scalar(heard).await),
@@ -379,14 +369,7 @@ async fn tenants_spread_over_citus_workers_keep_their_data_migrations_and_atomic
     let refusal = json!({"status": 409, "body": {"title": "Vetoed", "detail": "no new contacts"}});
     let vetoer = Probe::new("vetoer", "1.0.0").on("crm.contact_created", Action::answer(refusal));
     install(&app, &vetoer, "north").await;
-    let (status, body) = call(
-        &app,
-        &north,
-        Method::POST,
-        "/api/v1/crm/contacts",
-        Some(json!({"name": "Bob"})),
-    )
-    .await;
+    let (status, body) = create_contact(&app, &north, json!({"name": "Bob"})).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(
         (app.scalar(contacts).await, app.scalar(heard).await),

@@ -22,6 +22,24 @@ async fn rewind(app: &TestApp, tenant: &str) {
     .unwrap();
 }
 
+/// Creates a contact as `tenant`'s admin; the answer's status.
+async fn create_contact(app: &TestApp, tenant: &str) -> u16 {
+    let token = app.token(
+        &eerp_tenancy::id::TenantSlug::parse(tenant).unwrap(),
+        &["admin"],
+    );
+    let body = json!({"name": "Ada"});
+    let created = app
+        .send(
+            Method::POST,
+            "/api/v1/crm/contacts",
+            Some(&token),
+            Some(&body),
+        )
+        .await;
+    created.status().as_u16()
+}
+
 async fn run_to_end(app: &TestApp, workers: usize) -> Value {
     let (status, run) = app
         .admin(
@@ -88,19 +106,11 @@ async fn migrate_all_records_failures_without_aborting_and_resumes() {
         ))
         .await;
     assert_eq!(migrated, 11);
-    let token = app.token(
-        &eerp_tenancy::id::TenantSlug::parse("t01").unwrap(),
-        &["admin"],
+    assert_eq!(
+        create_contact(&app, "t01").await,
+        201,
+        "a migrated tenant works"
     );
-    let created = app
-        .send(
-            Method::POST,
-            "/api/v1/crm/contacts",
-            Some(&token),
-            Some(&json!({"name": "Ada"})),
-        )
-        .await;
-    assert_eq!(created.status(), 201, "a migrated tenant works");
 
     // The cause is fixed; the next run picks up t05 alone.
     let conn = app.state.pool.get().await.unwrap();
@@ -146,19 +156,11 @@ async fn the_release_migrate_step_moves_tenants_behind_to_the_built_in_versions(
         "{}",
         crm.run
     );
-    let token = app.token(
-        &eerp_tenancy::id::TenantSlug::parse("r1").unwrap(),
-        &["admin"],
+    assert_eq!(
+        create_contact(&app, "r1").await,
+        201,
+        "the running replica serves it again"
     );
-    let created = app
-        .send(
-            Method::POST,
-            "/api/v1/crm/contacts",
-            Some(&token),
-            Some(&json!({"name": "Ada"})),
-        )
-        .await;
-    assert_eq!(created.status(), 201, "the running replica serves it again");
 
     let again = migrate(&options).await.unwrap();
     assert!(
