@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use eerp_abi::data::{DataOp, DataReply};
+use eerp_abi::data::DataOp;
 use eerp_abi::envelope::{Principal, Request};
 use eerp_platform::data_api::query;
 use eerp_platform::data_api::{self, DataUsage, RequestScope};
@@ -202,7 +202,7 @@ fn data_call(c: &mut Criterion) {
                 rt.block_on(async {
                     let mut scope = scope(&module, &connections);
                     let reply = data_api::execute(&mut scope, &request).await;
-                    assert!(matches!(reply, DataReply::Ok(_)), "the get answers");
+                    assert!(matches!(reply, data_api::Reply::Ok(_)), "the get answers");
                     scope.db.finish(true).await.expect("the session ends");
                 })
             })

@@ -18,9 +18,10 @@ pub mod values;
 
 use std::time::Duration;
 
-use eerp_abi::data::{DataError, DataErrorKind, DataOp, DataReply};
+use eerp_abi::data::{DataError, DataErrorKind, DataOp};
 use futures_util::StreamExt;
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use tokio_postgres::error::SqlState;
 
 use query::Statement;
@@ -58,15 +59,26 @@ pub fn op_name(op: &DataOp) -> &'static str {
     }
 }
 
+/// What `data_call` answers: [`eerp_abi::data::DataReply`] as it is encoded, with the
+/// result already JSON (written straight from the rows, never built as a `Value`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// The operation's result.
+    Ok(Box<RawValue>),
+    /// Why it failed.
+    Error(DataError),
+}
+
 /// Runs one data API request from the module and returns the reply it will read.
-pub async fn execute(scope: &mut RequestScope, request: &[u8]) -> DataReply {
+pub async fn execute(scope: &mut RequestScope, request: &[u8]) -> Reply {
     match run(scope, request).await {
-        Ok(value) => DataReply::Ok(value),
-        Err(err) => DataReply::Error(err),
+        Ok(value) => Reply::Ok(value),
+        Err(err) => Reply::Error(err),
     }
 }
 
-async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Value, DataError> {
+async fn run(scope: &mut RequestScope, request: &[u8]) -> Result<Box<RawValue>, DataError> {
     scope.usage.calls += 1;
     if scope.usage.calls > scope.limits.max_data_calls {
         return Err(error(
@@ -248,6 +260,22 @@ pub(crate) fn error(kind: DataErrorKind, message: impl Into<String>) -> DataErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_is_encoded_as_the_abi_says() {
+        use eerp_abi::data::DataReply;
+        let value = serde_json::json!({"id": "7", "rows": [{"a": 1}], "next_cursor": null});
+        let raw = serde_json::value::to_raw_value(&value).unwrap();
+        assert_eq!(
+            serde_json::to_string(&Reply::Ok(raw)).unwrap(),
+            serde_json::to_string(&DataReply::Ok(value)).unwrap()
+        );
+        let failed = error(DataErrorKind::NotFound, "no live row with that id");
+        assert_eq!(
+            serde_json::to_string(&Reply::Error(failed.clone())).unwrap(),
+            serde_json::to_string(&DataReply::Error(failed)).unwrap()
+        );
+    }
 
     #[test]
     fn row_contents_never_reach_the_module_in_an_error() {

@@ -8,15 +8,17 @@ use std::sync::Arc;
 
 use eerp_abi::data::{
     AggregateFn, AggregateGroup, AggregateQuery, AggregateResult, DEFAULT_PAGE, DataError,
-    DataErrorKind, DataOp, Filter, FilterOp, ListPage, ListQuery, LockMode, MAX_PAGE,
+    DataErrorKind, DataOp, Filter, FilterOp, ListQuery, LockMode, MAX_PAGE,
 };
 use eerp_abi::migration::SqlType;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::cursor::Cursor;
-use super::values::{cast_type, from_text, select_text, to_param, to_text};
+use super::values::{TextValue, cast_type, from_text, select_text, to_param, to_text};
 use crate::migrations::{ColumnModel, SchemaModel, TableModel};
 use crate::sql::{is_uuid, qualified, quote_ident};
 
@@ -65,22 +67,22 @@ pub(crate) struct Reads {
     columns: Columns,
 }
 
-/// Column names and types, in select order.
+/// Column names and types, in select order: by name, the order a reply's row objects
+/// list their keys in (as a `serde_json::Map` would).
 pub type Columns = Arc<[(String, SqlType)]>;
 
 fn reads(table: &TableModel) -> &Reads {
-    table.reads.get_or_init(|| Reads {
-        select_list: table
-            .columns
-            .iter()
-            .map(|c| select_text(&quote_ident(&c.name), c.ty))
-            .collect::<Vec<_>>()
-            .join(", "),
-        columns: table
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.ty))
-            .collect(),
+    table.reads.get_or_init(|| {
+        let mut columns: Vec<&ColumnModel> = table.columns.iter().collect();
+        columns.sort_by(|a, b| a.name.cmp(&b.name));
+        Reads {
+            select_list: columns
+                .iter()
+                .map(|c| select_text(&quote_ident(&c.name), c.ty))
+                .collect::<Vec<_>>()
+                .join(", "),
+            columns: columns.iter().map(|c| (c.name.clone(), c.ty)).collect(),
+        }
     })
 }
 
@@ -672,19 +674,18 @@ impl<'a> Builder<'a> {
 }
 
 impl Shape {
-    /// Turns rows into the reply value.
+    /// Turns rows into the reply value, written as JSON straight from the rows' text.
     ///
     /// # Errors
     /// [`DataErrorKind::NotFound`] when a single-row statement found nothing.
-    pub fn render(&self, rows: &[Row]) -> Result<Value, DataError> {
+    pub fn render(&self, rows: &[Row]) -> Result<Box<RawValue>, DataError> {
         match self {
             Shape::One { columns } => {
-                rows.first()
-                    .map(|row| row_object(columns, row))
-                    .ok_or_else(|| DataError {
-                        kind: DataErrorKind::NotFound,
-                        message: "no live row with that id".into(),
-                    })
+                let row = rows.first().ok_or_else(|| DataError {
+                    kind: DataErrorKind::NotFound,
+                    message: "no live row with that id".into(),
+                })?;
+                encoded(&RowObject { columns, row })
             }
             Shape::Page {
                 columns,
@@ -692,20 +693,18 @@ impl Shape {
                 order,
             } => {
                 let more = rows.len() > *limit;
-                let page: Vec<Value> = rows
-                    .iter()
-                    .take(*limit)
-                    .map(|r| row_object(columns, r))
-                    .collect();
-                let next_cursor = match (more, rows.get(limit.saturating_sub(1))) {
+                let page = &rows[..rows.len().min(*limit)];
+                let next_cursor = match (more, page.last()) {
                     (true, Some(last)) => Some(next_cursor(columns, last, order)),
                     _ => None,
                 };
-                Ok(serde_json::to_value(ListPage {
-                    rows: page,
+                encoded(&PageObject {
                     next_cursor,
+                    rows: RowObjects {
+                        columns,
+                        rows: page,
+                    },
                 })
-                .unwrap_or_default())
             }
             Shape::Groups { keys, values } => {
                 if rows.len() > MAX_PAGE as usize {
@@ -717,10 +716,59 @@ impl Shape {
                     });
                 }
                 let groups = rows.iter().map(|row| group(keys, values, row)).collect();
-                Ok(serde_json::to_value(AggregateResult { groups }).unwrap_or_default())
+                encoded(&AggregateResult { groups })
             }
         }
     }
+}
+
+fn encoded(value: &impl Serialize) -> Result<Box<RawValue>, DataError> {
+    serde_json::value::to_raw_value(value).map_err(|e| DataError {
+        kind: DataErrorKind::Unavailable,
+        message: format!("the rows could not be encoded: {e}"),
+    })
+}
+
+/// A row as a JSON object: a single-row reply, or one of a page's rows.
+struct RowObject<'a> {
+    columns: &'a [(String, SqlType)],
+    row: &'a Row,
+}
+
+impl Serialize for RowObject<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.columns.len()))?;
+        for (i, (name, ty)) in self.columns.iter().enumerate() {
+            let text = text_at(self.row, i);
+            map.serialize_entry(name, &TextValue { ty: *ty, text })?;
+        }
+        map.end()
+    }
+}
+
+struct RowObjects<'a> {
+    columns: &'a [(String, SqlType)],
+    rows: &'a [Row],
+}
+
+impl Serialize for RowObjects<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.rows.len()))?;
+        for row in self.rows {
+            seq.serialize_element(&RowObject {
+                columns: self.columns,
+                row,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+/// A [`eerp_abi::data::ListPage`] as the module reads it, its keys in name order.
+#[derive(serde::Serialize)]
+struct PageObject<'a> {
+    next_cursor: Option<String>,
+    rows: RowObjects<'a>,
 }
 
 fn lock_clause(lock: Option<LockMode>) -> &'static str {
@@ -733,15 +781,6 @@ fn lock_clause(lock: Option<LockMode>) -> &'static str {
 
 fn text_at(row: &Row, index: usize) -> Option<&str> {
     row.try_get::<_, Option<&str>>(index).ok().flatten()
-}
-
-fn row_object(columns: &[(String, SqlType)], row: &Row) -> Value {
-    let map: Map<String, Value> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, (name, ty))| (name.clone(), from_text(*ty, text_at(row, i))))
-        .collect();
-    Value::Object(map)
 }
 
 fn next_cursor(columns: &[(String, SqlType)], row: &Row, order: &(String, bool)) -> String {
@@ -805,6 +844,25 @@ mod tests {
 
     fn op(json: Value) -> DataOp {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn reads_select_columns_in_name_order_as_replies_list_them() {
+        let m = model();
+        let reads = reads(m.table("contacts").unwrap());
+        let names: Vec<&str> = reads.columns.iter().map(|(n, _)| n.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        assert!(
+            names.contains(&"id") && names.contains(&"team"),
+            "{names:?}"
+        );
+        let positions: Vec<usize> = names
+            .iter()
+            .map(|n| reads.select_list.find(&format!("\"{n}\"")).unwrap())
+            .collect();
+        assert!(positions.is_sorted(), "{}", reads.select_list);
     }
 
     #[test]
