@@ -95,6 +95,26 @@ async fn a_creation_killed_half_way_is_finished_by_running_it_again() {
         0
     );
 
+    // The first replica kept the code it compiled in the catalog: a replica process
+    // started now deserialises all five modules (four built in, the hostile one).
+    let second = Replica::start(env!("CARGO_BIN_EXE_eerp-test-replica"), &url).await;
+    let metrics = reqwest::get(format!("{}/metrics", second.ops_address))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("a metrics body");
+    for expected in [
+        "eerp_module_loads_total{code=\"compiled\"} 0",
+        "eerp_module_loads_total{code=\"catalog\"} 5",
+    ] {
+        assert!(
+            metrics.lines().any(|line| line == expected),
+            "the second replica's metrics lack `{expected}`"
+        );
+    }
+    drop(second);
+
     // Another replica does not serve the half-made tenant, and finishes it on request.
     let app = spawn_app_with(TestOptions {
         database: Some(database),

@@ -377,6 +377,14 @@ impl TestApp {
         response.text().await.expect("a metrics body")
     }
 
+    /// Sandbox instances running now (wasmtime's pooling allocator counts them).
+    pub fn sandboxes_in_use(&self) -> u64 {
+        self.state
+            .engine
+            .pooling_allocator_metrics()
+            .map_or(0, |pool| pool.core_instances())
+    }
+
     /// Runs `sql` (a single-value query) against this app's database.
     pub async fn scalar(&self, sql: &str) -> i64 {
         let conn = self.state.pool.get().await.expect("a pooled connection");
@@ -384,6 +392,24 @@ impl TestApp {
             .await
             .expect("the query runs")
             .get(0)
+    }
+}
+
+/// Waits until `ready` answers true, checking every 20 ms: tests wait for what they need
+/// to have happened, not for a time that a slow machine can overrun. A minute without it
+/// fails the test, naming `what`, rather than hanging it.
+pub async fn wait_until<F, Fut>(what: &str, mut ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited a minute for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -6,7 +6,7 @@
 //! - the cost of one event handler: the same emitting route with no subscriber and with
 //!   one, requests in sequence.
 //!
-//! Run: `cargo run --release -p eerp-e2e --bin eerp-module-bench`.
+//! Run: `cargo run --release -p eerp-e2e --features bench --bin eerp-module-bench`.
 
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,7 @@
 //! connections, keep a tenant's requests to few of them, and keep their prepared
 //! statements within a tenant's schema.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -27,69 +28,362 @@ async fn create_contact(app: &TestApp, token: &str, name: &str) -> String {
     contact["id"].as_str().unwrap().to_string()
 }
 
-async fn table_snapshot(app: &TestApp, schema: &str) -> String {
+/// Every table of `tenant`'s four module schemas, as JSON text.
+async fn tenant_snapshot(app: &TestApp, tenant: &str) -> String {
     let conn = app.state.pool.get().await.unwrap();
-    conn.query_one(
-        &format!("SELECT coalesce(json_agg(c ORDER BY id), '[]')::text FROM {schema}.contacts c"),
-        &[],
-    )
-    .await
-    .unwrap()
-    .get(0)
+    let tables = conn
+        .query(
+            "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables
+             WHERE table_schema = ANY($1) AND table_type = 'BASE TABLE'
+             ORDER BY table_schema, table_name",
+            &[&MODULES
+                .map(|module| format!("t_{tenant}__{module}"))
+                .to_vec()],
+        )
+        .await
+        .unwrap();
+    assert!(tables.len() >= 16, "{tenant} has its four modules' tables");
+    let mut snapshot = String::new();
+    for table in tables {
+        let name: String = table.get(0);
+        let sql =
+            format!("SELECT coalesce(json_agg(t ORDER BY t::text), '[]')::text FROM {name} t");
+        let rows: String = conn.query_one(&sql, &[]).await.unwrap().get(0);
+        snapshot.push_str(&format!("{name}: {rows}\n"));
+    }
+    snapshot
+}
+
+const MODULES: [&str; 4] = ["crm", "inventory", "accounting", "hr"];
+
+/// The rows of one tenant, made through the API: one of every kind, by the module and the
+/// path segment its routes name it by (`/items/{id}` → `("inventory", "items")`), and the
+/// bodies that made them.
+#[derive(Default)]
+struct Everything {
+    ids: BTreeMap<(String, String), String>,
+    bodies: Vec<(String, Value)>,
+}
+
+impl Everything {
+    async fn make(app: &TestApp, token: &str) -> Self {
+        let mut made = Self::default();
+        let mut add = async |module: &str, kind: &str, body: Value| {
+            made.add(app, token, module, kind, body).await
+        };
+        let company = add("crm", "companies", json!({"name": "Initech"})).await;
+        add(
+            "crm",
+            "contacts",
+            json!({"name": "Grace", "email": "grace@globex.example", "company": "Initech"}),
+        )
+        .await;
+        add(
+            "crm",
+            "leads",
+            json!({"name": "Hank Scorpio", "company_name": "Globex"}),
+        )
+        .await;
+        add(
+            "crm",
+            "opportunities",
+            json!({"name": "Rollout", "amount": "12000.00"}),
+        )
+        .await;
+        add("crm", "activities", json!({"kind": "call", "subject": "Intro", "on_type": "company", "on_id": company, "due_on": "2026-12-03"})).await;
+        let item = add("inventory", "items", json!({"sku": "BOLT", "name": "Bolt"})).await;
+        let warehouse = add(
+            "inventory",
+            "warehouses",
+            json!({"code": "MAIN", "name": "Main"}),
+        )
+        .await;
+        let location = add(
+            "inventory",
+            "locations",
+            json!({"warehouse_id": warehouse, "code": "A1", "name": "Aisle 1"}),
+        )
+        .await;
+        let stock = json!({"item_id": item, "location_id": location});
+        add(
+            "inventory",
+            "moves",
+            json!({"kind": "receipt", "qty": "10", "rate": "2.50"}).merged(&stock),
+        )
+        .await;
+        add(
+            "inventory",
+            "reservations",
+            json!({"qty": "2", "reference": "SO-1"}).merged(&stock),
+        )
+        .await;
+        let cash = add(
+            "accounting",
+            "accounts",
+            json!({"code": "1010", "name": "Cash", "type": "asset"}),
+        )
+        .await;
+        let capital = add(
+            "accounting",
+            "accounts",
+            json!({"code": "3000", "name": "Capital", "type": "equity"}),
+        )
+        .await;
+        let journal = add(
+            "accounting",
+            "journals",
+            json!({"code": "GEN", "name": "General"}),
+        )
+        .await;
+        let lines = json!([{"account_id": cash, "debit": "100.00"}, {"account_id": capital, "credit": "100.00"}]);
+        add(
+            "accounting",
+            "entries",
+            json!({"journal_id": journal, "date": "2026-11-02", "lines": lines}),
+        )
+        .await;
+        add(
+            "accounting",
+            "periods",
+            json!({"name": "2026-11", "start_date": "2026-11-01", "end_date": "2026-11-30"}),
+        )
+        .await;
+        let department = add(
+            "hr",
+            "departments",
+            json!({"code": "ops", "name": "Operations"}),
+        )
+        .await;
+        let position = add(
+            "hr",
+            "positions",
+            json!({"title": "Engineer", "department_id": department}),
+        )
+        .await;
+        let employee = add(
+            "hr",
+            "employees",
+            json!({"name": "Grace Hopper", "department_id": department, "position_id": position}),
+        )
+        .await;
+        let annual = add(
+            "hr",
+            "leave-types",
+            json!({"code": "annual", "name": "Annual leave"}),
+        )
+        .await;
+        let leave = json!({"employee_id": employee, "leave_type_id": annual});
+        add("hr", "allocations", json!({"days": "25"}).merged(&leave)).await;
+        add(
+            "hr",
+            "leave-requests",
+            json!({"from_date": "2026-12-07", "to_date": "2026-12-08"}).merged(&leave),
+        )
+        .await;
+        made
+    }
+
+    /// Creates one row; the first of each kind is the one the probes use.
+    async fn add(
+        &mut self,
+        app: &TestApp,
+        token: &str,
+        module: &str,
+        kind: &str,
+        body: Value,
+    ) -> String {
+        let path = format!("/api/v1/{module}/{kind}");
+        let response = app
+            .send(Method::POST, &path, Some(token), Some(&body))
+            .await;
+        let (status, _, row) = status_and_json(response).await;
+        assert_eq!(status, 201, "POST {path} {body}: {row}");
+        let id = row["id"].as_str().unwrap().to_string();
+        self.ids
+            .entry((module.into(), kind.into()))
+            .or_insert_with(|| id.clone());
+        self.bodies.push((path, body));
+        id
+    }
+
+    /// The row of the kind a path segment (`items`) or an id parameter (`item_id`,
+    /// `leave_type_id`) names: `module`'s own first, else any module's.
+    fn id_for(&self, module: &str, name: &str) -> Option<&str> {
+        let kind = match name.strip_suffix("_id") {
+            Some(singular) => plural(&singular.replace('_', "-")),
+            None => name.to_string(),
+        };
+        self.ids
+            .get(&(module.to_string(), kind.clone()))
+            .or_else(|| {
+                self.ids
+                    .iter()
+                    .find(|((_, k), _)| *k == kind)
+                    .map(|(_, id)| id)
+            })
+            .map(String::as_str)
+    }
+
+    /// One of this tenant's ids that `answer` contains, if any.
+    fn leaked_in(&self, answer: &Value) -> Option<&str> {
+        let text = answer.to_string();
+        self.ids
+            .values()
+            .find(|id| text.contains(id.as_str()))
+            .map(String::as_str)
+    }
+}
+
+/// JSON objects joined: `self`'s keys and `other`'s.
+trait Merged {
+    fn merged(self, other: &Value) -> Value;
+}
+
+impl Merged for Value {
+    fn merged(mut self, other: &Value) -> Value {
+        if let (Some(object), Some(more)) = (self.as_object_mut(), other.as_object()) {
+            object.extend(more.clone());
+        }
+        self
+    }
+}
+
+fn plural(kind: &str) -> String {
+    match kind.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{kind}s"),
+    }
 }
 
 /// A body the route would accept from its own tenant, so a 404 is about the id only.
 fn body_for(method: &str) -> Option<Value> {
     match method {
-        "PATCH" => Some(json!({"name": "Mallory", "status": "customer"})),
+        "PATCH" => Some(json!({"name": "Mallory"})),
         "POST" | "PUT" => Some(json!({})),
         _ => None,
     }
 }
 
 #[tokio::test]
-async fn every_route_given_another_tenants_id_answers_404_and_changes_nothing() {
+async fn every_route_given_another_tenants_ids_answers_not_found_and_changes_nothing() {
     let app = spawn_app().await;
-    let acme = app.admin_of("acme").await;
-    let globex = app.admin_of("globex").await;
-    create_contact(&app, &acme, "ada").await;
-    let theirs = create_contact(&app, &globex, "grace").await;
-    let before = table_snapshot(&app, "t_globex__crm").await;
+    let mut tokens = Vec::new();
+    for slug in ["acme", "globex"] {
+        let body = json!({"slug": slug, "modules": MODULES});
+        let (status, tenant) = app.admin(Method::POST, "/tenants", Some(&body)).await;
+        assert_eq!(status, 201, "{tenant}");
+        let slug = eerp_tenancy::id::TenantSlug::parse(slug).unwrap();
+        tokens.push(app.token(&slug, &["admin"]));
+    }
+    let (acme, globex) = (&tokens[0], &tokens[1]);
+    let theirs = Everything::make(&app, globex).await;
+    let before = tenant_snapshot(&app, "globex").await;
 
-    let mut probed = 0;
-    for module in app.state.registry.modules() {
+    let (mut by_id, mut not_found, mut listed, mut filtered) = (0, 0, 0, 0);
+    for name in MODULES {
+        let module = app.state.registry.newest(name).unwrap();
         for route in &module.manifest.routes {
-            let path: String = route
-                .path
-                .split('/')
-                .map(|segment| {
-                    if segment.starts_with('{') {
-                        theirs.as_str()
-                    } else {
-                        segment
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("/");
-            let url = format!("/api/v1/{}{path}", module.name);
+            let segments: Vec<&str> = route.path.split('/').collect();
             let method = Method::from_bytes(route.method.as_bytes()).unwrap();
-            let body = body_for(&route.method);
-            let response = app.send(method, &url, Some(&acme), body.as_ref()).await;
-            let (status, _, answer) = status_and_json(response).await;
-            if route.path.contains('{') {
-                assert_eq!(status, 404, "{} {url}: {answer}", route.method);
-                probed += 1;
-            } else {
-                assert!(
-                    !answer.to_string().contains(&theirs),
-                    "{} {url} leaked globex's id: {answer}",
-                    route.method
+            let Some(at) = segments.iter().position(|s| s.starts_with('{')) else {
+                if route.method == "GET" {
+                    filtered += probe_list(&app, acme, &theirs, name, route).await;
+                    listed += 1;
+                }
+                continue;
+            };
+            // `/items/{id}/restore`: the id of their item.
+            let kind = segments[at - 1];
+            let id = theirs.id_for(name, kind).unwrap_or_else(|| {
+                panic!(
+                    "no {name} `{kind}` for {} {}: add one to Everything::make",
+                    route.method, route.path
+                )
+            });
+            // Their id must be answered exactly as an id nobody has: the module's own
+            // not-found (not the host's missing route), or a refusal that never looks.
+            let mut answers = Vec::new();
+            for id in [id.to_string(), uuid::Uuid::new_v4().to_string()] {
+                let url = format!(
+                    "/api/v1/{name}{}",
+                    route.path.replacen(segments[at], &id, 1)
                 );
+                let body = body_for(&route.method);
+                let response = app
+                    .send(method.clone(), &url, Some(acme), body.as_ref())
+                    .await;
+                let (status, _, answer) = status_and_json(response).await;
+                let what = format!("{} {url}: {status} {answer}", route.method);
+                assert_eq!(
+                    answer["type"], "https://eerp.dev/problems/module-error",
+                    "{what}"
+                );
+                assert_eq!(theirs.leaked_in(&answer), None, "{what}");
+                answers.push((status, answer["code"].clone(), what));
             }
+            let (theirs_answer, nobodys) = (&answers[0], &answers[1]);
+            assert_eq!(
+                (theirs_answer.0, &theirs_answer.1),
+                (nobodys.0, &nobodys.1),
+                "their id and an unknown one are told apart: {} / {}",
+                theirs_answer.2,
+                nobodys.2
+            );
+            by_id += 1;
+            not_found += usize::from(theirs_answer.0 == 404);
         }
     }
-    assert!(probed >= 4, "every route with an id was probed ({probed})");
-    assert_eq!(table_snapshot(&app, "t_globex__crm").await, before);
+    // Their rows' bodies, sent as ours: whatever names one of their rows is refused.
+    for (path, body) in &theirs.bodies {
+        let response = app.send(Method::POST, path, Some(acme), Some(body)).await;
+        let (status, _, answer) = status_and_json(response).await;
+        let what = format!("POST {path} {body} as acme: {status} {answer}");
+        match status {
+            201 => assert_eq!(theirs.leaked_in(&answer), None, "{what}"),
+            422 => assert_eq!(answer["code"], "unknown_reference", "{what}"),
+            _ => panic!("{what}"),
+        }
+    }
+    println!(
+        "{by_id} routes with their ids ({not_found} answered 404), {listed} lists and reports, \
+         {filtered} id filters"
+    );
+    assert!(
+        not_found >= by_id * 9 / 10 && by_id >= 40 && listed >= 15 && filtered >= 10,
+        "{by_id} routes with ids ({not_found} 404), {listed} lists, {filtered} filters"
+    );
+    assert_eq!(tenant_snapshot(&app, "globex").await, before);
+}
+
+/// Sends a list or report route as `token`'s tenant, plainly and with each of its id
+/// filters set to one of `theirs`; none may show their rows. Returns the filters sent.
+async fn probe_list(
+    app: &TestApp,
+    token: &str,
+    theirs: &Everything,
+    module: &str,
+    route: &eerp_abi::manifest::Route,
+) -> usize {
+    let url = format!("/api/v1/{module}{}", route.path);
+    let mut queries = vec![String::new()];
+    for parameter in &route.parameters {
+        if !parameter.name.ends_with("_id") {
+            continue;
+        }
+        if let Some(id) = theirs.id_for(module, &parameter.name) {
+            queries.push(format!("?{}={id}", parameter.name));
+        }
+    }
+    for query in &queries {
+        let response = app
+            .send(Method::GET, &format!("{url}{query}"), Some(token), None)
+            .await;
+        let (status, _, answer) = status_and_json(response).await;
+        let what = format!("GET {url}{query}: {status} {answer}");
+        assert!(matches!(status, 200 | 400 | 404 | 422), "{what}");
+        assert_eq!(theirs.leaked_in(&answer), None, "{what}");
+    }
+    queries.len() - 1
 }
 
 /// What the request connections (one per lane) carry between transactions that

@@ -1,9 +1,9 @@
 //! Per-tenant limits set by the operator at runtime: fuel, plans, rate and concurrency,
 //! and their propagation to another replica.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use eerp_e2e::{TestApp, TestOptions, spawn_app, spawn_app_with, status_and_json};
+use eerp_e2e::{TestApp, TestOptions, spawn_app, spawn_app_with, status_and_json, wait_until};
 use eerp_tenancy::Limits;
 use reqwest::Method;
 use serde_json::json;
@@ -81,10 +81,11 @@ async fn lower_fuel_fails_the_heavy_route_for_that_tenant_only_and_plans_layer_u
 }
 
 #[tokio::test]
-async fn a_lowered_limit_reaches_a_second_replica_within_5_seconds() {
+async fn a_lowered_limit_reaches_a_second_replica_long_before_its_cache_expires() {
     let first = spawn_app().await;
     let token = first.admin_of("acme").await;
-    // The second replica's tenant cache would keep the old limits for 30 s without NOTIFY.
+    // The second replica's tenant cache would keep the old limits for 10 minutes without
+    // NOTIFY; the test waits for the change a minute at most.
     let second = spawn_app_with(TestOptions {
         database: Some(first.database.clone()),
         tenant_cache_ttl: Some(Duration::from_secs(600)),
@@ -103,19 +104,12 @@ async fn a_lowered_limit_reaches_a_second_replica_within_5_seconds() {
         json!({"limits": {"fuel_per_request": 20_000}}),
     )
     .await;
-    let changed = Instant::now();
-    loop {
+    wait_until("the second replica runs with the lowered limit", || async {
         let (status, problem) = get(&second, &token, HEAVY).await;
-        if status == 500 {
-            assert_eq!(problem["type"], "https://eerp.dev/problems/out-of-fuel");
-            break;
-        }
-        assert!(
-            changed.elapsed() < Duration::from_secs(5),
-            "the second replica still runs with the old limit after 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        assert!(status == 200 || status == 500, "{status}: {problem}");
+        status == 500 && problem["type"] == "https://eerp.dev/problems/out-of-fuel"
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -175,7 +169,10 @@ async fn module_calls_beyond_the_concurrency_limit_get_429() {
     set_limits(&app, "acme", json!({"limits": {"max_concurrent_calls": 1}})).await;
     let busy = app.send(Method::GET, "/api/v1/hostile/loop", Some(&token), None);
     let second = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        wait_until("the looping call runs", || async {
+            app.sandboxes_in_use() == 1
+        })
+        .await;
         app.send(Method::GET, "/api/v1/hostile/count", Some(&token), None)
             .await
     };

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use eerp_e2e::{TestApp, TestOptions, spawn_app_with, status_and_json};
+use eerp_e2e::{TestApp, TestOptions, spawn_app_with, status_and_json, wait_until};
 use eerp_tenancy::Limits;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -148,7 +148,10 @@ async fn a_full_sandbox_pool_answers_503_with_retry_after() {
     let other = app.admin_of("globex").await;
     let busy = call(&app, &token, Method::GET, "/loop");
     let blocked = async {
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        wait_until("the looping call holds the one sandbox slot", || async {
+            app.sandboxes_in_use() == 1
+        })
+        .await;
         app.send(Method::GET, "/api/v1/hostile/count", Some(&other), None)
             .await
     };
@@ -232,7 +235,7 @@ async fn a_call_busy_in_its_module_after_a_read_holds_no_connection() {
     let (app, token) = hostile_app_with(TestOptions {
         limits: Limits {
             fuel_per_request: 1_000_000_000_000,
-            wall_time: Duration::from_secs(3),
+            wall_time: Duration::from_secs(6),
             ..Limits::default()
         },
         hostile: true,
@@ -240,7 +243,6 @@ async fn a_call_busy_in_its_module_after_a_read_holds_no_connection() {
         ..TestOptions::default()
     })
     .await;
-    let sent = std::time::Instant::now();
     let busy = {
         let (address, token) = (app.address.clone(), token.clone());
         tokio::spawn(async move {
@@ -253,14 +255,23 @@ async fn a_call_busy_in_its_module_after_a_read_holds_no_connection() {
                 .status()
         })
     };
-    // Long enough for the busy call to have read and be spinning.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The busy call has read (its count is the last statement of an idle backend) and
+    // is spinning in its sandbox.
+    let counted = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND state = 'idle' \
+         AND query LIKE '%count(%' AND query LIKE '%probes%'",
+        app.database
+    );
+    wait_until("the busy call has read and spins", || async {
+        app.scalar(&counted).await > 0 && app.sandboxes_in_use() == 1
+    })
+    .await;
     let (status, body) = call(&app, &token, Method::GET, "/count").await;
     assert_eq!(status, 200, "{body}");
     // Had the spinning call kept the tenant's one connection, the read could not have
-    // had it before that call's wall time (3 s) ended.
+    // had it before that call's wall time ended.
     assert!(
-        sent.elapsed() < Duration::from_secs(3) && !busy.is_finished(),
+        !busy.is_finished(),
         "the read was answered while the call that read before it still runs"
     );
     assert_eq!(

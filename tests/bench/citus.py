@@ -107,7 +107,7 @@ def main():
     compare.ensure_wrk()
     subprocess.run([os.path.join(ROOT, "..", "shared", "citus", "build.sh")], check=True)
     sh("cargo", "build", "--release", "-q", "-p", "eerp-platform", "-p", "eerp-e2e",
-       "--bin", "eerp", "--bin", "eerp-load", cwd=ROOT)
+       "--features", "eerp-e2e/bench", "--bin", "eerp", "--bin", "eerp-load", cwd=ROOT)
     eerp = os.environ.get("EERP_BIN") or os.path.join(ROOT, "target/release/eerp")
     load = os.path.join(ROOT, "target/release/eerp-load")
     folder = tempfile.mkdtemp()

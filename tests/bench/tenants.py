@@ -143,7 +143,7 @@ def run(folder, lines, count, route, pid, url=URL):
 def main():
     compare.ensure_wrk()
     sh("cargo", "build", "--release", "-q", "-p", "eerp-platform", "-p", "eerp-e2e",
-       "-p", "eerp-native-baseline", "--bin", "eerp", "--bin", "eerp-load",
+       "-p", "eerp-native-baseline", "--features", "eerp-e2e/bench", "--bin", "eerp", "--bin", "eerp-load",
        "--bin", "eerp-native-baseline", cwd=ROOT)
     eerp = os.environ.get("EERP_BIN") or os.path.join(ROOT, "target/release/eerp")
     load = os.path.join(ROOT, "target/release/eerp-load")

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::{Tenant, fields};
+use super::{Tenant, fields};
 
 #[tokio::test]
 async fn opportunities_follow_the_stage_rules() {

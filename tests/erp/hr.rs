@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{Tenant, fields};
+use super::{Tenant, fields};
 
 struct People {
     employee: String,
@@ -341,7 +341,7 @@ async fn concurrent_overlapping_requests_admit_one() {
         .map(|_| {
             let (t, body) = (t.clone(), body.clone());
             tokio::spawn(async move {
-                t.call_until_answered(Method::POST, "/hr/leave-requests", Some(body))
+                t.call_until_admitted(Method::POST, "/hr/leave-requests", Some(body))
                     .await
                     .0
             })

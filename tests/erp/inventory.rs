@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{Tenant, fields};
+use super::{Tenant, fields};
 
 /// An item and a location of a fresh warehouse.
 pub struct Stocked {
@@ -458,16 +458,10 @@ async fn concurrent_issues_never_oversell() {
     assert_eq!(t.count("inventory", "moves WHERE kind = 'issue'").await, 10);
 }
 
-/// Sends one issue, as a client would: again after a 429 or 503 (the tenant's share of
-/// slots or connections is full), until it is answered for real.
+/// Sends one issue, as a client would: again while it is rate-limited (see
+/// [`Tenant::call_until_admitted`]); returns the status of the real answer.
 pub async fn issue_until_answered(t: &Tenant, body: Value) -> u16 {
-    loop {
-        let (status, _) = t
-            .call(Method::POST, "/inventory/moves", Some(body.clone()))
-            .await;
-        if status != 429 && status != 503 {
-            return status;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    t.call_until_admitted(Method::POST, "/inventory/moves", Some(body))
+        .await
+        .0
 }

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::Tenant;
+use super::Tenant;
 
 async fn document(tenant: &Tenant) -> Value {
     let (status, doc) = tenant.call(Method::GET, "/openapi.json", None).await;

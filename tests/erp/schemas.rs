@@ -2,7 +2,7 @@
 //! (docs/scaling.md): no foreign key may leave its schema, neither a module's nor the
 //! catalog's.
 
-use crate::Tenant;
+use super::Tenant;
 
 #[tokio::test]
 async fn no_foreign_key_crosses_a_schema() {

@@ -5,16 +5,20 @@
 # invalid, to every operation: no answer may be a 5xx, and every answer must match the
 # document (status, content type, body schema).
 #
-# Needs python3 with venv; the tools are installed into target/openapi-venv (pinned).
+# Needs python3 with venv; the tools (pinned) are installed once per version into
+# ${EERP_TOOL_CACHE:-~/.cache/eerp}/openapi-venv-<versions>.
 # EERP_SCHEMATHESIS_EXAMPLES (default 20) and EERP_SCHEMATHESIS_SEED (default 1) tune it;
 # EERP_BIN names an `eerp` binary already built (CI passes the one `cargo test` built).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-venv=target/openapi-venv
-if [ ! -x "$venv/bin/schemathesis" ]; then
+tools="schemathesis==4.32.5 openapi-spec-validator==0.9.0"
+venv=${EERP_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/eerp}/openapi-venv-$(echo "$tools" | sha256sum | cut -c1-12)
+if [ ! -x "$venv/bin/schemathesis" ] || [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+    rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet schemathesis==4.32.5 openapi-spec-validator==0.9.0
+    # shellcheck disable=SC2086 # one argument per pinned tool
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $tools
 fi
 
 eerp=${EERP_BIN:-}

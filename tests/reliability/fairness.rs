@@ -10,20 +10,61 @@ use eerp_e2e::TestApp;
 
 use super::{Seen, closed_loop, one_at_a_time, one_contact, seed_contacts, unmetered_app};
 
-/// Each phase of a round.
-const LENGTH: Duration = Duration::from_secs(3);
+/// The smallest median share of its alone throughput B keeps beside a CPU-heavy A: 0.02
+/// before fair sharing, 0.62–1.00 since in release builds and 0.71–0.80 in debug ones
+/// (`docs/reliability.md`, item 3).
+const CPU_THROUGHPUT_FLOOR: f64 = 0.4;
 
-/// Rounds of (B alone, B beside A): interleaved, so a machine that slows down or speeds
-/// up during the test (a shared VM does) weighs on both sides alike.
-const ROUNDS: usize = 3;
+/// The same beside a scanning A: before the scans paid their time back, B kept 0.15–0.30
+/// (and without connection shares it waited out the pool); since, 0.47–0.88 in release
+/// builds and 0.39–0.41 in debug ones with 2 s phases.
+const SCAN_THROUGHPUT_FLOOR: f64 = 0.33;
+
+/// The largest median ratio of B's p99 beside A to its p99 alone, CPU scenario: 33x
+/// before fair sharing, 1.1–3.9x since. (Beside a scanning A, B's p99 was 3.7–8.8x both
+/// before and after; only its throughput tells the two apart.)
+const CPU_P99_CEILING: f64 = 10.0;
+
+/// How long a scenario runs: `cargo test` runs 3 rounds of 3 s phases, enough for the
+/// floors above (with 2 s phases A's first scans of a round, before any pay-back, weigh
+/// too much); `tests/bench/fairness.sh` runs the full length whose figures
+/// `docs/reliability.md` records (`EERP_FAIRNESS_ROUNDS`, `EERP_FAIRNESS_SECONDS`).
+struct Length {
+    /// Rounds of (B alone, B beside A): interleaved, so a machine that slows down or
+    /// speeds up during the test (a shared VM does) weighs on both sides alike.
+    rounds: usize,
+    /// Each phase of a round.
+    phase: Duration,
+}
+
+impl Length {
+    fn from_env() -> Self {
+        let number = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(default)
+        };
+        Self {
+            rounds: number("EERP_FAIRNESS_ROUNDS", 3) as usize,
+            phase: Duration::from_secs(number("EERP_FAIRNESS_SECONDS", 3)),
+        }
+    }
+}
 
 /// One round: B's get-by-id alone, then while `busy` keeps 32 of A's `path` requests in
 /// flight. A starts with B and ends after it, so B never runs beside an idle A.
-async fn round(app: &TestApp, calm: &str, get: &str, busy: &str, path: &str) -> [Seen; 3] {
-    let alone = closed_loop(app, calm, get, 8, LENGTH).await;
+async fn round(
+    app: &TestApp,
+    phase: Duration,
+    (calm, get): (&str, &str),
+    (busy, path): (&str, &str),
+) -> [Seen; 3] {
+    let alone = closed_loop(app, calm, get, 8, phase).await;
     let (beside, a) = tokio::join!(
-        closed_loop(app, calm, get, 8, LENGTH),
-        closed_loop(app, busy, path, 32, LENGTH + Duration::from_millis(500)),
+        closed_loop(app, calm, get, 8, phase),
+        closed_loop(app, busy, path, 32, phase + Duration::from_millis(500)),
     );
     // A counts as active for a moment after its last call, and its last scans keep
     // their permits back for up to 2 s: the next round's B alone must be alone and A
@@ -37,10 +78,16 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-fn report(what: &str, rounds: &[[Seen; 3]]) {
-    let throughput = |[alone, beside, _]: &[Seen; 3]| beside.per_second() / alone.per_second();
-    let p99 =
-        |[alone, beside, _]: &[Seen; 3]| beside.p99().as_secs_f64() / alone.p99().as_secs_f64();
+fn throughput_share([alone, beside, _]: &[Seen; 3]) -> f64 {
+    beside.per_second() / alone.per_second()
+}
+
+fn p99_ratio([alone, beside, _]: &[Seen; 3]) -> f64 {
+    beside.p99().as_secs_f64() / alone.p99().as_secs_f64()
+}
+
+/// Prints every round and returns the medians: (B's throughput share, B's p99 ratio).
+fn report(what: &str, rounds: &[[Seen; 3]]) -> (f64, f64) {
     for (i, [alone, beside, a]) in rounds.iter().enumerate() {
         println!(
             "{what}, round {}: B alone {:.0} req/s p99 {:?}; beside A {:.0} req/s p99 {:?} \
@@ -60,12 +107,17 @@ fn report(what: &str, rounds: &[[Seen; 3]]) {
                 }),
         );
     }
+    let medians = (
+        median(rounds.iter().map(throughput_share).collect()),
+        median(rounds.iter().map(p99_ratio).collect()),
+    );
     println!(
         "{what}, median of {} rounds: B keeps {:.2} of its throughput, its p99 is {:.2}x alone",
         rounds.len(),
-        median(rounds.iter().map(throughput).collect()),
-        median(rounds.iter().map(p99).collect()),
+        medians.0,
+        medians.1,
     );
+    medians
 }
 
 fn assert_b_unharmed_and_a_throttled(alone: &Seen, beside: &Seen, a: &Seen) {
@@ -85,29 +137,43 @@ fn assert_b_unharmed_and_a_throttled(alone: &Seen, beside: &Seen, a: &Seen) {
 }
 
 /// Tenant A with `count` contacts of `columns` (see `seed_contacts`) keeps 32 of `path` in
-/// flight beside B's get-by-id; B is unharmed and A throttled, in every round.
-async fn scenario(what: &str, count: u64, columns: &str, path: &str) {
+/// flight beside B's get-by-id: B is unharmed and A throttled in every round, and B keeps
+/// at least `floor` of its throughput at the median. Returns the medians.
+async fn scenario(what: &str, (count, columns): (u64, &str), path: &str, floor: f64) -> (f64, f64) {
     let _turn = one_at_a_time().await;
+    let length = Length::from_env();
     let app = unmetered_app(None).await;
     let busy = app.admin_of("busy").await;
     seed_contacts(&app, "busy", count, columns).await;
     let calm = app.admin_of("calm").await;
     let get = format!("/api/v1/crm/contacts/{}", one_contact(&app, &calm).await);
     let mut rounds = Vec::new();
-    for _ in 0..ROUNDS {
-        rounds.push(round(&app, &calm, &get, &busy, path).await);
+    for _ in 0..length.rounds {
+        rounds.push(round(&app, length.phase, (&calm, &get), (&busy, path)).await);
     }
-    report(what, &rounds);
+    let (share, p99) = report(what, &rounds);
     for [alone, beside, a] in &rounds {
         assert_b_unharmed_and_a_throttled(alone, beside, a);
     }
+    assert!(
+        share >= floor,
+        "{what}: B kept a median {share:.2} of its throughput beside A, under the floor of \
+         {floor}: A's load starves B"
+    );
+    (share, p99)
 }
 
 #[tokio::test]
 async fn a_tenant_running_cpu_heavy_calls_leaves_the_others_their_cores() {
     // 500 similar long names: comparing every pair runs into the fuel limit.
     let names = "'Contact number ' || lpad(i::text, 30, 'x'), NULL, NULL, NULL";
-    scenario("CPU", 500, names, "/api/v1/crm/contacts/duplicates").await;
+    let duplicates = "/api/v1/crm/contacts/duplicates";
+    let (_, p99) = scenario("CPU", (500, names), duplicates, CPU_THROUGHPUT_FLOOR).await;
+    assert!(
+        p99 <= CPU_P99_CEILING,
+        "B's p99 beside a CPU-heavy A was a median {p99:.1}x its p99 alone, over \
+         {CPU_P99_CEILING}x: A's calls hold the cores"
+    );
 }
 
 #[tokio::test]
@@ -115,5 +181,11 @@ async fn a_tenant_running_slow_queries_leaves_the_others_their_connections() {
     // Long names make the `q` scan slow: every row is read, none matches.
     let names = "repeat(md5(i::text), 8), NULL, NULL, NULL";
     let slow_list = "/api/v1/crm/contacts?q=zzzz&order=-credit_limit";
-    scenario("connections", 300_000, names, slow_list).await;
+    scenario(
+        "connections",
+        (300_000, names),
+        slow_list,
+        SCAN_THROUGHPUT_FLOOR,
+    )
+    .await;
 }

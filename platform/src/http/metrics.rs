@@ -105,6 +105,7 @@ fn refresh(state: &AppState) {
     m.sandbox_slots.set(i64::from(state.pool_slots));
     m.catch_up_cache("token", state.auth.cache_counts());
     m.catch_up_cache("tenant", state.directory.cache_counts());
+    m.catch_up_module_loads(&state.registry.load_counts());
 }
 
 /// Every `every`, counts tenants by status and probes the database for `eerp_ready`.

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Cache lookups by cache and result.
     pub cache_requests: IntCounterVec,
+    /// Module versions loaded, by where their compiled code came from.
+    pub module_loads: IntCounterVec,
     /// Tenants in the catalog by status.
     pub tenants: IntGaugeVec,
     /// Sandbox pool occupancy (wasmtime's pooling allocator), by resource.
@@ -65,7 +67,8 @@ pub struct Metrics {
     /// Invocations by tenant (capped) and outcome.
     pub tenant_invocations: IntCounterVec,
     top: TopTenants,
-    /// Serialises [`Metrics::catch_up_cache`]: concurrent scrapes would add a delta twice.
+    /// Serialises the catch-ups ([`Metrics::catch_up_cache`]): concurrent scrapes would add
+    /// a delta twice.
     catch_up: std::sync::Mutex<()>,
 }
 
@@ -162,6 +165,11 @@ impl Metrics {
                 "Cache lookups by cache (token, tenant) and result (hit, miss).",
                 &["cache", "result"],
             ),
+            module_loads: counter(
+                "eerp_module_loads_total",
+                "Module versions loaded, by where their compiled code came from (compiled: cranelift ran; catalog or memory: a kept artefact was deserialised).",
+                &["code"],
+            ),
             tenants: gauge(
                 "eerp_tenants",
                 "Tenants in the catalog by status.",
@@ -223,6 +231,7 @@ impl Metrics {
             Box::new(self.query_duration.clone()),
             Box::new(self.rate_limited.clone()),
             Box::new(self.cache_requests.clone()),
+            Box::new(self.module_loads.clone()),
             Box::new(self.tenants.clone()),
             Box::new(self.sandbox_pool.clone()),
             Box::new(self.sandbox_slots.clone()),
@@ -265,6 +274,18 @@ impl Metrics {
         };
         for (result, total) in [("hit", hits), ("miss", misses)] {
             let counter = self.cache_requests.with_label_values(&[cache, result]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+
+    /// Brings `eerp_module_loads_total` up to the registry's counts.
+    pub fn catch_up_module_loads(&self, loads: &[(&str, u64)]) {
+        let _serial = match self.catch_up.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (code, total) in loads {
+            let counter = self.module_loads.with_label_values(&[code]);
             counter.inc_by(total.saturating_sub(counter.get()));
         }
     }

@@ -139,6 +139,17 @@ const VERSIONS: &[&str] = &[
         PRIMARY KEY (tenant_id, key)
     );
     CREATE INDEX idempotency_keys_expiry ON eerp.idempotency_keys (expires_at);",
+    // v5: each module version's compiled code (wasmtime's `Module::serialize`), per engine
+    // (`engine`: a digest of its compatibility hash), written only by the platform
+    // (`registry::artifacts`); `artifact_sha256` guards against a damaged row.
+    "CREATE TABLE eerp.module_artifacts (
+        sha256 text NOT NULL,
+        engine text NOT NULL,
+        artifact bytea NOT NULL,
+        artifact_sha256 text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (sha256, engine)
+    );",
 ];
 
 /// Brings the catalog to the newest version. Safe to run from many replicas at once: the

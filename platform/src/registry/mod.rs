@@ -5,14 +5,19 @@
 //! the modules built into this binary. Every replica loads what the store holds, never a
 //! local file the others lack, and reloads when a "modules changed" notification arrives.
 //!
+//! Compiling is the slow part of loading, so each version's compiled code is kept too
+//! ([`artifacts`]): a replica that starts, or loads another's upload, deserialises it.
+//!
 //! The [`Registry`] is keyed by (module, version): each tenant is served the version it
 //! migrated to. Readers clone an `Arc` of the current map and never wait on a loader;
 //! loading builds a new map and swaps it in, so requests in flight finish on the version
 //! they started with (they hold an `Arc` of it).
 
+pub mod artifacts;
 pub mod store;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use semver::Version;
@@ -45,6 +50,8 @@ pub struct Registry {
     /// Serialises loads, so concurrent requests for a version not yet loaded compile it
     /// once.
     loading: tokio::sync::Mutex<()>,
+    /// Versions loaded so far, by where their code came from ([`artifacts::Source`]).
+    loads: [AtomicU64; 3],
 }
 
 impl Registry {
@@ -83,6 +90,25 @@ impl Registry {
             .iter()
             .filter_map(|name| self.newest(name))
             .collect()
+    }
+
+    /// Counts a version loaded with code from `source`.
+    pub fn record_load(&self, source: artifacts::Source) {
+        self.loads[source as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Versions loaded so far, by where their code came from (`compiled`, `catalog`,
+    /// `memory`).
+    pub fn load_counts(&self) -> [(&'static str, u64); 3] {
+        [
+            artifacts::Source::Compiled,
+            artifacts::Source::Catalog,
+            artifacts::Source::Memory,
+        ]
+        .map(|source| {
+            let count = self.loads[source as usize].load(Ordering::Relaxed);
+            (source.as_str(), count)
+        })
     }
 
     fn snapshot(&self) -> Arc<ModuleMap> {

@@ -16,10 +16,11 @@ use serde_json::{Value, json};
 use thiserror::Error;
 use wasmtime::Engine;
 
-use super::Registry;
+use super::{Registry, artifacts};
 use crate::audit::commit_audited;
 use crate::migrations::{MigrationError, dry_run};
 use crate::notify::Change;
+use crate::runtime::loaded::sha256_hex;
 use crate::runtime::{Identity, LoadError, LoadedModule};
 
 /// Why a module version could not be stored, found or changed.
@@ -106,7 +107,7 @@ impl ModuleStore<'_> {
         uploader: Uploader<'_>,
         identity: Option<Identity<'_>>,
     ) -> Result<(Upload, Arc<LoadedModule>), StoreError> {
-        let module = Arc::new(LoadedModule::load_as(self.engine, wasm, identity).await?);
+        let module = Arc::new(self.compile_and_check(wasm, identity).await?);
         let (name, version) = (module.name.as_str(), module.version.to_string());
         let lookup = "SELECT sha256, builtin, retired_at IS NOT NULL FROM eerp.module_versions
                       WHERE module = $1 AND version = $2";
@@ -331,19 +332,37 @@ impl ModuleStore<'_> {
         let Some(row) = row else {
             return Ok(None);
         };
-        let started = std::time::Instant::now();
         let identity = Identity { name, version };
         let wasm: &[u8] = row.get(0);
-        let module = Arc::new(LoadedModule::load_as(self.engine, wasm, Some(identity)).await?);
+        let module = Arc::new(self.compile_and_check(wasm, Some(identity)).await?);
         self.registry.install(module.clone());
+        Ok(Some(module))
+    }
+
+    /// `wasm` compiled (or its kept artefact deserialised, see [`artifacts`]) and checked;
+    /// the artefact is kept in the catalog once the module is known to load.
+    async fn compile_and_check(
+        &self,
+        wasm: &[u8],
+        identity: Option<Identity<'_>>,
+    ) -> Result<LoadedModule, LoadError> {
+        let started = std::time::Instant::now();
+        let sha256 = sha256_hex(wasm);
+        let compiled = artifacts::compiled(Some(self.pool), self.engine, wasm, &sha256).await?;
+        let module =
+            LoadedModule::from_compiled(self.engine, compiled.module.clone(), sha256, identity)
+                .await?;
+        compiled.keep(self.pool).await;
+        self.registry.record_load(compiled.source);
         tracing::info!(
-            module = name,
-            version,
+            module = %module.name,
+            version = %module.version,
             routes = module.manifest.routes.len(),
+            code = compiled.source.as_str(),
             load_ms = started.elapsed().as_millis() as u64,
             "module version loaded"
         );
-        Ok(Some(module))
+        Ok(module)
     }
 
     /// Every stored version, by module and upload time, with how many tenants use it.
@@ -424,6 +443,15 @@ impl ModuleStore<'_> {
             }
             tx.execute(
                 "UPDATE eerp.module_versions SET retired_at = now() WHERE module = $1 AND version = $2",
+                &[&name, &version],
+            )
+            .await?;
+            // Its compiled code goes too, unless a live version has the same bytes.
+            tx.execute(
+                "DELETE FROM eerp.module_artifacts a USING eerp.module_versions v
+                 WHERE v.module = $1 AND v.version = $2 AND a.sha256 = v.sha256
+                   AND NOT EXISTS (SELECT 1 FROM eerp.module_versions o
+                                   WHERE o.sha256 = v.sha256 AND o.retired_at IS NULL)",
                 &[&name, &version],
             )
             .await?;

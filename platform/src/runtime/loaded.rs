@@ -174,8 +174,21 @@ impl LoadedModule {
         wasm: &[u8],
         identity: Option<Identity<'_>>,
     ) -> Result<Self, LoadError> {
-        let sha256 = hex(&Sha256::digest(wasm));
         let module = compile(engine, wasm).await?;
+        Self::from_compiled(engine, module, sha256_hex(wasm), identity).await
+    }
+
+    /// Like [`LoadedModule::load_as`], for `module` already compiled (or deserialised)
+    /// from the wasm bytes whose SHA-256 is `sha256`.
+    ///
+    /// # Errors
+    /// [`LoadError`] naming what is wrong with the module.
+    pub async fn from_compiled(
+        engine: &Engine,
+        module: Module,
+        sha256: String,
+        identity: Option<Identity<'_>>,
+    ) -> Result<Self, LoadError> {
         let known = known_imports(&module)?;
         let (manifest, migrations) = read_descriptors(engine, &module, identity).await?;
         let Checked {
@@ -443,8 +456,12 @@ async fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, LoadError> {
         .map_err(|e| LoadError::Compile(format!("{e:#}")))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// SHA-256 of `wasm`, lower-case hex: how a module version's bytes are named.
+pub fn sha256_hex(wasm: &[u8]) -> String {
+    Sha256::digest(wasm)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn is_identifier(name: &str) -> bool {

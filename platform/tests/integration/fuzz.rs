@@ -4,8 +4,6 @@
 //! failure, reported with the input. It is not coverage-guided (that needs nightly and
 //! `cargo fuzz`); it runs for `EERP_FUZZ_SECONDS` (default 20) with a seed from
 //! `EERP_FUZZ_SEED` (default: the clock, printed so a failure can be replayed).
-// Test code: a failed unwrap is a failed test, with its location.
-#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,4 @@
 //! End-to-end tests: the real app over HTTP against real PostgreSQL.
-// Test code: a failed unwrap is a failed test, with its location.
-#![allow(clippy::unwrap_used)]
 
 mod auth;
 mod bad_input;
