@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use eerp_platform::dev::cluster::{ClusterOptions, LocalCluster};
+use eerp_platform::registry::artifacts::ArtifactKey;
 use eerp_platform::runtime::EngineSettings;
 use eerp_platform::{App, AppState, Settings};
 use eerp_tenancy::id::TenantSlug;
@@ -218,6 +219,11 @@ pub fn test_settings(database_url: String, options: TestOptions) -> Settings {
         settings.tenant_cache_ttl = ttl;
     }
     settings.metrics_refresh = Duration::from_millis(100);
+    // Fixed, so replicas of one test (in-process or `eerp-test-replica`) share kept code.
+    settings.artifact_key = Some(
+        ArtifactKey::new(b"eerp-test-artifact-key-eerp-test-artifact-key".to_vec())
+            .expect("a long enough key"),
+    );
     settings.engine = EngineSettings {
         pool_slots: options.pool_slots.unwrap_or(16),
         ..EngineSettings::default()

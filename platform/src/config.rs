@@ -55,6 +55,10 @@ pub struct Settings {
     pub metrics_top_tenants: usize,
     /// How often tenant counts and readiness are read for metrics.
     pub metrics_refresh: Duration,
+    /// Signs the compiled modules this replica keeps in the catalog, and checks those it
+    /// reads there; every replica needs the same one. `None`: nothing is kept there, and
+    /// every start compiles (see `registry::artifacts`).
+    pub artifact_key: Option<crate::registry::artifacts::ArtifactKey>,
 }
 
 impl Settings {
@@ -82,6 +86,7 @@ impl Settings {
             max_module_bytes: 32 << 20,
             metrics_top_tenants: 20,
             metrics_refresh: Duration::from_secs(5),
+            artifact_key: None,
         }
     }
 }

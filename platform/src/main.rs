@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use eerp_platform::cli::{self, AdminCommand, Connection};
 use eerp_platform::dev::{self, DevOptions};
+use eerp_platform::registry::artifacts::ArtifactKey;
 use eerp_platform::upgrade::MigrateOptions;
 use eerp_platform::{App, Settings, telemetry};
 use eerp_tenancy::{IssuerConfig, KeySource};
@@ -155,6 +156,11 @@ struct ServeArgs {
     /// Largest module upload, in bytes.
     #[arg(long, env = "EERP_MAX_MODULE_BYTES", default_value_t = 32 << 20)]
     max_module_bytes: usize,
+    /// Secret (at least 32 bytes, the same on every replica) that signs the compiled
+    /// modules kept in the catalog; without it every replica compiles every module at
+    /// start. Never logged.
+    #[arg(long, env = "EERP_ARTIFACT_KEY", hide_env_values = true)]
+    artifact_key: Option<String>,
     /// Tenants with their own `tenant` label in metrics (the rest count as `other`).
     #[arg(long, env = "EERP_METRICS_TOP_TENANTS", default_value_t = 20)]
     metrics_top_tenants: usize,
@@ -303,6 +309,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.ops_port = args.ops_port;
     settings.extra_modules = args.modules;
     settings.max_module_bytes = args.max_module_bytes;
+    settings.artifact_key = args
+        .artifact_key
+        .map(ArtifactKey::new)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    if settings.artifact_key.is_none() {
+        tracing::warn!(
+            "no --artifact-key: compiled modules are not kept in the catalog, so every start compiles them"
+        );
+    }
     settings.purge_grace = Duration::from_secs(args.purge_grace_days * 24 * 3600);
     settings.metrics_top_tenants = args.metrics_top_tenants;
     settings.db_pool_size = args.db_pool_size.max(1);

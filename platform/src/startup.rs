@@ -72,6 +72,7 @@ impl App {
             pool: &pool,
             engine: &engine,
             registry: &registry,
+            artifact_key: settings.artifact_key.as_ref(),
         };
         store
             .seed(BUILTIN_MODULES, &settings.extra_modules)
@@ -124,6 +125,7 @@ impl App {
             pool_slots: settings.engine.pool_slots,
             pool_wait: settings.db_pool_wait,
             max_module_bytes: settings.max_module_bytes,
+            artifact_key: settings.artifact_key.clone(),
         });
         tokio::spawn(sync_modules_forever(state.clone(), modules_changed));
         tokio::spawn(http::dispatch::expire_idempotency_keys(state.pool.clone()));

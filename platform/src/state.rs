@@ -12,6 +12,7 @@ use wasmtime::Engine;
 
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::registry::artifacts::ArtifactKey;
 use crate::registry::store::ModuleStore;
 use crate::tenants::TenantDirectory;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub pool_wait: std::time::Duration,
     /// Largest module upload, in bytes.
     pub max_module_bytes: usize,
+    /// Signs and checks the compiled modules kept in the catalog.
+    pub artifact_key: Option<ArtifactKey>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             pool: &self.pool,
             engine: &self.engine,
             registry: &self.registry,
+            artifact_key: self.artifact_key.as_ref(),
         }
     }
 }

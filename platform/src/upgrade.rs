@@ -69,10 +69,13 @@ pub async fn migrate(options: &MigrateOptions) -> anyhow::Result<Vec<FleetOutcom
     let engine = build_engine(&EngineSettings::default())
         .map_err(|e| anyhow::anyhow!("configuring the wasm engine: {e:#}"))?;
     let registry = Arc::new(Registry::default());
+    // The release job compiles what it seeds without keeping it: it has no artefact key,
+    // and the replicas keep their own when they load.
     let store = ModuleStore {
         pool: &pool,
         engine: &engine,
         registry: &registry,
+        artifact_key: None,
     };
     let modules = store
         .seed(BUILTIN_MODULES, &options.extra_modules)

@@ -66,8 +66,10 @@ impl Tenant {
 
     /// As [`Tenant::call`], sent again after a `rate-limited` 429 (the tenant's share of
     /// sandbox slots is full), as a client honouring it would. Every other answer, a 503
-    /// included, is returned for the test to check; a request still refused after a
-    /// minute fails the test instead of hanging it.
+    /// included, is returned for the test to check: none is expected, since requests of a
+    /// few milliseconds never wait out the pool's 5 s, and a deadlock or a failed commit
+    /// (`db-error`) must fail the test. A request still refused after a minute fails it
+    /// too, instead of hanging.
     pub async fn call_until_admitted(
         &self,
         method: Method,

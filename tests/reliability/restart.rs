@@ -53,16 +53,9 @@ impl Progress {
         counters[usize::from(phase)].load(Ordering::Relaxed)
     }
 
-    /// Waits until `done` holds; a minute without it fails the test, naming `what`.
+    /// Waits until `done` holds (see [`eerp_e2e::wait_until`]).
     async fn wait_until(&self, what: &str, done: impl Fn(&Self) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "after a minute, still not: {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eerp_e2e::wait_until(what, || async { done(self) }).await;
     }
 }
 

@@ -15,6 +15,7 @@ use eerp_tenancy::id::TenantSlug;
 use eerp_tenancy::{DevSigner, IssuerConfig};
 
 use crate::config::Settings;
+use crate::registry::artifacts::ArtifactKey;
 use crate::startup::App;
 use crate::tenants::lifecycle::{self, Catalog, NewTenant};
 use cluster::{ClusterOptions, LocalCluster};
@@ -59,9 +60,14 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
             (cluster.url("postgres"), Some(cluster))
         }
     };
-    let issuer = IssuerConfig::hs256(DEV_ISSUER, DEV_AUDIENCE, dev_secret(&options.state_dir)?);
+    let secret = dev_secret(&options.state_dir, "dev-jwt-secret")?;
+    let issuer = IssuerConfig::hs256(DEV_ISSUER, DEV_AUDIENCE, secret);
     let signer = DevSigner::new(&issuer).context("the dev issuer signs with HS256")?;
     let mut settings = Settings::new(database_url, vec![issuer]);
+    settings.artifact_key = Some(
+        ArtifactKey::new(dev_secret(&options.state_dir, "dev-artifact-key")?)
+            .map_err(anyhow::Error::msg)?,
+    );
     settings.port = options.port;
     // The operations port (metrics, readiness) is the next one.
     settings.ops_port = options
@@ -113,10 +119,11 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     served.context("serving")
 }
 
-/// The HS256 secret dev tokens are signed with, kept across runs so tokens survive a
-/// restart. Development only: production verifies tokens from a real issuer.
-fn dev_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let path = dir.join("dev-jwt-secret");
+/// A secret of the state directory, made at the first run and kept across runs: the HS256
+/// secret dev tokens are signed with (so tokens survive a restart; production verifies
+/// tokens from a real issuer) and the key kept module code is signed with.
+fn dev_secret(dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join(name);
     if let Ok(secret) = std::fs::read(&path)
         && secret.len() >= 32
     {

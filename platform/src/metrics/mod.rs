@@ -266,26 +266,30 @@ impl Metrics {
         }
     }
 
-    /// Moves a cache's hit and miss counters up to the totals its owner keeps.
+    /// Brings `eerp_cache_requests_total` up to `cache`'s own counts (hits, misses).
     pub fn catch_up_cache(&self, cache: &str, (hits, misses): (u64, u64)) {
-        let _serial = match self.catch_up.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for (result, total) in [("hit", hits), ("miss", misses)] {
-            let counter = self.cache_requests.with_label_values(&[cache, result]);
-            counter.inc_by(total.saturating_sub(counter.get()));
-        }
+        let totals = [([cache, "hit"], hits), ([cache, "miss"], misses)];
+        self.catch_up_counters(&self.cache_requests, &totals);
     }
 
-    /// Brings `eerp_module_loads_total` up to the registry's counts.
+    /// Brings `eerp_module_loads_total` up to the registry's counts, by code source.
     pub fn catch_up_module_loads(&self, loads: &[(&str, u64)]) {
+        let totals: Vec<_> = loads.iter().map(|&(code, n)| ([code], n)).collect();
+        self.catch_up_counters(&self.module_loads, &totals);
+    }
+
+    /// Adds to each series of `family` what its total has grown by since the last scrape.
+    fn catch_up_counters<const N: usize>(
+        &self,
+        family: &IntCounterVec,
+        totals: &[([&str; N], u64)],
+    ) {
         let _serial = match self.catch_up.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        for (code, total) in loads {
-            let counter = self.module_loads.with_label_values(&[code]);
+        for (labels, total) in totals {
+            let counter = family.with_label_values(labels);
             counter.inc_by(total.saturating_sub(counter.get()));
         }
     }

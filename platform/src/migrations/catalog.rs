@@ -140,13 +140,14 @@ const VERSIONS: &[&str] = &[
     );
     CREATE INDEX idempotency_keys_expiry ON eerp.idempotency_keys (expires_at);",
     // v5: each module version's compiled code (wasmtime's `Module::serialize`), per engine
-    // (`engine`: a digest of its compatibility hash), written only by the platform
-    // (`registry::artifacts`); `artifact_sha256` guards against a damaged row.
+    // (`engine`: a digest of its compatibility hash), signed by the replicas
+    // (`artifact_mac`, HMAC-SHA256 with a key that is not in the database;
+    // `registry::artifacts`).
     "CREATE TABLE eerp.module_artifacts (
         sha256 text NOT NULL,
         engine text NOT NULL,
         artifact bytea NOT NULL,
-        artifact_sha256 text NOT NULL,
+        artifact_mac bytea NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (sha256, engine)
     );",

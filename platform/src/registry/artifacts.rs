@@ -7,24 +7,27 @@
 //!
 //! - `eerp.module_artifacts` in the catalog, beside the module's bytes, so a replica start,
 //!   a restart of `eerp dev` and a second replica loading a fresh upload deserialise what
-//!   the first one compiled;
+//!   the first one compiled. Each row is signed (HMAC-SHA256) with the replicas' shared
+//!   [`ArtifactKey`], which never enters the database; without a key nothing is kept
+//!   there;
 //! - this process's memory (bounded), so apps started again in one process (the test
 //!   suite starts about a hundred, each on a new catalog) compile each module once.
 //!
 //! An artefact of another engine is never looked up (the key differs), one that fails to
-//! deserialise is recompiled and replaced, and a row whose bytes do not match the digest
-//! stored with them is ignored. Only artefacts this platform serialised itself are ever
-//! deserialised: see [`deserialize`].
+//! deserialise is recompiled and replaced, and a row whose signature does not check is
+//! ignored. Only artefacts this platform serialised itself are ever deserialised: see
+//! [`deserialize`].
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
 use crate::db::Pool;
 use crate::runtime::LoadError;
-use crate::runtime::loaded::sha256_hex;
+use crate::runtime::loaded::{self, hex};
 
 /// Memory kept for artefacts in one process (each is a few MiB).
 const MEMORY_BYTES: u64 = 256 << 20;
@@ -38,6 +41,60 @@ static MEMORY: LazyLock<moka::sync::Cache<Key, Arc<[u8]>>> = LazyLock::new(|| {
         .weigher(|_, bytes: &Arc<[u8]>| u32::try_from(bytes.len()).unwrap_or(u32::MAX))
         .build()
 });
+
+/// The secret the replicas sign kept artefacts with, so that rows someone else wrote into
+/// the catalog (a stolen database password, a bug in SQL the host builds) are never run.
+/// Every replica of a deployment needs the same one (`--artifact-key`).
+#[derive(Clone)]
+pub struct ArtifactKey(Arc<[u8]>);
+
+impl ArtifactKey {
+    /// Shortest key accepted, in bytes.
+    pub const MIN_BYTES: usize = 32;
+
+    /// A key of at least [`ArtifactKey::MIN_BYTES`] bytes.
+    ///
+    /// # Errors
+    /// A shorter one, with what to do.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, String> {
+        let bytes = bytes.into();
+        if bytes.len() < Self::MIN_BYTES {
+            return Err(format!(
+                "the artefact key has {} bytes; give at least {} random ones (`openssl rand -hex 32`)",
+                bytes.len(),
+                Self::MIN_BYTES
+            ));
+        }
+        Ok(Self(bytes.into()))
+    }
+
+    /// The signature of `artifact`, kept for the module bytes `sha256` and engine `engine`
+    /// (so a signed artefact cannot be moved to another module or engine either).
+    fn sign(&self, (sha256, engine): &Key, artifact: &[u8]) -> Hmac<Sha256> {
+        // A key of any length is valid for HMAC; `new` only keeps short ones out.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        for part in [sha256.as_bytes(), b"\0", engine.as_bytes(), b"\0", artifact] {
+            mac.update(part);
+        }
+        mac
+    }
+}
+
+impl std::fmt::Debug for ArtifactKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArtifactKey(..)")
+    }
+}
+
+/// The catalog table artefacts are kept in, and the key that signs them.
+#[derive(Clone, Copy)]
+pub struct Catalog<'a> {
+    /// The catalog.
+    pub pool: &'a Pool,
+    /// Signs and checks its rows.
+    pub key: &'a ArtifactKey,
+}
 
 /// Where a module's compiled code came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,22 +145,17 @@ pub fn engine_key(engine: &Engine) -> String {
     }
     let mut hasher = Sha256Hasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    hasher
-        .0
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&hasher.0.finalize())
 }
 
 /// `wasm` (whose SHA-256 is `sha256`) compiled for `engine`: from this process's memory,
-/// else from the catalog, else compiled (off the async workers). A catalog that cannot
-/// be read only means compiling.
+/// else from the catalog (with a key), else compiled (off the async workers). A catalog
+/// that cannot be read only means compiling.
 ///
 /// # Errors
 /// [`LoadError::Compile`] when the module does not compile.
 pub async fn compiled(
-    catalog: Option<&Pool>,
+    catalog: Option<Catalog<'_>>,
     engine: &Engine,
     wasm: &[u8],
     sha256: &str,
@@ -119,8 +171,8 @@ pub async fn compiled(
             artifact: Some(bytes),
         });
     }
-    if let Some(pool) = catalog
-        && let Some(bytes) = read(pool, &key).await
+    if let Some(catalog) = catalog
+        && let Some(bytes) = read(catalog, &key).await
         && let Some(module) = deserialize(engine, &bytes)
     {
         MEMORY.insert(key.clone(), bytes);
@@ -145,20 +197,25 @@ pub async fn compiled(
 
 impl Compiled {
     /// Stores the artefact in the catalog unless it came from there or is there already.
-    /// Called once the module is known to load, so a refused upload leaves no artefact
+    /// Called once the version is stored or loaded, so a refused upload leaves no artefact
     /// behind. A failure is logged: the next start compiles again, nothing else is lost.
-    pub async fn keep(&self, pool: &Pool) {
+    pub async fn keep(&self, catalog: Catalog<'_>) {
         let Some(bytes) = &self.artifact else {
             return;
         };
-        let digest = sha256_hex(bytes);
+        let mac = catalog
+            .key
+            .sign(&self.key, bytes)
+            .finalize()
+            .into_bytes()
+            .to_vec();
         let stored = async {
-            let conn = pool.get().await.map_err(|e| e.to_string())?;
+            let conn = catalog.pool.get().await.map_err(|e| e.to_string())?;
             let same = conn
                 .query_opt(
                     "SELECT 1 FROM eerp.module_artifacts
-                     WHERE sha256 = $1 AND engine = $2 AND artifact_sha256 = $3",
-                    &[&self.key.0, &self.key.1, &digest],
+                     WHERE sha256 = $1 AND engine = $2 AND artifact_mac = $3",
+                    &[&self.key.0, &self.key.1, &mac],
                 )
                 .await
                 .map_err(|e| e.to_string())?;
@@ -166,12 +223,12 @@ impl Compiled {
                 return Ok(0);
             }
             conn.execute(
-                "INSERT INTO eerp.module_artifacts (sha256, engine, artifact, artifact_sha256)
+                "INSERT INTO eerp.module_artifacts (sha256, engine, artifact, artifact_mac)
                      VALUES ($1, $2, $3, $4)
                      ON CONFLICT (sha256, engine) DO UPDATE
-                     SET artifact = EXCLUDED.artifact, artifact_sha256 = EXCLUDED.artifact_sha256,
+                     SET artifact = EXCLUDED.artifact, artifact_mac = EXCLUDED.artifact_mac,
                          created_at = now()",
-                &[&self.key.0, &self.key.1, &&bytes[..], &digest],
+                &[&self.key.0, &self.key.1, &&bytes[..], &mac],
             )
             .await
             .map_err(|e| e.to_string())
@@ -182,12 +239,12 @@ impl Compiled {
     }
 }
 
-/// The catalog's artefact for `key`, when it has one whose bytes match their digest.
-async fn read(pool: &Pool, key: &Key) -> Option<Arc<[u8]>> {
-    let conn = pool.get().await.ok()?;
+/// The catalog's artefact for `key`, when it has one signed with this key.
+async fn read(catalog: Catalog<'_>, key: &Key) -> Option<Arc<[u8]>> {
+    let conn = catalog.pool.get().await.ok()?;
     let row = conn
         .query_opt(
-            "SELECT artifact, artifact_sha256 FROM eerp.module_artifacts
+            "SELECT artifact, artifact_mac FROM eerp.module_artifacts
              WHERE sha256 = $1 AND engine = $2",
             &[&key.0, &key.1],
         )
@@ -196,23 +253,19 @@ async fn read(pool: &Pool, key: &Key) -> Option<Arc<[u8]>> {
             |e| tracing::warn!(error = %e, "cannot read compiled modules from the catalog"),
         )
         .ok()??;
-    let (bytes, digest): (&[u8], &str) = (row.get(0), row.get(1));
-    if sha256_hex(bytes) != digest {
-        tracing::warn!(sha256 = %key.0, "a compiled module in the catalog does not match its digest; compiling again");
+    let (bytes, mac): (&[u8], &[u8]) = (row.try_get(0).ok()?, row.try_get(1).ok()?);
+    // `verify_slice` compares in constant time.
+    if catalog.key.sign(key, bytes).verify_slice(mac).is_err() {
+        tracing::warn!(sha256 = %key.0, "a compiled module in the catalog is not signed with this replica's artefact key; compiling again");
         return None;
     }
     Some(bytes.into())
 }
 
-/// Compiles `wasm` off the async workers (cranelift can take seconds on a large module)
-/// and serialises the result. A module that compiles but does not serialise is still
-/// served; it is compiled again at the next start.
+/// Compiles `wasm` and serialises the result. A module that compiles but does not
+/// serialise is still served; it is compiled again at the next start.
 async fn compile(engine: &Engine, wasm: &[u8]) -> Result<(Module, Option<Arc<[u8]>>), LoadError> {
-    let (engine, wasm) = (engine.clone(), wasm.to_vec());
-    let module = tokio::task::spawn_blocking(move || Module::new(&engine, &wasm))
-        .await
-        .map_err(|e| LoadError::Compile(format!("the compiler task failed: {e}")))?
-        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let module = loaded::compile(engine, wasm).await?;
     let bytes = module
         .serialize()
         .inspect_err(|e| tracing::warn!(error = %e, "cannot serialise a compiled module"))
@@ -228,12 +281,13 @@ fn deserialize(engine: &Engine, bytes: &[u8]) -> Option<Module> {
     // unmodified. Every artefact reaching this point is:
     // - one this process serialised itself (`MEMORY` is private to this module and filled
     //   only by `compile` and by catalog reads that follow), or
-    // - a row of `eerp.module_artifacts` whose bytes match the digest stored with them.
-    //   Only `Compiled::keep` writes that table, with what `compile` serialised; no admin
-    //   route, CLI command or module can write there (modules never send SQL, and the data
-    //   API reaches only tenant schemas). Whoever can write the catalog database with the
-    //   platform's credentials can therefore run code in every replica: those credentials
-    //   are as sensitive as the binary itself (docs/operations.md says so).
+    // - a row of `eerp.module_artifacts` whose HMAC-SHA256, over the module's hash, the
+    //   engine key and the bytes, checks with the replicas' `ArtifactKey`. Only
+    //   `Compiled::keep` signs, and only what `compile` serialised. The key is in the
+    //   replicas' configuration, never in the database, so someone who can write the
+    //   catalog (a stolen password, a bug in SQL the host builds) cannot forge a row; a
+    //   forged or damaged one is refused before it gets here. Whoever holds the key can:
+    //   it is as sensitive as the binary (docs/operations.md says so).
     // Artefacts of another wasmtime version or engine configuration have another key and
     // are not looked up; wasmtime checks both again and refuses them with an error.
     #[allow(unsafe_code)]
@@ -248,9 +302,27 @@ fn deserialize(engine: &Engine, bytes: &[u8]) -> Option<Module> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::loaded::sha256_hex;
     use crate::runtime::{EngineSettings, build_engine};
 
     const WAT: &str = r#"(module (func (export "answer") (result i32) i32.const 42))"#;
+
+    #[test]
+    fn a_signature_binds_key_module_engine_and_bytes() {
+        let key = ArtifactKey::new([7u8; 32]).unwrap();
+        let other = ArtifactKey::new([8u8; 32]).unwrap();
+        let at = ("aa".to_string(), "e1".to_string());
+        let mac = key.sign(&at, b"code").finalize().into_bytes();
+        assert!(key.sign(&at, b"code").verify_slice(&mac).is_ok());
+        assert!(other.sign(&at, b"code").verify_slice(&mac).is_err());
+        assert!(key.sign(&at, b"c0de").verify_slice(&mac).is_err());
+        let elsewhere = ("bb".to_string(), "e1".to_string());
+        assert!(key.sign(&elsewhere, b"code").verify_slice(&mac).is_err());
+        assert!(
+            ArtifactKey::new(vec![1u8; 31]).is_err(),
+            "short keys are refused"
+        );
+    }
 
     fn engine(pool_slots: u32, guards: bool) -> Engine {
         build_engine(&EngineSettings {

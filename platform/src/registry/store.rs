@@ -80,6 +80,8 @@ pub struct ModuleStore<'a> {
     pub engine: &'a Engine,
     /// Where loaded versions go.
     pub registry: &'a Registry,
+    /// Signs and checks the compiled code kept in the catalog; `None` keeps none there.
+    pub artifact_key: Option<&'a artifacts::ArtifactKey>,
 }
 
 const VERSION_JSON: &str = "SELECT json_build_object(
@@ -107,7 +109,8 @@ impl ModuleStore<'_> {
         uploader: Uploader<'_>,
         identity: Option<Identity<'_>>,
     ) -> Result<(Upload, Arc<LoadedModule>), StoreError> {
-        let module = Arc::new(self.compile_and_check(wasm, identity).await?);
+        let (module, compiled) = self.compile_and_check(wasm, identity).await?;
+        let module = Arc::new(module);
         let (name, version) = (module.name.as_str(), module.version.to_string());
         let lookup = "SELECT sha256, builtin, retired_at IS NOT NULL FROM eerp.module_versions
                       WHERE module = $1 AND version = $2";
@@ -136,7 +139,7 @@ impl ModuleStore<'_> {
             .await?;
         let (upload, action) = match decide(&module, uploader, existing.as_ref())? {
             Step::Unchanged => {
-                self.registry.install(module.clone());
+                self.install(&module, &compiled).await;
                 return Ok((Upload::Unchanged, module));
             }
             Step::StaysRetired => return Ok((Upload::Unchanged, module)),
@@ -194,7 +197,7 @@ impl ModuleStore<'_> {
             Some(&after),
         )
         .await?;
-        self.registry.install(module.clone());
+        self.install(&module, &compiled).await;
         tracing::info!(module = name, %version, sha256 = %module.sha256, action, "module version stored");
         Ok((upload, module))
     }
@@ -334,35 +337,53 @@ impl ModuleStore<'_> {
         };
         let identity = Identity { name, version };
         let wasm: &[u8] = row.get(0);
-        let module = Arc::new(self.compile_and_check(wasm, Some(identity)).await?);
-        self.registry.install(module.clone());
+        let (module, compiled) = self.compile_and_check(wasm, Some(identity)).await?;
+        let module = Arc::new(module);
+        self.install(&module, &compiled).await;
         Ok(Some(module))
     }
 
-    /// `wasm` compiled (or its kept artefact deserialised, see [`artifacts`]) and checked;
-    /// the artefact is kept in the catalog once the module is known to load.
+    /// Serves `module` from this replica, and keeps its compiled code in the catalog (once
+    /// the version is stored: a refused upload keeps nothing).
+    async fn install(&self, module: &Arc<LoadedModule>, compiled: &artifacts::Compiled) {
+        self.registry.install(module.clone());
+        if let Some(catalog) = self.catalog() {
+            compiled.keep(catalog).await;
+        }
+        self.registry.record_load(compiled.source);
+    }
+
+    /// Where compiled code is kept in the catalog, when this store has a key to sign it.
+    fn catalog(&self) -> Option<artifacts::Catalog<'_>> {
+        self.artifact_key.map(|key| artifacts::Catalog {
+            pool: self.pool,
+            key,
+        })
+    }
+
+    /// `wasm` compiled (or its kept artefact deserialised, see [`artifacts`]) and checked,
+    /// with its compiled code for [`ModuleStore::install`].
     async fn compile_and_check(
         &self,
         wasm: &[u8],
         identity: Option<Identity<'_>>,
-    ) -> Result<LoadedModule, LoadError> {
+    ) -> Result<(LoadedModule, artifacts::Compiled), LoadError> {
         let started = std::time::Instant::now();
         let sha256 = sha256_hex(wasm);
-        let compiled = artifacts::compiled(Some(self.pool), self.engine, wasm, &sha256).await?;
+        let catalog = self.catalog();
+        let compiled = artifacts::compiled(catalog, self.engine, wasm, &sha256).await?;
         let module =
             LoadedModule::from_compiled(self.engine, compiled.module.clone(), sha256, identity)
                 .await?;
-        compiled.keep(self.pool).await;
-        self.registry.record_load(compiled.source);
         tracing::info!(
             module = %module.name,
             version = %module.version,
             routes = module.manifest.routes.len(),
             code = compiled.source.as_str(),
             load_ms = started.elapsed().as_millis() as u64,
-            "module version loaded"
+            "module version compiled and checked"
         );
-        Ok(module)
+        Ok((module, compiled))
     }
 
     /// Every stored version, by module and upload time, with how many tenants use it.

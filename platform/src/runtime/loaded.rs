@@ -448,7 +448,7 @@ fn check_events(own: &ModuleName, manifest: &Manifest) -> Result<(), LoadError> 
 }
 
 /// Compiles off the async worker: cranelift can take a while on a large module.
-async fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, LoadError> {
+pub(crate) async fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, LoadError> {
     let (engine, wasm) = (engine.clone(), wasm.to_vec());
     tokio::task::spawn_blocking(move || Module::new(&engine, &wasm))
         .await
@@ -458,10 +458,12 @@ async fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, LoadError> {
 
 /// SHA-256 of `wasm`, lower-case hex: how a module version's bytes are named.
 pub fn sha256_hex(wasm: &[u8]) -> String {
-    Sha256::digest(wasm)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(wasm))
+}
+
+/// `bytes` in lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn is_identifier(name: &str) -> bool {
