@@ -2,10 +2,10 @@
 """How long a replica takes to be ready, and to load another replica's upload
 (docs/performance.md, "Build and test times" and ADR 023).
 
-On a new database of PostgreSQL at PG: starts `eerp serve` with the four built-in
-modules and times from the process start to `/readyz` answering 200, first on an empty
-catalog (every module compiled), then RUNS more times (their compiled code kept in the
-catalog). Then, with two replicas up, uploads a module (tests' seed module, or MODULE) to
+On a new database of PostgreSQL at PG: starts `eerp serve` (with an artefact key) with
+the four built-in modules and times from the process start to `/readyz` answering 200,
+first on an empty catalog (every module compiled, as every start was before kept code),
+then RUNS more times (their compiled code kept in the catalog). Then, with two replicas up, uploads a module (tests' seed module, or MODULE) to
 the first and times until the second has loaded it, reading how from its metrics.
 
     python3 tests/bench/startup.py                      # target/debug/eerp
@@ -32,6 +32,7 @@ BIN = os.environ.get("EERP_BIN", "target/debug/eerp")
 PG = os.environ.get("PG", "postgres://postgres@127.0.0.1:5432")
 RUNS = int(os.environ.get("RUNS", "5"))
 ISSUER, SECRET = "https://bench.invalid", "startup-bench-secret-startup-bench-secret"
+ARTIFACT_KEY = "startup-bench-artifact-key-startup-bench-artifact-key"
 
 
 def free_port():
@@ -69,7 +70,7 @@ class Replica:
     def __init__(self, database_url):
         self.port, self.ops = free_port(), free_port()
         env = dict(os.environ, RUST_LOG="warn", DATABASE_URL=database_url,
-                   EERP_JWT_HS256_SECRET=SECRET)
+                   EERP_JWT_HS256_SECRET=SECRET, EERP_ARTIFACT_KEY=ARTIFACT_KEY)
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             [BIN, "serve", "--host", "127.0.0.1", "--port", str(self.port),
