@@ -186,6 +186,11 @@ impl ModuleStore<'_> {
                 }
             }
         };
+        // Kept before the commit: the commit tells the other replicas to load this version,
+        // and they should find its code. (A commit that then fails leaves an unused row.)
+        if let Some(catalog) = self.catalog() {
+            compiled.keep(catalog).await;
+        }
         let after = json!({"module": name, "version": version, "sha256": module.sha256});
         commit_audited(
             tx,
