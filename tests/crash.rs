@@ -4,8 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use eerp_e2e::probe::Probe;
 use eerp_e2e::{
-    Replica, TestOptions, create_database, server_url, spawn_app_with, test_issuer, with_database,
+    Replica, TestOptions, create_database, server_url, spawn_app_with, test_issuer, wait_until,
+    with_database,
 };
 use eerp_tenancy::DevSigner;
 use reqwest::Method;
@@ -14,6 +16,19 @@ use tokio_postgres::NoTls;
 
 async fn scalar(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.expect("query runs").get(0)
+}
+
+/// `metrics` count `compiled` and `catalog` module loads.
+fn assert_loads(metrics: &str, compiled: u64, catalog: u64) {
+    for expected in [
+        format!("eerp_module_loads_total{{code=\"compiled\"}} {compiled}"),
+        format!("eerp_module_loads_total{{code=\"catalog\"}} {catalog}"),
+    ] {
+        assert!(
+            metrics.lines().any(|line| line == expected),
+            "the replica process's metrics lack `{expected}`"
+        );
+    }
 }
 
 #[tokio::test]
@@ -104,16 +119,7 @@ async fn a_creation_killed_half_way_is_finished_by_running_it_again() {
         .text()
         .await
         .expect("a metrics body");
-    for expected in [
-        "eerp_module_loads_total{code=\"compiled\"} 0",
-        "eerp_module_loads_total{code=\"catalog\"} 5",
-    ] {
-        assert!(
-            metrics.lines().any(|line| line == expected),
-            "the second replica's metrics lack `{expected}`"
-        );
-    }
-    drop(second);
+    assert_loads(&metrics, 0, 5);
 
     // Another replica does not serve the half-made tenant, and finishes it on request.
     let app = spawn_app_with(TestOptions {
@@ -122,6 +128,21 @@ async fn a_creation_killed_half_way_is_finished_by_running_it_again() {
         ..TestOptions::default()
     })
     .await;
+    // A module uploaded to it reaches the replica process compiled: it loads the code the
+    // uploader kept, on the notification.
+    let (status, stored) = app.upload_module(Probe::new("kept", "1.0.0").wasm()).await;
+    assert_eq!(status, 201, "{stored}");
+    let loads = format!("{}/metrics", second.ops_address);
+    wait_until("the replica process loads the upload", || async {
+        let metrics = reqwest::get(&loads).await.expect("metrics answer");
+        let text = metrics.text().await.expect("a metrics body");
+        text.contains("eerp_module_loads_total{code=\"catalog\"} 6")
+            || text.contains("eerp_module_loads_total{code=\"compiled\"} 1")
+    })
+    .await;
+    let metrics = reqwest::get(&loads).await.expect("metrics answer");
+    assert_loads(&metrics.text().await.expect("a metrics body"), 0, 6);
+    drop(second);
     let victim = eerp_tenancy::id::TenantSlug::parse("victim").expect("valid");
     let token = app.token(&victim, &["admin"]);
     let refused = app
