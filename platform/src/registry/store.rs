@@ -139,7 +139,8 @@ impl ModuleStore<'_> {
             .await?;
         let (upload, action) = match decide(&module, uploader, existing.as_ref())? {
             Step::Unchanged => {
-                self.install(&module, &compiled).await;
+                self.keep(&compiled).await;
+                self.install(&module, &compiled);
                 return Ok((Upload::Unchanged, module));
             }
             Step::StaysRetired => return Ok((Upload::Unchanged, module)),
@@ -188,9 +189,7 @@ impl ModuleStore<'_> {
         };
         // Kept before the commit: the commit tells the other replicas to load this version,
         // and they should find its code. (A commit that then fails leaves an unused row.)
-        if let Some(catalog) = self.catalog() {
-            compiled.keep(catalog).await;
-        }
+        self.keep(&compiled).await;
         let after = json!({"module": name, "version": version, "sha256": module.sha256});
         commit_audited(
             tx,
@@ -202,7 +201,7 @@ impl ModuleStore<'_> {
             Some(&after),
         )
         .await?;
-        self.install(&module, &compiled).await;
+        self.install(&module, &compiled);
         tracing::info!(module = name, %version, sha256 = %module.sha256, action, "module version stored");
         Ok((upload, module))
     }
@@ -344,18 +343,23 @@ impl ModuleStore<'_> {
         let wasm: &[u8] = row.get(0);
         let (module, compiled) = self.compile_and_check(wasm, Some(identity)).await?;
         let module = Arc::new(module);
-        self.install(&module, &compiled).await;
+        self.keep(&compiled).await;
+        self.install(&module, &compiled);
         Ok(Some(module))
     }
 
-    /// Serves `module` from this replica, and keeps its compiled code in the catalog (once
-    /// the version is stored: a refused upload keeps nothing).
-    async fn install(&self, module: &Arc<LoadedModule>, compiled: &artifacts::Compiled) {
+    /// Serves `module` from this replica and counts where its code came from.
+    fn install(&self, module: &Arc<LoadedModule>, compiled: &artifacts::Compiled) {
         self.registry.install(module.clone());
+        self.registry.record_load(compiled.source);
+    }
+
+    /// Keeps `compiled`'s code in the catalog, when this store has a key to sign it. Only
+    /// for a version that is (or is about to be) stored: a refused upload keeps nothing.
+    async fn keep(&self, compiled: &artifacts::Compiled) {
         if let Some(catalog) = self.catalog() {
             compiled.keep(catalog).await;
         }
-        self.registry.record_load(compiled.source);
     }
 
     /// Where compiled code is kept in the catalog, when this store has a key to sign it.
@@ -367,7 +371,7 @@ impl ModuleStore<'_> {
     }
 
     /// `wasm` compiled (or its kept artefact deserialised, see [`artifacts`]) and checked,
-    /// with its compiled code for [`ModuleStore::install`].
+    /// with its compiled code for [`ModuleStore::keep`].
     async fn compile_and_check(
         &self,
         wasm: &[u8],
