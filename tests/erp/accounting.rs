@@ -501,6 +501,13 @@ async fn stock_moves_post_their_valuation_entries_in_the_same_transaction() {
     );
 
     // A move dated in a closed period is refused as a whole: no stock moves either.
+    // (Stock received on 10-01, so that an issue dated 10-15 has stock to take.)
+    t.create(
+        "/inventory/moves",
+        json!({"kind": "receipt", "item_id": s.item, "location_id": s.location,
+               "qty": "5", "rate": "2", "date": "2026-10-01"}),
+    )
+    .await;
     let period = t
         .create(
             "/accounting/periods",
@@ -525,7 +532,155 @@ async fn stock_moves_post_their_valuation_entries_in_the_same_transaction() {
     );
     assert_eq!(t.count("inventory", "ledger").await, ledger_before);
     let stock = t.get(&format!("/inventory/stock?item_id={}", s.item)).await;
-    assert_eq!(stock["data"][0]["on_hand"], "7.000000");
+    assert_eq!(stock["data"][0]["on_hand"], "12.000000");
+    // Defect 2 of issue 26: so is every move that posts no entry, a transfer and a
+    // receipt at rate 0 included.
+    let warehouses = t.get("/inventory/warehouses").await;
+    let other = t
+        .create(
+            "/inventory/locations",
+            json!({"warehouse_id": warehouses["data"][0]["id"], "code": "B", "name": "Bin B"}),
+        )
+        .await;
+    for body in [
+        json!({"kind": "transfer", "item_id": s.item, "location_id": s.location,
+               "to_location_id": other["id"], "qty": "1", "date": "2026-10-15"}),
+        json!({"kind": "receipt", "item_id": s.item, "location_id": s.location,
+               "qty": "1", "rate": "0", "date": "2026-10-31"}),
+    ] {
+        let (status, problem) = t.call(Method::POST, "/inventory/moves", Some(body)).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (422, Some("period_closed")),
+            "{problem}"
+        );
+    }
+    assert_eq!(t.count("inventory", "ledger").await, ledger_before);
+}
+
+/// Defect 1 of issue 26: a back-dated move is valued at its own date, never leaves a
+/// balance negative on any date, and values the later moves of its item again, posting
+/// the difference. Figures by hand:
+/// - 10 @ 10 on 12-04 (100.00), 10 @ 30 on 12-07 (300.00);
+/// - an issue of 15 dated 12-05 is refused: only 10 were on hand that day;
+/// - an issue of 5 dated 12-05 goes out at 10: 50.00; 15 left, 350.00 (rate 23.33…);
+/// - an issue of 3 on 12-08 goes out at 23.3333333333: 70.00; 12 left, 280.00;
+/// - a receipt of 5 @ 40 dated 12-06 makes 12-06 10 @ 25, 12-07 20 @ 27.5, so the
+///   12-08 issue now takes 82.50: 12.50 more cost of goods sold; 17 left, 467.50;
+/// - an issue of 6 dated 12-04 would leave 4 for the 12-05 issue of 5: refused.
+#[tokio::test]
+async fn back_dated_moves_are_valued_at_their_date_and_value_later_moves_again() {
+    let t = Tenant::with(&["inventory", "accounting"]).await;
+    let s = item_and_location(&t, "DATED").await;
+    let dated = |mut body: Value, date: &str| {
+        body["date"] = json!(date);
+        body
+    };
+    let receipt = |qty: &str, rate: &str, date: &str| {
+        json!({"kind": "receipt", "item_id": s.item, "location_id": s.location,
+               "qty": qty, "rate": rate, "date": date})
+    };
+    t.create("/inventory/moves", receipt("10", "10", "2026-12-04"))
+        .await;
+    t.create("/inventory/moves", receipt("10", "30", "2026-12-07"))
+        .await;
+    let (status, problem) = t
+        .call(
+            Method::POST,
+            "/inventory/moves",
+            Some(dated(issue_body(&s, "15"), "2026-12-05")),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("insufficient_stock")),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("2026-12-05"),
+        "{problem}"
+    );
+
+    let early = t
+        .create("/inventory/moves", dated(issue_body(&s, "5"), "2026-12-05"))
+        .await;
+    assert_eq!(early["value"], "50.00");
+    assert_eq!(early["balances"][0]["value"], "350.00");
+    let late = t
+        .create("/inventory/moves", dated(issue_body(&s, "3"), "2026-12-08"))
+        .await;
+    assert_eq!(late["value"], "70.00");
+    let as_of = |date: &'static str| {
+        let t = &t;
+        async move {
+            let trial = t
+                .get(&format!("/accounting/reports/trial-balance?to={date}"))
+                .await;
+            account_row(&trial, "1400")["closing"].clone()
+        }
+    };
+    assert_eq!(as_of("2026-12-05").await, "50.00");
+
+    t.create("/inventory/moves", receipt("5", "40", "2026-12-06"))
+        .await;
+    let late = t
+        .get(&format!(
+            "/inventory/moves/{}",
+            late["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(late["value"], "82.50");
+    let b = super::inventory::balance(&t, &s.item, &s.location).await;
+    assert_eq!(
+        (b["on_hand"].as_str(), b["value"].as_str()),
+        (Some("17.000000"), Some("467.50"))
+    );
+    let trial = t.get("/accounting/reports/trial-balance").await;
+    assert_eq!(trial["balanced"], true, "{trial}");
+    assert_eq!(account_row(&trial, "1400")["closing"], "467.50");
+    assert_eq!(account_row(&trial, "5000")["closing"], "132.50");
+    assert_eq!(as_of("2026-12-06").await, "250.00");
+    let revaluations = t
+        .count(
+            "accounting",
+            "entries WHERE source LIKE 'inventory.revaluation:%' AND date = '2026-12-08'",
+        )
+        .await;
+    assert_eq!(revaluations, 1);
+
+    let ledger_before = t.count("inventory", "ledger").await;
+    let (status, problem) = t
+        .call(
+            Method::POST,
+            "/inventory/moves",
+            Some(dated(issue_body(&s, "6"), "2026-12-04")),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("breaks_later_move")),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains(early["id"].as_str().unwrap()),
+        "{problem}"
+    );
+    assert_eq!(t.count("inventory", "ledger").await, ledger_before);
+    let lines = super::inventory::ledger_replays(&t, &s.item).await;
+    let dates: Vec<&str> = lines.iter().map(|l| l["date"].as_str().unwrap()).collect();
+    assert_eq!(
+        dates,
+        [
+            "2026-12-04",
+            "2026-12-05",
+            "2026-12-06",
+            "2026-12-07",
+            "2026-12-08"
+        ]
+    );
 }
 
 /// Fifty one-unit issues against ten on hand with Accounting enabled: ten succeed, and

@@ -456,6 +456,49 @@ async fn concurrent_issues_never_oversell() {
         10
     );
     assert_eq!(t.count("inventory", "moves WHERE kind = 'issue'").await, 10);
+    // Defect 3 of issue 26: in posting order the running balance goes 10, 9, ..., 0.
+    let after: Vec<String> = ledger_replays(&t, &s.item)
+        .await
+        .iter()
+        .map(|l| l["qty_after"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..=10).rev().map(|n| format!("{n}.000000")).collect();
+    assert_eq!(after, expected);
+}
+
+/// The item's ledger in posting order (`order=seq`), checked line by line: `seq` counts
+/// 1, 2, 3, ...; dates never go back; every line's running quantity and value (per
+/// location) are the previous line's plus its change.
+pub async fn ledger_replays(t: &Tenant, item: &str) -> Vec<Value> {
+    let page = t
+        .get(&format!(
+            "/inventory/ledger?item_id={item}&order=seq&limit=200"
+        ))
+        .await;
+    let lines = page["data"].as_array().unwrap().clone();
+    let mut running = std::collections::BTreeMap::new();
+    let mut last_date = String::new();
+    for (n, line) in lines.iter().enumerate() {
+        assert_eq!(line["seq"].as_i64(), Some(n as i64 + 1), "{line}");
+        let date = line["date"].as_str().unwrap().to_string();
+        assert!(date >= last_date, "{line} goes back in time");
+        last_date = date;
+        let d = |field: &str| line[field].as_str().unwrap().parse::<f64>().unwrap();
+        let (qty, value) = running
+            .entry(line["location_id"].as_str().unwrap().to_string())
+            .or_insert((0.0, 0.0));
+        *qty += d("qty_change");
+        *value += d("value_change");
+        assert!(
+            (*qty - d("qty_after")).abs() < 1e-6,
+            "{line}: qty after {qty}"
+        );
+        assert!(
+            (*value - d("value_after")).abs() < 0.005,
+            "{line}: value after {value}"
+        );
+    }
+    lines
 }
 
 /// Sends one issue, as a client would: again while it is rate-limited (see

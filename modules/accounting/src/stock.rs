@@ -3,10 +3,15 @@
 //! stock value and the ledger cannot drift apart. A receipt debits stock valuation and
 //! credits stock received not billed; an issue debits cost of goods sold and credits
 //! stock valuation; an adjustment goes against inventory adjustments; a transfer keeps
-//! the value inside stock and posts nothing.
+//! the value inside stock and posts nothing. A `revaluation` (a back-dated move changed
+//! the value of a later one) posts the difference as its move would have, at its date.
+//!
+//! Every move dated in a closed period is refused, whether or not it posts an entry: a
+//! closed period freezes stock as well as the books.
 //!
 //! The accounts are found by role and created with a default code on first use; the
-//! entry's `source` (`inventory.move:<id>`) is unique, so a move is never posted twice.
+//! entry's `source` (`inventory.move:<id>`, `inventory.revaluation:<cause>:<id>`) is
+//! unique, so a move or a revaluation is never posted twice.
 
 use eerp_sdk::decimal::fixed;
 use eerp_sdk::{Ctx, DataErrorKind, Decimal, Error, Event, LockMode, Row};
@@ -34,21 +39,37 @@ pub struct StockMoved {
     pub date: String,
     /// The move's reference.
     pub reference: Option<String>,
+    /// A revaluation's move kind.
+    #[serde(default)]
+    pub revalued_kind: Option<String>,
+    /// The back-dated move that caused a revaluation.
+    #[serde(default)]
+    pub caused_by: Option<String>,
 }
 
 /// The (debit role, credit role) of a move of `kind` worth `value`, or `None` when it
-/// posts nothing.
-pub fn sides(kind: &str, value: Decimal) -> Option<(&'static str, &'static str)> {
+/// posts nothing. A revaluation's `value` is the change in stock value of a move of
+/// `revalued` kind (negative: more left stock).
+pub fn sides(
+    kind: &str,
+    revalued: Option<&str>,
+    value: Decimal,
+) -> Option<(&'static str, &'static str)> {
     if value.is_zero() {
         return None;
     }
-    match kind {
-        "receipt" => Some(("stock_valuation", "stock_received_not_billed")),
-        "issue" => Some(("cogs", "stock_valuation")),
-        "adjustment" if value.is_sign_positive() => {
+    let gained = value.is_sign_positive();
+    match (kind, revalued) {
+        ("receipt", _) => Some(("stock_valuation", "stock_received_not_billed")),
+        ("issue", _) => Some(("cogs", "stock_valuation")),
+        ("revaluation", Some("issue")) if gained => Some(("stock_valuation", "cogs")),
+        ("revaluation", Some("issue")) => Some(("cogs", "stock_valuation")),
+        ("adjustment", _) | ("revaluation", Some("adjustment")) if gained => {
             Some(("stock_valuation", "inventory_adjustment"))
         }
-        "adjustment" => Some(("inventory_adjustment", "stock_valuation")),
+        ("adjustment", _) | ("revaluation", Some("adjustment")) => {
+            Some(("inventory_adjustment", "stock_valuation"))
+        }
         _ => None,
     }
 }
@@ -95,12 +116,16 @@ pub fn on_stock_moved(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
             moved.value
         ))
     })?;
-    let Some((debit_role, credit_role)) = sides(&moved.kind, value) else {
-        return Ok(());
-    };
     // The books first, as every posting takes them, then the accounts in role order, so
     // two first-ever moves creating the accounts never wait on each other in a cycle.
     crate::periods::open_books(ctx, LockMode::Share)?;
+    if let Some(period) = crate::periods::closed_period_at(ctx, &moved.date)? {
+        return Err(crate::entries::closed(&period, &moved.date));
+    }
+    let Some((debit_role, credit_role)) = sides(&moved.kind, moved.revalued_kind.as_deref(), value)
+    else {
+        return Ok(());
+    };
     let (first, second) = if debit_role < credit_role {
         (debit_role, credit_role)
     } else {
@@ -119,7 +144,14 @@ pub fn on_stock_moved(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
         LockMode::Share,
     )?;
     let amount = fixed(value.abs(), 2);
-    let memo = format!("{} {}", moved.kind, moved.sku);
+    let memo = match &moved.revalued_kind {
+        Some(kind) => format!("revaluation of {kind} {}", moved.sku),
+        None => format!("{} {}", moved.kind, moved.sku),
+    };
+    let source = match &moved.caused_by {
+        Some(cause) => format!("inventory.revaluation:{cause}:{}", moved.move_id),
+        None => format!("inventory.move:{}", moved.move_id),
+    };
     let line = |account: &Row<Account>, debit: bool| LineInput {
         account_id: account.id.clone(),
         debit: debit.then(|| amount.clone()),
@@ -133,7 +165,7 @@ pub fn on_stock_moved(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
         reference: moved.reference,
         memo: Some(memo.clone()),
         lines: vec![line(&debit, true), line(&credit, false)],
-        source: Some(format!("inventory.move:{}", moved.move_id)),
+        source: Some(source),
         reversal_of: None,
     };
     post(ctx, &posting, None)?;
@@ -148,15 +180,37 @@ mod tests {
     fn receipts_issues_and_adjustments_post_perpetual_entries() {
         let d = |s: &str| s.parse::<Decimal>().unwrap();
         assert_eq!(
-            sides("receipt", d("10")),
+            sides("receipt", None, d("10")),
             Some(("stock_valuation", "stock_received_not_billed"))
         );
-        assert_eq!(sides("issue", d("10")), Some(("cogs", "stock_valuation")));
         assert_eq!(
-            sides("adjustment", d("-2")),
+            sides("issue", None, d("10")),
+            Some(("cogs", "stock_valuation"))
+        );
+        assert_eq!(
+            sides("adjustment", None, d("-2")),
             Some(("inventory_adjustment", "stock_valuation"))
         );
-        assert_eq!(sides("transfer", d("10")), None);
-        assert_eq!(sides("receipt", Decimal::ZERO), None);
+        assert_eq!(sides("transfer", None, d("10")), None);
+        assert_eq!(sides("receipt", None, Decimal::ZERO), None);
+    }
+
+    #[test]
+    fn a_revaluation_posts_the_difference_as_its_move_would() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        // An issue that now takes 10 more out of stock costs 10 more.
+        assert_eq!(
+            sides("revaluation", Some("issue"), d("-10")),
+            Some(("cogs", "stock_valuation"))
+        );
+        assert_eq!(
+            sides("revaluation", Some("issue"), d("10")),
+            Some(("stock_valuation", "cogs"))
+        );
+        assert_eq!(
+            sides("revaluation", Some("adjustment"), d("-1")),
+            Some(("inventory_adjustment", "stock_valuation"))
+        );
+        assert_eq!(sides("revaluation", Some("transfer"), d("5")), None);
     }
 }

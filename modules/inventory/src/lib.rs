@@ -1,10 +1,13 @@
 //! # eerp-inventory: the Inventory module
 //!
 //! Owns the tenant's stock: items, warehouses and locations, stock moves (receipt,
-//! issue, transfer, adjustment) on an append-only ledger, balances per item and location
-//! that never go negative, reservations, and moving-average valuation to the cent. Every
-//! move emits `inventory.stock_moved` with the value that moved, which Accounting (when
-//! the tenant has it) turns into a journal entry in the same transaction.
+//! issue, transfer, adjustment) on a ledger in posting order per item, balances per item
+//! and location that never go negative on any date, reservations, and moving-average
+//! valuation to the cent. A move is valued at its own date; a back-dated one values the
+//! item's later moves again ([`history`]). Every move emits `inventory.stock_moved` with
+//! the value that moved (and a `revaluation` for each later move whose value changed),
+//! which Accounting (when the tenant has it) turns into a journal entry in the same
+//! transaction.
 //!
 //! It must never reach anything but its own tables through the SDK's data API, and it
 //! never knows whether anyone handles its events: a tenant without Accounting still
@@ -26,6 +29,7 @@
 //! | POST | `/reservations/{id}/release` | give the rest back |
 
 pub mod catalog;
+pub mod history;
 pub mod moves;
 pub mod reservations;
 pub mod schema;

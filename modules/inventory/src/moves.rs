@@ -1,11 +1,15 @@
-//! Stock moves, the append-only ledger and balances.
+//! Stock moves, the ledger and balances.
 //!
-//! A move (receipt, issue, transfer, adjustment) locks the balance row of each
-//! (item, location) it touches, in location-id order so two moves never wait on each
-//! other in a cycle; computes the new positions with [`crate::valuation`]; writes the
-//! move, one ledger line per location and the balances; and emits
+//! A move (receipt, issue, transfer, adjustment) locks its item, so the moves of one item
+//! run one at a time and its ledger has one posting order, then the balance row of each
+//! (item, location) it touches; computes the new positions at its date with
+//! [`crate::valuation`] (a back-dated move values the later ones again: [`crate::history`]);
+//! writes the move, one ledger line per location and the balances; and emits
 //! `inventory.stock_moved`, all in the request's transaction. Moves and ledger lines are
-//! never changed or deleted: a mistake is corrected by another move.
+//! never deleted, and their quantities, rates and dates never change: a mistake is
+//! corrected by another move.
+
+use std::collections::BTreeMap;
 
 use eerp_sdk::decimal::{fixed, parse};
 use eerp_sdk::{
@@ -15,8 +19,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::catalog::{ITEMS, LOCATIONS, hold};
-use crate::reservations::{RESERVATIONS, Reservation};
+use crate::catalog::{ITEMS, Item, LOCATIONS, hold};
+use crate::history;
+use crate::reservations::RESERVATIONS;
 use crate::schema::MOVE_KINDS;
 use crate::valuation::{Change, Position, QTY_SCALE, RATE_SCALE, Shortage, VALUE_SCALE};
 
@@ -122,6 +127,12 @@ pub struct LedgerLine {
     /// Posting date.
     #[schemars(extend("format" = "date"))]
     pub date: String,
+    /// The item's posting sequence: its ledger ordered by `seq` replays every running
+    /// balance. Lines are ordered by date, then by when they were posted.
+    pub seq: Option<i64>,
+    /// Moving-average rate after the line.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub rate_after: Option<String>,
 }
 
 /// The body of `POST /moves`.
@@ -393,7 +404,7 @@ fn ledger_list() -> ListSpec {
         .filter_id("item_id")
         .filter_id("location_id")
         .filter_id("move_id")
-        .sortable(&["date"])
+        .sortable(&["date", "seq"])
 }
 
 fn stock_list() -> ListSpec {
@@ -449,18 +460,72 @@ fn not_found(err: DataError, what: &str) -> Error {
     err.into()
 }
 
-/// One location's side of a move: its locked balance, before and after.
+/// One location's side of a move: the change and the position it leaves.
 struct Side {
-    row: Row<Balance>,
+    location: String,
     after: Position,
     change: Change,
+}
+
+/// The sides of the move `plan` given the positions `before` it; `releasing` is what its
+/// reservation gives up.
+fn sides(
+    plan: &Plan,
+    new: &NewMove,
+    before: &BTreeMap<String, Position>,
+    releasing: Decimal,
+) -> Result<Vec<Side>, Error> {
+    let position = |id: &str| before.get(id).copied().unwrap_or_default();
+    let source = position(&new.location_id);
+    let side = |(after, change): (Position, Change)| Side {
+        location: new.location_id.clone(),
+        after,
+        change,
+    };
+    let out = |qty: Decimal, releasing: Decimal| {
+        source.issue(qty, releasing).map_err(|s| shortage(s, qty))
+    };
+    Ok(match plan.kind {
+        Kind::Receipt => vec![side(
+            source.receive(plan.qty, plan.rate.unwrap_or_default()),
+        )],
+        Kind::Issue => vec![side(out(plan.qty, releasing)?)],
+        Kind::Adjustment if plan.qty.is_sign_positive() => {
+            vec![side(
+                source.receive(plan.qty, plan.rate.unwrap_or(source.rate)),
+            )]
+        }
+        Kind::Adjustment => vec![side(out(plan.qty.abs(), Decimal::ZERO)?)],
+        Kind::Transfer => {
+            let (after, taken) = out(plan.qty, Decimal::ZERO)?;
+            let to = new.to_location_id.clone().unwrap_or_default();
+            let (to_after, brought) =
+                position(&to).receive_valued(plan.qty, taken.rate, -taken.value);
+            vec![
+                side((after, taken)),
+                Side {
+                    location: to,
+                    after: to_after,
+                    change: brought,
+                },
+            ]
+        }
+    })
+}
+
+/// Locks the item for the whole move: every move of an item waits for the one before
+/// it, whatever its locations, so the item's ledger has one posting order (`seq`).
+fn lock_item(ctx: &mut Ctx, id: &str) -> Result<Row<Item>, Error> {
+    ITEMS
+        .lock_by(ctx, &json!({ "id": id }), LockMode::Update)
+        .map_err(|_| Error::unknown_reference("item_id", "item"))
 }
 
 fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let new = req.json::<NewMove>()?;
     let plan = plan(&new)?;
-    // Share-locked, so the item and locations cannot be deleted while stock moves.
-    let item = hold(ctx, &ITEMS, &new.item_id, "item_id", "item")?;
+    let item = lock_item(ctx, &new.item_id)?;
+    // Share-locked, so the locations cannot be deleted while stock moves.
     let mut locations = vec![("location_id", new.location_id.clone())];
     if let Some(to) = &new.to_location_id {
         locations.push(("to_location_id", to.clone()));
@@ -468,110 +533,25 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     for (field, id) in &locations {
         hold(ctx, &LOCATIONS, id, field, "location")?;
     }
-    let reservation = match &new.reservation_id {
-        Some(id) => Some(consume(ctx, id, &new, plan.qty)?),
-        None => None,
+    let releasing = match &new.reservation_id {
+        Some(id) => consume(ctx, id, &new, plan.qty)?,
+        None => Decimal::ZERO,
     };
-    // Lock in location-id order, whatever the move's direction.
-    let mut order: Vec<&str> = locations.iter().map(|(_, id)| id.as_str()).collect();
-    order.sort_unstable();
-    let mut locked = Vec::new();
-    for location in order {
-        locked.push(lock_balance(ctx, &new.item_id, location)?);
+    let mut balances = BTreeMap::new();
+    for (_, location) in &locations {
+        let (row, position) = lock_balance(ctx, &new.item_id, location)?;
+        balances.insert(location.clone(), (row, position));
     }
-    let balance_at = |id: &str| locked.iter().find(|(row, _)| row.record.location_id == id);
-    let (source_row, source) = balance_at(&new.location_id)
-        .cloned()
-        .ok_or_else(|| Error::internal("the source balance was not locked"))?;
-    let releasing = reservation.as_ref().map_or(Decimal::ZERO, |(_, q)| *q);
-    let mut sides = Vec::new();
-    match plan.kind {
-        Kind::Receipt => {
-            let rate = plan.rate.unwrap_or_default();
-            let (after, change) = source.receive(plan.qty, rate);
-            sides.push(Side {
-                row: source_row,
-                after,
-                change,
-            });
-        }
-        Kind::Issue => {
-            let (after, change) = source
-                .issue(plan.qty, releasing)
-                .map_err(|s| shortage(s, plan.qty))?;
-            sides.push(Side {
-                row: source_row,
-                after,
-                change,
-            });
-        }
-        Kind::Adjustment if plan.qty.is_sign_positive() => {
-            let rate = plan.rate.unwrap_or(source.rate);
-            let (after, change) = source.receive(plan.qty, rate);
-            sides.push(Side {
-                row: source_row,
-                after,
-                change,
-            });
-        }
-        Kind::Adjustment => {
-            let qty = plan.qty.abs();
-            let (after, change) = source
-                .issue(qty, Decimal::ZERO)
-                .map_err(|s| shortage(s, qty))?;
-            sides.push(Side {
-                row: source_row,
-                after,
-                change,
-            });
-        }
-        Kind::Transfer => {
-            let (after, out) = source
-                .issue(plan.qty, Decimal::ZERO)
-                .map_err(|s| shortage(s, plan.qty))?;
-            let to = new.to_location_id.as_deref().unwrap_or_default();
-            let (dest_row, dest) = balance_at(to)
-                .cloned()
-                .ok_or_else(|| Error::internal("the destination balance was not locked"))?;
-            let (dest_after, into) = dest.receive_valued(plan.qty, out.rate, -out.value);
-            sides.push(Side {
-                row: source_row,
-                after,
-                change: out,
-            });
-            sides.push(Side {
-                row: dest_row,
-                after: dest_after,
-                change: into,
-            });
-        }
-    }
-    let too_large = sides.iter().any(|s| {
-        s.change.value.abs() >= Decimal::from(MAX_VALUE)
-            || s.after.value >= Decimal::from(MAX_VALUE)
-            || s.after.on_hand >= Decimal::from(MAX_QTY)
-    });
-    if too_large {
-        return Err(Error::unprocessable(format!(
-            "the move would take a value to {MAX_VALUE} or more, or a location's quantity to \
-             {MAX_QTY} or more"
-        ))
-        .with_code("invalid_move")
-        .with_field("qty", "too large to record"));
-    }
-    let first = sides[0].change;
-    let (qty, value) = match plan.kind {
-        Kind::Adjustment => (first.qty, first.value),
-        _ => (plan.qty, first.value.abs()),
-    };
+    // Stored first for its date (the database's today when the request names none);
+    // its rate and value follow once they are known.
     let mut values = json!({
         "kind": new.kind,
         "item_id": new.item_id,
         "location_id": new.location_id,
         "to_location_id": new.to_location_id,
-        "qty": fixed(qty, QTY_SCALE),
-        "rate": fixed(first.rate, RATE_SCALE),
-        "value": fixed(value, VALUE_SCALE),
+        "qty": fixed(plan.qty, QTY_SCALE),
+        "rate": "0",
+        "value": "0",
         "reservation_id": new.reservation_id,
         "reference": new.reference,
     });
@@ -579,23 +559,71 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         values["date"] = json!(date);
     }
     let stored = MOVES.insert(ctx, &values)?;
-    for side in &sides {
-        LEDGER.insert(
-            ctx,
-            &json!({
-                "move_id": stored.id,
-                "item_id": new.item_id,
-                "location_id": side.row.record.location_id,
-                "qty_change": fixed(side.change.qty, QTY_SCALE),
-                "value_change": fixed(side.change.value, VALUE_SCALE),
-                "rate": fixed(side.change.rate, RATE_SCALE),
-                "qty_after": fixed(side.after.on_hand, QTY_SCALE),
-                "value_after": fixed(side.after.value, VALUE_SCALE),
-                "date": stored.record.date,
-            }),
-        )?;
-        store_balance(ctx, &side.row, &side.after)?;
+    let date = stored.record.date.clone();
+    let slot = history::slot(ctx, &new.item_id, &date)?;
+    let mut before = BTreeMap::new();
+    for (location, (_, now)) in &balances {
+        let position = if slot.is_back_dated() {
+            history::position_at(ctx, &new.item_id, location, slot.after_seq)?
+        } else {
+            *now
+        };
+        before.insert(location.clone(), position);
     }
+    // A back-dated issue takes from what was on hand at its date; what is reserved
+    // today is checked against what is left at the end.
+    let at_date = if slot.is_back_dated() {
+        Decimal::ZERO
+    } else {
+        releasing
+    };
+    let sides = sides(&plan, &new, &before, at_date).map_err(|e| at(e, &slot, &date))?;
+    refuse_too_large(&sides)?;
+    let mut seq = slot.after_seq;
+    let mut positions = BTreeMap::new();
+    for side in &sides {
+        seq += 1;
+        let mut line = history::line_values(seq, &side.change, &side.after);
+        line["move_id"] = json!(stored.id);
+        line["item_id"] = json!(new.item_id);
+        line["location_id"] = json!(side.location);
+        line["date"] = json!(date);
+        LEDGER.insert(ctx, &line)?;
+        positions.insert(side.location.clone(), side.after);
+    }
+    if slot.is_back_dated() {
+        repost(ctx, &item, &stored, &slot, sides.len(), &mut positions)?;
+    }
+    let mut left = Vec::new();
+    for (location, after) in &positions {
+        let releasing = if *location == new.location_id {
+            releasing
+        } else {
+            Decimal::ZERO
+        };
+        left.push(store_final(
+            ctx,
+            &new.item_id,
+            location,
+            after,
+            releasing,
+            &mut balances,
+        )?);
+    }
+    let first = sides[0].change;
+    let (qty, value) = match plan.kind {
+        Kind::Adjustment => (first.qty, first.value),
+        _ => (plan.qty, first.value.abs()),
+    };
+    let stored = MOVES.update(
+        ctx,
+        &stored.id,
+        &json!({
+            "qty": fixed(qty, QTY_SCALE),
+            "rate": fixed(first.rate, RATE_SCALE),
+            "value": fixed(value, VALUE_SCALE),
+        }),
+    )?;
     ctx.emit(
         STOCK_MOVED,
         &json!({
@@ -611,21 +639,176 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     )?;
     let balances = sides
         .iter()
-        .map(|s| BalanceAfter {
-            balance: Balance::at(&s.row.record.item_id, &s.row.record.location_id, &s.after),
-            available: fixed(s.after.available(), QTY_SCALE),
+        .filter_map(|s| {
+            left.iter()
+                .find(|b| b.balance.location_id == s.location)
+                .cloned()
         })
         .collect();
     Ok(Reply::created(PostedMove { stored, balances }))
 }
 
-/// Locks the reservation an issue consumes and returns it with the quantity it gives up.
-fn consume(
+/// A shortage at a back-dated move's own date says so.
+fn at(err: Error, slot: &history::Slot, date: &str) -> Error {
+    if !slot.is_back_dated() {
+        return err;
+    }
+    let detail = format!("{} on {date}, the move's date", err.body.detail);
+    Error::conflict(detail).with_code("insufficient_stock")
+}
+
+fn refuse_too_large(sides: &[Side]) -> Result<(), Error> {
+    let too_large = sides.iter().any(|s| {
+        s.change.value.abs() >= Decimal::from(MAX_VALUE)
+            || s.after.value >= Decimal::from(MAX_VALUE)
+            || s.after.on_hand >= Decimal::from(MAX_QTY)
+    });
+    if !too_large {
+        return Ok(());
+    }
+    Err(Error::unprocessable(format!(
+        "the move would take a value to {MAX_VALUE} or more, or a location's quantity to \
+         {MAX_QTY} or more"
+    ))
+    .with_code("invalid_move")
+    .with_field("qty", "too large to record"))
+}
+
+/// Writes a location's position after the move (and any lines it valued again) to its
+/// balance, which keeps what is reserved there less what this move released; refuses
+/// when less would be on hand than stays reserved.
+fn store_final(
     ctx: &mut Ctx,
-    id: &str,
-    new: &NewMove,
-    qty: Decimal,
-) -> Result<(Row<Reservation>, Decimal), Error> {
+    item_id: &str,
+    location: &str,
+    after: &Position,
+    releasing: Decimal,
+    balances: &mut BTreeMap<String, (Row<Balance>, Position)>,
+) -> Result<BalanceAfter, Error> {
+    if !balances.contains_key(location) {
+        let locked = lock_balance(ctx, item_id, location)?;
+        balances.insert(location.to_string(), locked);
+    }
+    let (row, now) = &balances[location];
+    let reserved = now.reserved - releasing;
+    if after.on_hand < reserved {
+        return Err(shortage(
+            Shortage {
+                available: (now.available() + releasing).max(Decimal::ZERO),
+                on_hand: now.on_hand,
+                reserved,
+            },
+            now.on_hand - after.on_hand,
+        ));
+    }
+    let after = Position { reserved, ..*after };
+    store_balance(ctx, row, &after)?;
+    Ok(BalanceAfter {
+        balance: Balance::at(item_id, location, &after),
+        available: fixed(after.available(), QTY_SCALE),
+    })
+}
+
+/// Values the lines after a back-dated move again (moving them up by `inserted`), and
+/// posts the difference of every later move whose value changed.
+fn repost(
+    ctx: &mut Ctx,
+    item: &Row<Item>,
+    cause: &Row<Move>,
+    slot: &history::Slot,
+    inserted: usize,
+    positions: &mut BTreeMap<String, Position>,
+) -> Result<(), Error> {
+    let moves = history::moves_of(ctx, &slot.later)?;
+    let mut lines = Vec::with_capacity(slot.later.len());
+    for line in &slot.later {
+        let m = moves
+            .get(&line.record.move_id)
+            .ok_or_else(|| Error::internal("a ledger line's move is missing"))?;
+        lines.push(history::posted(&m.record, line)?);
+        let location = &line.record.location_id;
+        if !positions.contains_key(location) {
+            let at = history::position_at(ctx, &item.id, location, slot.after_seq)?;
+            positions.insert(location.clone(), at);
+        }
+    }
+    let replayed = history::replay(positions, &lines).map_err(|broken| {
+        let line = &slot.later[broken.index];
+        let kind = moves
+            .get(&line.record.move_id)
+            .map_or("move", |m| m.record.kind.as_str());
+        Error::conflict(format!(
+            "a move dated {} would leave {} on hand at location {} before the {kind} {} \
+             dated {}, which takes {}; date this move after it, or correct that one first",
+            cause.record.date,
+            broken.on_hand.normalize(),
+            line.record.location_id,
+            line.record.move_id,
+            line.record.date,
+            lines[broken.index].qty.abs().normalize(),
+        ))
+        .with_code("breaks_later_move")
+    })?;
+    let shift = i64::try_from(inserted).unwrap_or(i64::MAX);
+    let mut revalued: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for ((line, posted), again) in slot.later.iter().zip(&lines).zip(&replayed) {
+        let seq = line.record.seq.unwrap_or_default() + shift;
+        LEDGER.update(
+            ctx,
+            &line.id,
+            &history::line_values(seq, &again.change, &again.after),
+        )?;
+        if posted.flow == history::Flow::Out && again.change.value != posted.value {
+            *revalued.entry(line.record.move_id.as_str()).or_default() +=
+                again.change.value - posted.value;
+        }
+    }
+    for (move_id, delta) in revalued {
+        let Some(m) = moves.get(move_id) else {
+            continue;
+        };
+        revalue(ctx, item, cause, m, delta)?;
+    }
+    Ok(())
+}
+
+/// Changes the value of move `m` by `delta` (signed like its ledger line: more out is
+/// negative) and tells Accounting.
+fn revalue(
+    ctx: &mut Ctx,
+    item: &Row<Item>,
+    cause: &Row<Move>,
+    m: &Row<Move>,
+    delta: Decimal,
+) -> Result<(), Error> {
+    let stored = history::read("value", &m.record.value)?;
+    // An adjustment's value is signed; an issue's and a transfer's are what left.
+    let value = if m.record.kind == "adjustment" {
+        stored + delta
+    } else {
+        stored - delta
+    };
+    MOVES.update(ctx, &m.id, &json!({"value": fixed(value, VALUE_SCALE)}))?;
+    ctx.emit(
+        STOCK_MOVED,
+        &json!({
+            "move_id": m.id,
+            "kind": "revaluation",
+            "revalued_kind": m.record.kind,
+            "caused_by": cause.id,
+            "item_id": item.id,
+            "sku": item.record.sku,
+            "qty": "0",
+            "value": fixed(delta, VALUE_SCALE),
+            "date": m.record.date,
+            "reference": m.record.reference,
+        }),
+    )?;
+    Ok(())
+}
+
+/// Locks the reservation an issue consumes and returns the quantity it gives up.
+fn consume(ctx: &mut Ctx, id: &str, new: &NewMove, qty: Decimal) -> Result<Decimal, Error> {
     let reservation = RESERVATIONS
         .get_for_update(ctx, id)
         .map_err(|_| Error::unknown_reference("reservation_id", "reservation"))?;
@@ -642,7 +825,7 @@ fn consume(
         )
         .with_field("reservation_id", "reserves another item or location"));
     }
-    let remaining: Decimal = r.remaining.parse().unwrap_or_default();
+    let remaining = history::read("remaining", &r.remaining)?;
     let used = qty.min(remaining);
     let left = remaining - used;
     RESERVATIONS.update(
@@ -653,7 +836,7 @@ fn consume(
             "status": if left.is_zero() { "consumed" } else { "active" },
         }),
     )?;
-    Ok((reservation, used))
+    Ok(used)
 }
 
 #[cfg(test)]

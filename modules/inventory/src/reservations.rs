@@ -143,7 +143,7 @@ fn release(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
                 .with_code("reservation_closed"),
         );
     }
-    let remaining = r.remaining.parse().unwrap_or_default();
+    let remaining = crate::history::read("remaining", &r.remaining)?;
     let (balance, position) = lock_balance(ctx, &r.item_id, &r.location_id)?;
     store_balance(ctx, &balance, &position.release(remaining))?;
     let row = RESERVATIONS.update(

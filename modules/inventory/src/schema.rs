@@ -1,6 +1,8 @@
 //! The Inventory schema, as versioned migrations. Never edit a released step: add one.
 
-use eerp_sdk::{CheckOp, Column, CreateIndex, CreateTable, DefaultFunction, Migration, Operation};
+use eerp_sdk::{
+    AddColumn, CheckOp, Column, CreateIndex, CreateTable, DefaultFunction, Migration, Operation,
+};
 
 /// Kinds of stock move.
 pub const MOVE_KINDS: [&str; 4] = ["receipt", "issue", "transfer", "adjustment"];
@@ -13,7 +15,7 @@ const VALUE: &str = "numeric(18,2)";
 
 /// All migration steps, oldest first.
 pub fn migrations() -> Vec<Migration> {
-    vec![v1_stock()]
+    vec![v1_stock(), v2_posting_order()]
 }
 
 fn table(table: CreateTable) -> Operation {
@@ -156,6 +158,31 @@ fn v1_stock() -> Migration {
             index("ledger", "item_id"),
             index("ledger", "location_id"),
             index("reservations", "item_id"),
+        ],
+        data: None,
+    }
+}
+
+/// Ledger lines in posting order: `seq` per item and the rate after each line, so a
+/// back-dated move can replay the lines after it (ADR 024). Lines posted before this
+/// step get their `seq` at their item's next move.
+fn v2_posting_order() -> Migration {
+    let column = |column: &str, sql_type: &str, index: bool| {
+        Operation::AddColumn(AddColumn {
+            table: "ledger".into(),
+            column: column.into(),
+            sql_type: sql_type.into(),
+            nullable: Some(true),
+            index,
+            index_type: None,
+        })
+    };
+    Migration {
+        entity: "stock".into(),
+        version: 2,
+        operations: vec![
+            column("seq", "bigint", true),
+            column("rate_after", RATE, false),
         ],
         data: None,
     }
