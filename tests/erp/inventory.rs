@@ -103,6 +103,105 @@ async fn receipts_average_the_rate_and_issues_go_out_at_it() {
     assert_eq!(after, ["10.000000", "20.000000", "16.000000"]);
 }
 
+/// FIFO per item, as ERPNext's own test: 10 @ 10 then 10 @ 20, an issue of 15 takes the
+/// 10 @ 10 layer and 5 of the 20s: 200.00 (moving average would take 225.00), leaving
+/// 5 @ 20 on the ledger. A receipt of 5 @ 4 dated before them all is then consumed
+/// first: the issue becomes 5 @ 4 + 10 @ 10 = 120.00, leaving 10 @ 20 = 200.00.
+#[tokio::test]
+async fn fifo_items_consume_their_oldest_layers_first_at_every_date() {
+    let t = Tenant::with(&["inventory"]).await;
+    let s = item_and_location(&t, "AVG").await;
+    let (status, problem) = t
+        .call(
+            Method::POST,
+            "/inventory/items",
+            Some(json!({"sku": "BAD", "name": "Bad", "valuation": "lifo"})),
+        )
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["valuation".to_string()])
+    );
+    let fifo = t
+        .create(
+            "/inventory/items",
+            json!({"sku": "FIFO", "name": "First in", "valuation": "fifo"}),
+        )
+        .await;
+    let f = Stocked {
+        item: fifo["id"].as_str().unwrap().to_string(),
+        location: s.location.clone(),
+    };
+    let receipt = |qty: &str, rate: &str, date: &str| {
+        json!({"kind": "receipt", "item_id": f.item, "location_id": f.location,
+               "qty": qty, "rate": rate, "date": date})
+    };
+    t.create("/inventory/moves", receipt("10", "10", "2026-12-02"))
+        .await;
+    t.create("/inventory/moves", receipt("10", "20", "2026-12-03"))
+        .await;
+    let mut issue = issue_body(&f, "15");
+    issue["date"] = json!("2026-12-04");
+    let issued = t.create("/inventory/moves", issue).await;
+    assert_eq!(issued["value"], "200.00");
+    assert_eq!(issued["balances"][0]["value"], "100.00");
+    assert_eq!(
+        issued["balances"][0]["layers"],
+        json!([{"qty": "5.000000", "rate": "20.0000000000"}])
+    );
+
+    t.create("/inventory/moves", receipt("5", "4", "2026-12-01"))
+        .await;
+    let issued = t
+        .get(&format!(
+            "/inventory/moves/{}",
+            issued["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(issued["value"], "120.00");
+    let b = balance(&t, &f.item, &f.location).await;
+    assert_eq!(
+        (b["on_hand"].as_str(), b["value"].as_str(), &b["layers"]),
+        (
+            Some("10.000000"),
+            Some("200.00"),
+            &json!([{"qty": "10.000000", "rate": "20.0000000000"}])
+        )
+    );
+    let lines = ledger_replays(&t, &f.item).await;
+    let layers: Vec<usize> = lines
+        .iter()
+        .map(|l| l["layers"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(
+        layers,
+        [1, 2, 3, 1],
+        "layers after each line, in posting order"
+    );
+
+    // Its method is fixed once it has moved; the other item's is not.
+    let path = format!("/inventory/items/{}", f.item);
+    let body = json!({"valuation": "moving_average"});
+    let (status, problem) = t.call(Method::PATCH, &path, Some(body.clone())).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("valuation_fixed")),
+        "{problem}"
+    );
+    let other = t
+        .create("/inventory/items", json!({"sku": "LATER", "name": "Later"}))
+        .await;
+    let path = format!("/inventory/items/{}", other["id"].as_str().unwrap());
+    let (status, changed) = t
+        .call(Method::PATCH, &path, Some(json!({"valuation": "fifo"})))
+        .await;
+    assert_eq!(
+        (status, changed["valuation"].as_str()),
+        (200, Some("fifo")),
+        "{changed}"
+    );
+}
+
 #[tokio::test]
 async fn a_transfer_moves_value_exactly_and_the_last_issue_leaves_zero() {
     let t = Tenant::with(&["inventory"]).await;

@@ -10,7 +10,8 @@ use eerp_sdk::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::moves::BALANCES;
+use crate::moves::{BALANCES, LEDGER};
+use crate::schema::VALUATION_METHODS;
 
 /// An item: something stock is kept of.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
@@ -23,6 +24,16 @@ pub struct Item {
     pub uom: Option<String>,
     /// Free text.
     pub description: Option<String>,
+    /// How its stock is valued: `moving_average` (the default) or `fifo`. Fixed once the
+    /// item has moved.
+    pub valuation: Option<String>,
+}
+
+impl Item {
+    /// Whether its stock is valued first in, first out.
+    pub fn is_fifo(&self) -> bool {
+        self.valuation.as_deref() == Some("fifo")
+    }
 }
 
 /// A warehouse.
@@ -78,6 +89,7 @@ pub fn check_item(mut item: Item) -> Result<Item, Error> {
     if let Some(uom) = &item.uom {
         checks.text("uom", uom, 1, 16);
     }
+    checks.one_of("valuation", item.valuation.as_deref(), &VALUATION_METHODS);
     if item.sku.contains(char::is_whitespace) {
         checks.problem("sku", "must not contain spaces");
     }
@@ -94,11 +106,15 @@ impl Resource for Items {
         ListSpec::new("items")
             .filter("sku")
             .filter_by("q", "name", FilterOp::Contains)
+            .filter_one_of("valuation", &VALUATION_METHODS)
             .sortable(&["sku", "name"])
     }
 
-    fn check(_ctx: &mut Ctx, item: Item, current: Option<&Row<Item>>) -> Result<Item, Error> {
+    fn check(ctx: &mut Ctx, item: Item, current: Option<&Row<Item>>) -> Result<Item, Error> {
         let item = check_item(item)?;
+        if let Some(current) = current.filter(|c| c.record.is_fifo() != item.is_fifo()) {
+            refuse_if_moved(ctx, current)?;
+        }
         if let Some(current) = current.filter(|c| c.record.uom != item.uom) {
             // Quantities already on the ledger are in the old unit.
             return Err(Error::unprocessable(format!(
@@ -245,6 +261,27 @@ pub fn hold<T: serde::de::DeserializeOwned>(
             eerp_sdk::LockMode::Share,
         )
         .map_err(|_| Error::unknown_reference(field, what))
+}
+
+/// A 409 when the item has ledger lines: they were valued by its method.
+fn refuse_if_moved(ctx: &mut Ctx, item: &Row<Item>) -> Result<(), Error> {
+    let lines = LEDGER.list(
+        ctx,
+        eerp_sdk::ListQuery {
+            filter: vec![Filter::eq("item_id", item.id.as_str())],
+            limit: Some(1),
+            ..eerp_sdk::ListQuery::default()
+        },
+    )?;
+    if lines.data.is_empty() {
+        return Ok(());
+    }
+    Err(Error::conflict(format!(
+        "item {} has moved stock, valued by its current method; its valuation cannot change \
+         now (create a new item for the other method)",
+        item.record.sku
+    ))
+    .with_code("valuation_fixed"))
 }
 
 /// A 409 when any balance of `column = id` holds stock.

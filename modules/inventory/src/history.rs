@@ -26,7 +26,7 @@ use eerp_sdk::{
 };
 use serde_json::json;
 
-use crate::moves::{LEDGER, LedgerLine, MOVES, Move};
+use crate::moves::{LEDGER, LedgerLine, MOVES, Move, StoredLayer};
 use crate::valuation::{Change, Position, QTY_SCALE, RATE_SCALE, VALUE_SCALE};
 
 /// Most later lines one back-dated move may value again. A move that would touch more
@@ -63,7 +63,7 @@ pub struct Posted {
 }
 
 /// A line valued again: its change and the position it leaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replayed {
     /// What it moves now.
     pub change: Change,
@@ -93,7 +93,7 @@ pub fn replay(
     let mut outgoing: BTreeMap<&str, (Decimal, Decimal)> = BTreeMap::new();
     let mut replayed = Vec::with_capacity(lines.len());
     for (index, line) in lines.iter().enumerate() {
-        let before = positions.get(&line.location).copied().unwrap_or_default();
+        let before = positions.get(&line.location).cloned().unwrap_or_default();
         let (after, change) = match line.flow {
             Flow::In => before.receive_valued(line.qty, line.rate, line.value),
             Flow::TransferIn => {
@@ -112,7 +112,7 @@ pub fn replay(
                 (after, change)
             }
         };
-        positions.insert(line.location.clone(), after);
+        positions.insert(line.location.clone(), after.clone());
         replayed.push(Replayed { change, after });
     }
     Ok(replayed)
@@ -253,13 +253,14 @@ fn number_unnumbered(ctx: &mut Ctx, item_id: &str) -> Result<(), Error> {
     }
 }
 
-/// The position `line` left its location in.
-pub fn position_after(line: &LedgerLine) -> Result<Position, Error> {
+/// The position `line` left its location in; `fifo` says whether its item is FIFO.
+pub fn position_after(line: &LedgerLine, fifo: bool) -> Result<Position, Error> {
     Ok(Position {
         on_hand: read("qty_after", &line.qty_after)?,
         reserved: Decimal::ZERO,
         rate: read("rate_after", line.rate_after.as_deref().unwrap_or("0"))?,
         value: read("value_after", &line.value_after)?,
+        layers: StoredLayer::read(line.layers.as_deref(), fifo)?,
     })
 }
 
@@ -273,6 +274,7 @@ pub fn position_at(
     item_id: &str,
     location_id: &str,
     seq: i64,
+    fifo: bool,
 ) -> Result<Position, Error> {
     let filter = vec![
         Filter::eq("item_id", item_id),
@@ -280,8 +282,11 @@ pub fn position_at(
         Filter::new("seq", FilterOp::Lte, seq),
     ];
     match last_line(ctx, filter)? {
-        Some(line) => position_after(&line.record),
-        None => Ok(Position::default()),
+        Some(line) => position_after(&line.record, fifo),
+        None => Ok(Position {
+            layers: fifo.then(Vec::new),
+            ..Position::default()
+        }),
     }
 }
 
@@ -342,7 +347,7 @@ pub fn posted(m: &Move, line: &Row<LedgerLine>) -> Result<Posted, Error> {
 
 /// The columns a ledger line stores for `change` leaving `after`, at `seq`.
 pub fn line_values(seq: i64, change: &Change, after: &Position) -> serde_json::Value {
-    json!({
+    let mut values = json!({
         "seq": seq,
         "qty_change": fixed(change.qty, QTY_SCALE),
         "value_change": fixed(change.value, VALUE_SCALE),
@@ -350,7 +355,11 @@ pub fn line_values(seq: i64, change: &Change, after: &Position) -> serde_json::V
         "qty_after": fixed(after.on_hand, QTY_SCALE),
         "value_after": fixed(after.value, VALUE_SCALE),
         "rate_after": fixed(after.rate, RATE_SCALE),
-    })
+    });
+    if let Some(layers) = StoredLayer::of(after) {
+        values["layers"] = json!(layers);
+    }
+    values
 }
 
 #[cfg(test)]
@@ -382,9 +391,9 @@ mod tests {
     fn at(on_hand: &str, rate: &str, value: &str) -> Position {
         Position {
             on_hand: d(on_hand),
-            reserved: Decimal::ZERO,
             rate: d(rate),
             value: d(value),
+            ..Position::default()
         }
     }
 

@@ -2,8 +2,8 @@
 //!
 //! Owns the tenant's stock: items, warehouses and locations, stock moves (receipt,
 //! issue, transfer, adjustment) on a ledger in posting order per item, balances per item
-//! and location that never go negative on any date, reservations, and moving-average
-//! valuation to the cent. A move is valued at its own date; a back-dated one values the
+//! and location that never go negative on any date, reservations, and moving-average or
+//! FIFO valuation to the cent. A move is valued at its own date; a back-dated one values the
 //! item's later moves again ([`history`]). Every move emits `inventory.stock_moved` with
 //! the value that moved (and a `revaluation` for each later move whose value changed),
 //! which Accounting (when the tenant has it) turns into a journal entry in the same

@@ -23,7 +23,7 @@ use crate::catalog::{ITEMS, Item, LOCATIONS, hold};
 use crate::history;
 use crate::reservations::RESERVATIONS;
 use crate::schema::MOVE_KINDS;
-use crate::valuation::{Change, Position, QTY_SCALE, RATE_SCALE, Shortage, VALUE_SCALE};
+use crate::valuation::{Change, Layer, Position, QTY_SCALE, RATE_SCALE, Shortage, VALUE_SCALE};
 
 /// Emitted after every move, with the value that moved: what Accounting posts.
 pub const STOCK_MOVED: &str = "inventory.stock_moved";
@@ -62,6 +62,57 @@ pub struct Balance {
     /// Stock value.
     #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub value: String,
+    /// FIFO layers on hand, oldest first (FIFO items only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<StoredLayer>>,
+}
+
+/// A FIFO layer as stored and shown: what is left of one receipt, at its rate.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
+pub struct StoredLayer {
+    /// Quantity left.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub qty: String,
+    /// The rate it came in at.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub rate: String,
+}
+
+impl StoredLayer {
+    /// The layers of `p`, to store (`None` under moving average).
+    pub fn of(p: &Position) -> Option<Vec<StoredLayer>> {
+        let layers = p.layers.as_ref()?;
+        Some(
+            layers
+                .iter()
+                .map(|l| StoredLayer {
+                    qty: fixed(l.qty, QTY_SCALE),
+                    rate: fixed(l.rate, RATE_SCALE),
+                })
+                .collect(),
+        )
+    }
+
+    /// Reads stored layers back; `fifo` says whether the item has any.
+    ///
+    /// # Errors
+    /// A stored figure that is not a decimal.
+    pub fn read(stored: Option<&[StoredLayer]>, fifo: bool) -> Result<Option<Vec<Layer>>, Error> {
+        if !fifo {
+            return Ok(None);
+        }
+        stored
+            .unwrap_or_default()
+            .iter()
+            .map(|l| {
+                Ok(Layer {
+                    qty: history::read("layer qty", &l.qty)?,
+                    rate: history::read("layer rate", &l.rate)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()
+            .map(Some)
+    }
 }
 
 /// A stored move.
@@ -130,9 +181,12 @@ pub struct LedgerLine {
     /// The item's posting sequence: its ledger ordered by `seq` replays every running
     /// balance. Lines are ordered by date, then by when they were posted.
     pub seq: Option<i64>,
-    /// Moving-average rate after the line.
+    /// Rate after the line (moving average; under FIFO, value per unit).
     #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub rate_after: Option<String>,
+    /// FIFO layers left at the location after the line (FIFO items only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<StoredLayer>>,
 }
 
 /// The body of `POST /moves`.
@@ -269,17 +323,15 @@ pub fn plan(new: &NewMove) -> Result<Plan, Error> {
 }
 
 impl Balance {
-    fn position(&self) -> Result<Position, Error> {
-        let read = |field: &str, text: &str| {
-            text.parse::<Decimal>().map_err(|_| {
-                Error::internal(format!("stored balance {field} `{text}` is not a decimal"))
-            })
-        };
+    /// Its position; `fifo` says whether its item is valued FIFO.
+    fn position(&self, fifo: bool) -> Result<Position, Error> {
+        let read = |field: &str, text: &str| history::read(&format!("balance {field}"), text);
         Ok(Position {
             on_hand: read("on_hand", &self.on_hand)?,
             reserved: read("reserved", &self.reserved)?,
             rate: read("rate", &self.rate)?,
             value: read("value", &self.value)?,
+            layers: StoredLayer::read(self.layers.as_deref(), fifo)?,
         })
     }
 }
@@ -294,27 +346,33 @@ impl Balance {
             reserved: fixed(p.reserved, QTY_SCALE),
             rate: fixed(p.rate, RATE_SCALE),
             value: fixed(p.value, VALUE_SCALE),
+            layers: StoredLayer::of(p),
         }
     }
 }
 
-/// Locks the balance of `item_id` at `location_id`, creating an empty one first.
+/// Locks the balance of `item_id` at `location_id`, creating an empty one first. With
+/// `fifo` false its position has no layers, and storing it leaves them as they are.
 pub fn lock_balance(
     ctx: &mut Ctx,
     item_id: &str,
     location_id: &str,
+    fifo: bool,
 ) -> Result<(Row<Balance>, Position), Error> {
     let key = json!({"item_id": item_id, "location_id": location_id});
     let row = BALANCES.lock_or_insert(ctx, &key, &key, LockMode::Update)?;
-    let position = row.record.position()?;
+    let position = row.record.position(fifo)?;
     Ok((row, position))
 }
 
-/// Writes `after` to the balance row `row`.
+/// Writes `after` to the balance row `row` (its layers only when it has some).
 pub fn store_balance(ctx: &mut Ctx, row: &Row<Balance>, after: &Position) -> Result<(), Error> {
     let b = Balance::at(&row.record.item_id, &row.record.location_id, after);
-    let values =
+    let mut values =
         json!({"on_hand": b.on_hand, "reserved": b.reserved, "rate": b.rate, "value": b.value});
+    if let Some(layers) = b.layers {
+        values["layers"] = json!(layers);
+    }
     BALANCES.update(ctx, &row.id, &values)?;
     Ok(())
 }
@@ -443,7 +501,7 @@ fn stock(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         .data
         .into_iter()
         .map(|balance| {
-            let available = fixed(balance.record.position()?.available(), QTY_SCALE);
+            let available = fixed(balance.record.position(false)?.available(), QTY_SCALE);
             Ok(StockLine { available, balance })
         })
         .collect::<Result<_, Error>>()?;
@@ -475,7 +533,7 @@ fn sides(
     before: &BTreeMap<String, Position>,
     releasing: Decimal,
 ) -> Result<Vec<Side>, Error> {
-    let position = |id: &str| before.get(id).copied().unwrap_or_default();
+    let position = |id: &str| before.get(id).cloned().unwrap_or_default();
     let source = position(&new.location_id);
     let side = |(after, change): (Position, Change)| Side {
         location: new.location_id.clone(),
@@ -525,6 +583,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let new = req.json::<NewMove>()?;
     let plan = plan(&new)?;
     let item = lock_item(ctx, &new.item_id)?;
+    let fifo = item.record.is_fifo();
     // Share-locked, so the locations cannot be deleted while stock moves.
     let mut locations = vec![("location_id", new.location_id.clone())];
     if let Some(to) = &new.to_location_id {
@@ -539,7 +598,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     };
     let mut balances = BTreeMap::new();
     for (_, location) in &locations {
-        let (row, position) = lock_balance(ctx, &new.item_id, location)?;
+        let (row, position) = lock_balance(ctx, &new.item_id, location, fifo)?;
         balances.insert(location.clone(), (row, position));
     }
     // Stored first for its date (the database's today when the request names none);
@@ -564,9 +623,9 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let mut before = BTreeMap::new();
     for (location, (_, now)) in &balances {
         let position = if slot.is_back_dated() {
-            history::position_at(ctx, &new.item_id, location, slot.after_seq)?
+            history::position_at(ctx, &new.item_id, location, slot.after_seq, fifo)?
         } else {
-            *now
+            now.clone()
         };
         before.insert(location.clone(), position);
     }
@@ -589,7 +648,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         line["location_id"] = json!(side.location);
         line["date"] = json!(date);
         LEDGER.insert(ctx, &line)?;
-        positions.insert(side.location.clone(), side.after);
+        positions.insert(side.location.clone(), side.after.clone());
     }
     if slot.is_back_dated() {
         repost(ctx, &item, &stored, &slot, sides.len(), &mut positions)?;
@@ -686,7 +745,7 @@ fn store_final(
     balances: &mut BTreeMap<String, (Row<Balance>, Position)>,
 ) -> Result<BalanceAfter, Error> {
     if !balances.contains_key(location) {
-        let locked = lock_balance(ctx, item_id, location)?;
+        let locked = lock_balance(ctx, item_id, location, after.layers.is_some())?;
         balances.insert(location.to_string(), locked);
     }
     let (row, now) = &balances[location];
@@ -701,7 +760,10 @@ fn store_final(
             now.on_hand - after.on_hand,
         ));
     }
-    let after = Position { reserved, ..*after };
+    let after = Position {
+        reserved,
+        ..after.clone()
+    };
     store_balance(ctx, row, &after)?;
     Ok(BalanceAfter {
         balance: Balance::at(item_id, location, &after),
@@ -728,7 +790,8 @@ fn repost(
         lines.push(history::posted(&m.record, line)?);
         let location = &line.record.location_id;
         if !positions.contains_key(location) {
-            let at = history::position_at(ctx, &item.id, location, slot.after_seq)?;
+            let fifo = item.record.is_fifo();
+            let at = history::position_at(ctx, &item.id, location, slot.after_seq, fifo)?;
             positions.insert(location.clone(), at);
         }
     }

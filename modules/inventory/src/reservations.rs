@@ -115,7 +115,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let qty = qty.unwrap_or_default();
     hold(ctx, &ITEMS, &new.item_id, "item_id", "item")?;
     hold(ctx, &LOCATIONS, &new.location_id, "location_id", "location")?;
-    let (balance, position) = lock_balance(ctx, &new.item_id, &new.location_id)?;
+    let (balance, position) = lock_balance(ctx, &new.item_id, &new.location_id, false)?;
     let after = position.reserve(qty).map_err(|s| shortage(s, qty))?;
     store_balance(ctx, &balance, &after)?;
     let row = RESERVATIONS.insert(
@@ -144,7 +144,7 @@ fn release(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         );
     }
     let remaining = crate::history::read("remaining", &r.remaining)?;
-    let (balance, position) = lock_balance(ctx, &r.item_id, &r.location_id)?;
+    let (balance, position) = lock_balance(ctx, &r.item_id, &r.location_id, false)?;
     store_balance(ctx, &balance, &position.release(remaining))?;
     let row = RESERVATIONS.update(
         ctx,

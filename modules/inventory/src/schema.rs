@@ -6,6 +6,8 @@ use eerp_sdk::{
 
 /// Kinds of stock move.
 pub const MOVE_KINDS: [&str; 4] = ["receipt", "issue", "transfer", "adjustment"];
+/// How an item's stock is valued.
+pub const VALUATION_METHODS: [&str; 2] = ["moving_average", "fifo"];
 /// States of a reservation.
 pub const RESERVATION_STATES: [&str; 3] = ["active", "released", "consumed"];
 
@@ -15,7 +17,7 @@ const VALUE: &str = "numeric(18,2)";
 
 /// All migration steps, oldest first.
 pub fn migrations() -> Vec<Migration> {
-    vec![v1_stock(), v2_posting_order()]
+    vec![v1_stock(), v2_posting_order_and_fifo()]
 }
 
 fn table(table: CreateTable) -> Operation {
@@ -164,12 +166,13 @@ fn v1_stock() -> Migration {
 }
 
 /// Ledger lines in posting order: `seq` per item and the rate after each line, so a
-/// back-dated move can replay the lines after it (ADR 024). Lines posted before this
-/// step get their `seq` at their item's next move.
-fn v2_posting_order() -> Migration {
-    let column = |column: &str, sql_type: &str, index: bool| {
+/// back-dated move can replay the lines after it (ADR 024); lines posted before this
+/// step get their `seq` at their item's next move. FIFO valuation per item, its layers
+/// on the balance and on every ledger line.
+fn v2_posting_order_and_fifo() -> Migration {
+    let column = |table: &str, column: &str, sql_type: &str, index: bool| {
         Operation::AddColumn(AddColumn {
-            table: "ledger".into(),
+            table: table.into(),
             column: column.into(),
             sql_type: sql_type.into(),
             nullable: Some(true),
@@ -181,8 +184,11 @@ fn v2_posting_order() -> Migration {
         entity: "stock".into(),
         version: 2,
         operations: vec![
-            column("seq", "bigint", true),
-            column("rate_after", RATE, false),
+            column("ledger", "seq", "bigint", true),
+            column("ledger", "rate_after", RATE, false),
+            column("ledger", "layers", "jsonb", false),
+            column("balances", "layers", "jsonb", false),
+            column("items", "valuation", "varchar(16)", false),
         ],
         data: None,
     }

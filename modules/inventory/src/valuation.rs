@@ -1,11 +1,16 @@
-//! Moving-average valuation of one item at one location, as plain arithmetic on exact
-//! decimals: no data calls, so every rule is unit-tested natively.
+//! Valuation of one item at one location, moving average or FIFO, as plain arithmetic on
+//! exact decimals: no data calls, so every rule is unit-tested natively.
 //!
-//! A [`Position`] is what the balance row holds. A receipt moves the rate to
-//! `(old qty × old rate + in qty × in rate) / new qty`; an issue goes out at the current
-//! rate, its value rounded to the cent; the issue that empties the position takes the
-//! whole remaining value, so a position with nothing on hand is worth exactly 0 and no
-//! rounding remainder is ever left behind.
+//! A [`Position`] is what the balance row holds.
+//! - Moving average: a receipt moves the rate to
+//!   `(old qty × old rate + in qty × in rate) / new qty`; an issue goes out at it.
+//! - FIFO: a receipt adds a layer (quantity at its rate) at the back; an issue consumes
+//!   layers from the front, each at its own rate. The position's rate is its value per
+//!   unit, for display.
+//!
+//! Either way an issue's value is rounded to the cent, and the issue that empties the
+//! position takes the whole remaining value, so a position with nothing on hand is worth
+//! exactly 0 and no rounding remainder is ever left behind.
 
 use eerp_sdk::Decimal;
 use eerp_sdk::decimal::round;
@@ -18,16 +23,28 @@ pub const RATE_SCALE: u32 = 10;
 pub const VALUE_SCALE: u32 = 2;
 
 /// What one item holds at one location.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Position {
     /// On hand.
     pub on_hand: Decimal,
     /// Reserved for later issues; never more than on hand.
     pub reserved: Decimal,
-    /// Moving-average rate.
+    /// Moving-average rate; under FIFO, the value per unit.
     pub rate: Decimal,
     /// Stock value, in cents.
     pub value: Decimal,
+    /// FIFO layers, oldest first, their quantities summing to `on_hand`; `None` for
+    /// moving average.
+    pub layers: Option<Vec<Layer>>,
+}
+
+/// A FIFO layer: a quantity still on hand from one receipt, at its rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layer {
+    /// Quantity left of it.
+    pub qty: Decimal,
+    /// The rate it came in at.
+    pub rate: Decimal,
 }
 
 /// One change to a position: what the ledger line records.
@@ -72,8 +89,18 @@ impl Position {
         value: Decimal,
     ) -> (Position, Change) {
         let on_hand = self.on_hand + qty;
+        let value_after = self.value + value;
+        let layers = self.layers.clone().map(|mut layers| {
+            match layers.last_mut() {
+                Some(last) if last.rate == rate => last.qty += qty,
+                _ => layers.push(Layer { qty, rate }),
+            }
+            layers
+        });
         let rate_after = if self.on_hand <= Decimal::ZERO {
             rate
+        } else if layers.is_some() {
+            round(value_after / on_hand, RATE_SCALE)
         } else {
             round(
                 (self.on_hand * self.rate + qty * rate) / on_hand,
@@ -84,7 +111,8 @@ impl Position {
             on_hand,
             reserved: self.reserved,
             rate: rate_after,
-            value: self.value + value,
+            value: value_after,
+            layers,
         };
         (after, Change { qty, value, rate })
     }
@@ -105,23 +133,40 @@ impl Position {
             });
         }
         let on_hand = self.on_hand - qty;
+        let (cost, layers) = match &self.layers {
+            Some(layers) => {
+                let (cost, left) = consume(layers, qty);
+                (cost, Some(left))
+            }
+            None => (qty * self.rate, None),
+        };
         let value = if on_hand.is_zero() {
             self.value
         } else {
-            round(qty * self.rate, VALUE_SCALE).min(self.value)
+            round(cost, VALUE_SCALE).min(self.value)
+        };
+        let value_after = self.value - value;
+        let rate = match layers {
+            Some(_) => round(cost / qty, RATE_SCALE),
+            None => self.rate,
+        };
+        let rate_after = match layers {
+            Some(_) if !on_hand.is_zero() => round(value_after / on_hand, RATE_SCALE),
+            _ => self.rate,
         };
         let after = Position {
             on_hand,
             reserved: self.reserved - releasing,
-            rate: self.rate,
-            value: self.value - value,
+            rate: rate_after,
+            value: value_after,
+            layers,
         };
         Ok((
             after,
             Change {
                 qty: -qty,
                 value: -value,
-                rate: self.rate,
+                rate,
             },
         ))
     }
@@ -140,7 +185,7 @@ impl Position {
         }
         Ok(Position {
             reserved: self.reserved + qty,
-            ..*self
+            ..self.clone()
         })
     }
 
@@ -148,9 +193,28 @@ impl Position {
     pub fn release(&self, qty: Decimal) -> Position {
         Position {
             reserved: (self.reserved - qty).max(Decimal::ZERO),
-            ..*self
+            ..self.clone()
         }
     }
+}
+
+/// Takes `qty` from the front of `layers`: the exact cost (unrounded) and the layers
+/// left. The caller has checked that they hold `qty`.
+fn consume(layers: &[Layer], mut qty: Decimal) -> (Decimal, Vec<Layer>) {
+    let mut cost = Decimal::ZERO;
+    let mut left = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let take = layer.qty.min(qty);
+        cost += take * layer.rate;
+        qty -= take;
+        if take < layer.qty {
+            left.push(Layer {
+                qty: layer.qty - take,
+                rate: layer.rate,
+            });
+        }
+    }
+    (cost, left)
 }
 
 #[cfg(test)]
@@ -231,6 +295,39 @@ mod tests {
         let (p, _) = p.issue(d("8"), d("8")).unwrap();
         assert_eq!((p.on_hand, p.reserved), (d("2"), Decimal::ZERO));
         assert!(p.reserve(d("3")).is_err());
+    }
+
+    fn fifo() -> Position {
+        Position {
+            layers: Some(Vec::new()),
+            ..Position::default()
+        }
+    }
+
+    #[test]
+    fn fifo_issues_consume_the_oldest_layers_first() {
+        // ERPNext's FIFO test: 10 @ 10 then 10 @ 20; an issue of 15 takes 10 @ 10 and
+        // 5 @ 20 = 200.00 (moving average would take 225.00), leaving 5 @ 20.
+        let (p, _) = fifo().receive(d("10"), d("10"));
+        let (p, _) = p.receive(d("10"), d("20"));
+        assert_eq!((p.value, p.rate), (d("300"), d("15")));
+        let (p, out) = p.issue(d("15"), Decimal::ZERO).unwrap();
+        assert_eq!((out.value, out.rate), (d("-200.00"), d("13.3333333333")));
+        let left = Layer {
+            qty: d("5"),
+            rate: d("20"),
+        };
+        assert_eq!(p.layers, Some(vec![left]));
+        assert_eq!((p.on_hand, p.value, p.rate), (d("5"), d("100.00"), d("20")));
+        let (p, _) = p.receive(d("1"), d("20"));
+        assert_eq!(
+            p.layers.as_ref().map(Vec::len),
+            Some(1),
+            "same rate: one layer"
+        );
+        let (empty, last) = p.issue(d("6"), Decimal::ZERO).unwrap();
+        assert_eq!((last.value, empty.value), (d("-120.00"), Decimal::ZERO));
+        assert_eq!(empty.layers, Some(Vec::new()));
     }
 
     #[test]
