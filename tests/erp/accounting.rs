@@ -669,6 +669,43 @@ async fn back_dated_moves_are_valued_at_their_date_and_value_later_moves_again()
         "{problem}"
     );
     assert_eq!(t.count("inventory", "ledger").await, ledger_before);
+
+    // A count sets what is on hand: 15 found on 12-09 of 17 @ 27.5 posts -2 (55.00 to
+    // inventory adjustments). A receipt of 2 @ 27.5 dated 12-08 then leaves 19 at the
+    // count, which now takes 4 out (110.00), and 15 are still on hand.
+    let count = json!({"item_id": s.item, "location_id": s.location, "qty": "15",
+                       "date": "2026-12-09"});
+    let counted = t.create("/inventory/counts", count).await;
+    assert_eq!(
+        (counted["qty"].as_str(), counted["value"].as_str()),
+        (Some("-2.000000"), Some("-55.00"))
+    );
+    t.create("/inventory/moves", receipt("2", "27.5", "2026-12-08"))
+        .await;
+    let counted = t
+        .get(&format!(
+            "/inventory/moves/{}",
+            counted["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (
+            counted["counted"].as_str(),
+            counted["qty"].as_str(),
+            counted["value"].as_str()
+        ),
+        (Some("15.000000"), Some("-4.000000"), Some("-110.00"))
+    );
+    let b = super::inventory::balance(&t, &s.item, &s.location).await;
+    assert_eq!(
+        (b["on_hand"].as_str(), b["value"].as_str()),
+        (Some("15.000000"), Some("412.50"))
+    );
+    let trial = t.get("/accounting/reports/trial-balance").await;
+    assert_eq!(trial["balanced"], true, "{trial}");
+    assert_eq!(account_row(&trial, "1400")["closing"], "412.50");
+    assert_eq!(account_row(&trial, "5100")["closing"], "110.00");
+
     let lines = super::inventory::ledger_replays(&t, &s.item).await;
     let dates: Vec<&str> = lines.iter().map(|l| l["date"].as_str().unwrap()).collect();
     assert_eq!(
@@ -678,7 +715,9 @@ async fn back_dated_moves_are_valued_at_their_date_and_value_later_moves_again()
             "2026-12-05",
             "2026-12-06",
             "2026-12-07",
-            "2026-12-08"
+            "2026-12-08",
+            "2026-12-08",
+            "2026-12-09"
         ]
     );
 }

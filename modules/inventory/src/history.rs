@@ -43,6 +43,14 @@ pub enum Flow {
     Out,
     /// In with exactly the value its move's `Out` line took (a transfer's destination).
     TransferIn,
+    /// A stock count: whatever difference to `counted` is left at its place, in at
+    /// `rate` (default: the running rate) or out at the running rate.
+    Count {
+        /// The quantity counted.
+        counted: Decimal,
+        /// The rate a surplus comes in at, when the count named one.
+        rate: Option<Decimal>,
+    },
 }
 
 /// A later line as the replay reads it.
@@ -84,7 +92,8 @@ pub struct Broken {
 /// updated in place to the positions after the last line).
 ///
 /// # Errors
-/// [`Broken`] for the first line that would take a location below zero.
+/// [`Broken`] for the first line that would take a location below zero (a count never
+/// does: it takes what it finds).
 pub fn replay(
     positions: &mut BTreeMap<String, Position>,
     lines: &[Posted],
@@ -111,6 +120,10 @@ pub fn replay(
                 outgoing.insert(&line.move_id, (change.value, change.rate));
                 (after, change)
             }
+            Flow::Count { counted, rate } => before.count(counted, rate).map_err(|_| Broken {
+                index,
+                on_hand: before.on_hand,
+            })?,
         };
         positions.insert(line.location.clone(), after.clone());
         replayed.push(Replayed { change, after });
@@ -320,13 +333,23 @@ pub fn moves_of(
 }
 
 /// How the line `line` of move `m` moves stock.
-pub fn flow(m: &Move, line: &LedgerLine) -> Flow {
+///
+/// # Errors
+/// When a stored figure is not a decimal.
+pub fn flow(m: &Move, line: &LedgerLine) -> Result<Flow, Error> {
+    if let Some(counted) = &m.counted {
+        let rate = m.count_rate.as_deref().map(|r| read("count_rate", r));
+        return Ok(Flow::Count {
+            counted: read("counted", counted)?,
+            rate: rate.transpose()?,
+        });
+    }
     let incoming = !line.qty_change.starts_with('-');
-    match (m.kind.as_str(), incoming) {
+    Ok(match (m.kind.as_str(), incoming) {
         ("transfer", true) => Flow::TransferIn,
         (_, true) => Flow::In,
         (_, false) => Flow::Out,
-    }
+    })
 }
 
 /// The replay's view of a stored later line.
@@ -338,7 +361,7 @@ pub fn posted(m: &Move, line: &Row<LedgerLine>) -> Result<Posted, Error> {
     Ok(Posted {
         location: l.location_id.clone(),
         move_id: l.move_id.clone(),
-        flow: flow(m, l),
+        flow: flow(m, l)?,
         qty: read("qty_change", &l.qty_change)?,
         rate: read("rate", &l.rate)?,
         value: read("value_change", &l.value_change)?,
@@ -429,6 +452,27 @@ mod tests {
         assert_eq!(replayed[1].change.value, d("25.00"));
         assert_eq!(replayed[2].change.value, d("-12.50"));
         assert_eq!(positions["A"].value + positions["B"].value, d("37.50"));
+    }
+
+    #[test]
+    fn a_later_count_still_leaves_what_it_counted() {
+        // 5 @ 10 at the count's place (a back-dated receipt of 2 before it): the count of
+        // 6 now takes 1 out instead of bringing 1 in, and what follows starts from 6.
+        let mut positions = BTreeMap::from([("A".to_string(), at("7", "10", "70"))]);
+        let count = Flow::Count {
+            counted: d("6"),
+            rate: None,
+        };
+        let lines = [
+            line("A", "c", count, "1", "10", "10"),
+            line("A", "i", Flow::Out, "-6", "10", "-60"),
+        ];
+        let replayed = replay(&mut positions, &lines).unwrap();
+        assert_eq!(
+            (replayed[0].change.qty, replayed[0].change.value),
+            (d("-1"), d("-10.00"))
+        );
+        assert_eq!(positions["A"].on_hand, Decimal::ZERO);
     }
 
     #[test]

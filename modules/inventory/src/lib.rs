@@ -23,12 +23,14 @@
 //! | GET, POST | `/moves` | list moves; post a receipt, issue, transfer or adjustment |
 //! | GET, DELETE | `/moves/{id}` | read a move; deleting is refused (409) |
 //! | GET | `/ledger` | ledger lines by item, location or move |
-//! | GET | `/stock` | balances: on hand, reserved, available, rate, value |
+//! | POST | `/counts` | a stock count: sets what is on hand, posts the difference |
+//! | GET | `/stock` | balances: on hand, reserved, available, rate, value, FIFO layers |
 //! | GET, POST | `/reservations` | list, reserve |
 //! | GET | `/reservations/{id}` | read |
 //! | POST | `/reservations/{id}/release` | give the rest back |
 
 pub mod catalog;
+pub mod counts;
 pub mod history;
 pub mod moves;
 pub mod reservations;
@@ -45,7 +47,7 @@ pub fn module() -> Module {
     let module = resource_routes!(module, Items, "/items", "inventory.items");
     let module = resource_routes!(module, Warehouses, "/warehouses", "inventory.warehouses");
     let module = resource_routes!(module, Locations, "/locations", "inventory.locations");
-    reservations::routes(moves::routes(module))
+    counts::routes(reservations::routes(moves::routes(module)))
 }
 
 eerp_sdk::export!(module);
@@ -65,7 +67,7 @@ mod tests {
                 "twice: {route:?}"
             );
         }
-        assert_eq!(manifest.routes.len(), 18 + 6 + 4);
+        assert_eq!(manifest.routes.len(), 18 + 6 + 4 + 1);
         // The one route without a success: deleting a move is always refused.
         assert_eq!(super::module().undescribed_routes(), ["DELETE /moves/{id}"]);
     }

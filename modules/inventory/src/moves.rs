@@ -37,7 +37,7 @@ pub const LEDGER: Table<Row<LedgerLine>> = Table::new("ledger");
 
 /// Bounds of the columns: a quantity (numeric(18,6)), a rate (numeric(24,10)) and a
 /// value (numeric(18,2)) stay below these, so no arithmetic on them can overflow.
-const MAX_QTY: i64 = 1_000_000_000_000;
+pub const MAX_QTY: i64 = 1_000_000_000_000;
 const MAX_RATE: i64 = 100_000_000_000_000;
 const MAX_VALUE: i64 = 10_000_000_000_000_000;
 
@@ -146,6 +146,12 @@ pub struct Move {
     /// Posting date.
     #[schemars(extend("format" = "date"))]
     pub date: String,
+    /// A stock count's counted quantity (the adjustment is the difference).
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub counted: Option<String>,
+    /// The rate a stock count's surplus comes in at, when the count named one.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub count_rate: Option<String>,
 }
 
 /// One line of the stock ledger.
@@ -242,6 +248,8 @@ pub enum Kind {
     Transfer,
     /// A count correction, in or out.
     Adjustment,
+    /// A stock count: sets what is on hand, stored as the adjustment of the difference.
+    Count,
 }
 
 /// Checks a move request's fields.
@@ -277,22 +285,7 @@ pub fn plan(new: &NewMove) -> Result<Plan, Error> {
             None
         }
     };
-    let rate = match new.rate.as_deref().map(|r| parse("rate", r, RATE_SCALE)) {
-        Some(Ok(rate)) if rate.is_sign_negative() => {
-            checks.problem("rate", "must not be negative");
-            None
-        }
-        Some(Ok(rate)) if rate >= Decimal::from(MAX_RATE) => {
-            checks.problem("rate", format!("must be less than {MAX_RATE}"));
-            None
-        }
-        Some(Ok(rate)) => Some(rate),
-        Some(Err(_)) => {
-            checks.problem("rate", "must be a decimal string with at most 10 decimals");
-            None
-        }
-        None => None,
-    };
+    let rate = check_rate(&mut checks, new.rate.as_deref());
     match kind {
         Some(Kind::Receipt) if new.rate.is_none() => {
             checks.problem("rate", "a receipt needs the rate it comes in at");
@@ -319,6 +312,27 @@ pub fn plan(new: &NewMove) -> Result<Plan, Error> {
     match (kind, qty) {
         (Some(kind), Some(qty)) => Ok(Plan { kind, qty, rate }),
         _ => Err(Error::internal("a checked move lacks its kind or quantity")),
+    }
+}
+
+/// Checks an optional `rate`: a decimal of at most 10 decimals, from 0 to below
+/// [`MAX_RATE`].
+pub fn check_rate(checks: &mut eerp_sdk::Checks, rate: Option<&str>) -> Option<Decimal> {
+    match rate.map(|r| parse("rate", r, RATE_SCALE)) {
+        Some(Ok(rate)) if rate.is_sign_negative() => {
+            checks.problem("rate", "must not be negative");
+            None
+        }
+        Some(Ok(rate)) if rate >= Decimal::from(MAX_RATE) => {
+            checks.problem("rate", format!("must be less than {MAX_RATE}"));
+            None
+        }
+        Some(Ok(rate)) => Some(rate),
+        Some(Err(_)) => {
+            checks.problem("rate", "must be a decimal string with at most 10 decimals");
+            None
+        }
+        None => None,
     }
 }
 
@@ -554,6 +568,11 @@ fn sides(
             )]
         }
         Kind::Adjustment => vec![side(out(plan.qty.abs(), Decimal::ZERO)?)],
+        Kind::Count => vec![side(
+            source
+                .count(plan.qty, plan.rate)
+                .map_err(|s| shortage(s, source.on_hand - plan.qty))?,
+        )],
         Kind::Transfer => {
             let (after, taken) = out(plan.qty, Decimal::ZERO)?;
             let to = new.to_location_id.clone().unwrap_or_default();
@@ -582,6 +601,15 @@ fn lock_item(ctx: &mut Ctx, id: &str) -> Result<Row<Item>, Error> {
 fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let new = req.json::<NewMove>()?;
     let plan = plan(&new)?;
+    post(ctx, &new, &plan)
+}
+
+/// Posts the checked move `new` (planned as `plan`) at its date.
+///
+/// # Errors
+/// Unknown references (422), a shortage at its date or on a later line (409), and
+/// whatever a subscriber to `inventory.stock_moved` refuses (a closed period).
+pub fn post(ctx: &mut Ctx, new: &NewMove, plan: &Plan) -> Result<Reply, Error> {
     let item = lock_item(ctx, &new.item_id)?;
     let fifo = item.record.is_fifo();
     // Share-locked, so the locations cannot be deleted while stock moves.
@@ -593,7 +621,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         hold(ctx, &LOCATIONS, id, field, "location")?;
     }
     let releasing = match &new.reservation_id {
-        Some(id) => consume(ctx, id, &new, plan.qty)?,
+        Some(id) => consume(ctx, id, new, plan.qty)?,
         None => Decimal::ZERO,
     };
     let mut balances = BTreeMap::new();
@@ -614,6 +642,10 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         "reservation_id": new.reservation_id,
         "reference": new.reference,
     });
+    if plan.kind == Kind::Count {
+        values["counted"] = json!(fixed(plan.qty, QTY_SCALE));
+        values["count_rate"] = json!(plan.rate.map(|r| fixed(r, RATE_SCALE)));
+    }
     if let Some(date) = &new.date {
         values["date"] = json!(date);
     }
@@ -636,7 +668,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     } else {
         releasing
     };
-    let sides = sides(&plan, &new, &before, at_date).map_err(|e| at(e, &slot, &date))?;
+    let sides = sides(plan, new, &before, at_date).map_err(|e| at(e, &slot, &date))?;
     refuse_too_large(&sides)?;
     let mut seq = slot.after_seq;
     let mut positions = BTreeMap::new();
@@ -671,7 +703,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     }
     let first = sides[0].change;
     let (qty, value) = match plan.kind {
-        Kind::Adjustment => (first.qty, first.value),
+        Kind::Adjustment | Kind::Count => (first.qty, first.value),
         _ => (plan.qty, first.value.abs()),
     };
     let stored = MOVES.update(
@@ -813,7 +845,8 @@ fn repost(
         .with_code("breaks_later_move")
     })?;
     let shift = i64::try_from(inserted).unwrap_or(i64::MAX);
-    let mut revalued: BTreeMap<&str, Decimal> = BTreeMap::new();
+    // Per later move: the change in its value, and a count's new difference.
+    let mut revalued: BTreeMap<&str, (Decimal, Option<Decimal>)> = BTreeMap::new();
     for ((line, posted), again) in slot.later.iter().zip(&lines).zip(&replayed) {
         let seq = line.record.seq.unwrap_or_default() + shift;
         LEDGER.update(
@@ -821,28 +854,34 @@ fn repost(
             &line.id,
             &history::line_values(seq, &again.change, &again.after),
         )?;
-        if posted.flow == history::Flow::Out && again.change.value != posted.value {
-            *revalued.entry(line.record.move_id.as_str()).or_default() +=
-                again.change.value - posted.value;
+        let delta = again.change.value - posted.value;
+        let entry = revalued.entry(line.record.move_id.as_str());
+        match posted.flow {
+            history::Flow::Out if !delta.is_zero() => entry.or_default().0 += delta,
+            history::Flow::Count { .. } if again.change.qty != posted.qty || !delta.is_zero() => {
+                *entry.or_default() = (delta, Some(again.change.qty));
+            }
+            _ => {}
         }
     }
-    for (move_id, delta) in revalued {
+    for (move_id, (delta, qty)) in revalued {
         let Some(m) = moves.get(move_id) else {
             continue;
         };
-        revalue(ctx, item, cause, m, delta)?;
+        revalue(ctx, item, cause, m, delta, qty)?;
     }
     Ok(())
 }
 
 /// Changes the value of move `m` by `delta` (signed like its ledger line: more out is
-/// negative) and tells Accounting.
+/// negative), and a count's difference to `qty`, and tells Accounting.
 fn revalue(
     ctx: &mut Ctx,
     item: &Row<Item>,
     cause: &Row<Move>,
     m: &Row<Move>,
     delta: Decimal,
+    qty: Option<Decimal>,
 ) -> Result<(), Error> {
     let stored = history::read("value", &m.record.value)?;
     // An adjustment's value is signed; an issue's and a transfer's are what left.
@@ -851,7 +890,14 @@ fn revalue(
     } else {
         stored - delta
     };
-    MOVES.update(ctx, &m.id, &json!({"value": fixed(value, VALUE_SCALE)}))?;
+    let mut values = json!({"value": fixed(value, VALUE_SCALE)});
+    if let Some(qty) = qty {
+        values["qty"] = json!(fixed(qty, QTY_SCALE));
+    }
+    MOVES.update(ctx, &m.id, &values)?;
+    if delta.is_zero() {
+        return Ok(());
+    }
     ctx.emit(
         STOCK_MOVED,
         &json!({

@@ -168,7 +168,7 @@ fn v1_stock() -> Migration {
 /// Ledger lines in posting order: `seq` per item and the rate after each line, so a
 /// back-dated move can replay the lines after it (ADR 024); lines posted before this
 /// step get their `seq` at their item's next move. FIFO valuation per item, its layers
-/// on the balance and on every ledger line.
+/// on the balance and on every ledger line. Stock counts, stored as adjustments.
 fn v2_posting_order_and_fifo() -> Migration {
     let column = |table: &str, column: &str, sql_type: &str, index: bool| {
         Operation::AddColumn(AddColumn {
@@ -189,6 +189,8 @@ fn v2_posting_order_and_fifo() -> Migration {
             column("ledger", "layers", "jsonb", false),
             column("balances", "layers", "jsonb", false),
             column("items", "valuation", "varchar(16)", false),
+            column("moves", "counted", QTY, false),
+            column("moves", "count_rate", RATE, false),
         ],
         data: None,
     }

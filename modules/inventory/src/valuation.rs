@@ -171,6 +171,31 @@ impl Position {
         ))
     }
 
+    /// Sets what is on hand to `counted` (a stock count): the difference comes in at
+    /// `rate` (default: the current rate) or goes out as an issue would.
+    ///
+    /// # Errors
+    /// [`Shortage`] when the count leaves less on hand than is reserved.
+    pub fn count(
+        &self,
+        counted: Decimal,
+        rate: Option<Decimal>,
+    ) -> Result<(Position, Change), Shortage> {
+        let difference = counted - self.on_hand;
+        if difference > Decimal::ZERO {
+            return Ok(self.receive(difference, rate.unwrap_or(self.rate)));
+        }
+        if difference < Decimal::ZERO {
+            return self.issue(-difference, Decimal::ZERO);
+        }
+        let unchanged = Change {
+            qty: Decimal::ZERO,
+            value: Decimal::ZERO,
+            rate: self.rate,
+        };
+        Ok((self.clone(), unchanged))
+    }
+
     /// Reserves `qty` (> 0) of what is available.
     ///
     /// # Errors
@@ -295,6 +320,28 @@ mod tests {
         let (p, _) = p.issue(d("8"), d("8")).unwrap();
         assert_eq!((p.on_hand, p.reserved), (d("2"), Decimal::ZERO));
         assert!(p.reserve(d("3")).is_err());
+    }
+
+    #[test]
+    fn a_count_sets_what_is_on_hand() {
+        let (p, _) = Position::default().receive(d("10"), d("4"));
+        let (p, out) = p.count(d("7"), None).unwrap();
+        assert_eq!(
+            (p.on_hand, p.value, out.qty, out.value),
+            (d("7"), d("28"), d("-3"), d("-12"))
+        );
+        let (p, found) = p.count(d("9"), Some(d("5"))).unwrap();
+        assert_eq!(
+            (p.on_hand, found.value, p.value),
+            (d("9"), d("10"), d("38"))
+        );
+        let (same, none) = p.count(d("9"), None).unwrap();
+        assert_eq!((same, none.qty), (p.clone(), Decimal::ZERO));
+        let reserved = p.reserve(d("8")).unwrap();
+        assert!(
+            reserved.count(d("7"), None).is_err(),
+            "below what is reserved"
+        );
     }
 
     fn fifo() -> Position {
