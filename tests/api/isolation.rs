@@ -120,6 +120,13 @@ impl Everything {
             json!({"qty": "2", "reference": "SO-1"}).merged(&stock),
         )
         .await;
+        add("inventory", "counts", json!({"qty": "9"}).merged(&stock)).await;
+        add(
+            "inventory",
+            "units",
+            json!({"item_id": item, "uom": "box", "factor": "12"}),
+        )
+        .await;
         let cash = add(
             "accounting",
             "accounts",

@@ -235,6 +235,67 @@ async fn a_transfer_moves_value_exactly_and_the_last_issue_leaves_zero() {
         .map(|l| l["value_change"].as_str().unwrap())
         .collect();
     assert_eq!(out, ["-33.33", "-33.33", "-33.34"]);
+
+    // Units of measure: a box holds 12. Seven boxes at 10.00 a box are 84 units worth
+    // 70.00 (0.8333333333 a unit); a box transferred moves exactly 10.00.
+    let unit = json!({"item_id": s.item, "uom": "box", "factor": "12"});
+    t.create("/inventory/units", unit.clone()).await;
+    let (status, problem) = t.call(Method::POST, "/inventory/units", Some(unit)).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("uom_taken")),
+        "{problem}"
+    );
+    let stock_unit = json!({"item_id": s.item, "uom": "unit", "factor": "1"});
+    let (status, problem) = t
+        .call(Method::POST, "/inventory/units", Some(stock_unit))
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["uom".to_string()]),
+        "{problem}"
+    );
+    let boxes = t
+        .create(
+            "/inventory/moves",
+            json!({"kind": "receipt", "item_id": s.item, "location_id": s.location,
+                   "qty": "7", "rate": "10", "uom": "box"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            boxes["qty"].as_str(),
+            boxes["rate"].as_str(),
+            boxes["value"].as_str()
+        ),
+        (Some("84.000000"), Some("0.8333333333"), Some("70.00"))
+    );
+    assert_eq!(
+        (boxes["uom"].as_str(), boxes["uom_qty"].as_str()),
+        (Some("box"), Some("7.000000"))
+    );
+    let one_box = json!({"kind": "transfer", "item_id": s.item, "location_id": s.location,
+                         "to_location_id": other, "qty": "1", "uom": "box"});
+    let moved = t.create("/inventory/moves", one_box.clone()).await;
+    assert_eq!(
+        (moved["qty"].as_str(), moved["value"].as_str()),
+        (Some("12.000000"), Some("10.00"))
+    );
+    let to = balance(&t, &s.item, &other).await;
+    assert_eq!(
+        (to["on_hand"].as_str(), to["value"].as_str()),
+        (Some("15.000000"), Some("110.00"))
+    );
+    let mut crate_of = one_box;
+    crate_of["uom"] = json!("crate");
+    let (status, problem) = t
+        .call(Method::POST, "/inventory/moves", Some(crate_of))
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["uom".to_string()]),
+        "{problem}"
+    );
 }
 
 #[tokio::test]

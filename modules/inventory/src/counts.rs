@@ -69,6 +69,7 @@ pub fn plan(count: NewCount) -> Result<(NewMove, Plan), Error> {
         kind: Kind::Count,
         qty: qty.unwrap_or_default(),
         rate,
+        value: None,
     };
     let new = NewMove {
         kind: "adjustment".into(),

@@ -17,7 +17,7 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | GET, POST | `/items`, `/warehouses`, `/locations` | list (filters, cursor), create |
+//! | GET, POST | `/items`, `/warehouses`, `/locations`, `/units` | list (filters, cursor), create |
 //! | GET, PATCH, DELETE | `/items/{id}` (and the others) | read, change, soft delete (refused while stock is held) |
 //! | POST | `/items/{id}/restore` (and the others) | undo a soft delete |
 //! | GET, POST | `/moves` | list moves; post a receipt, issue, transfer or adjustment |
@@ -35,11 +35,13 @@ pub mod history;
 pub mod moves;
 pub mod reservations;
 pub mod schema;
+pub mod units;
 pub mod valuation;
 
 use eerp_sdk::{Module, resource_routes};
 
 use catalog::{Items, Locations, Warehouses};
+use units::Units;
 
 /// The Inventory module's definition.
 pub fn module() -> Module {
@@ -47,6 +49,7 @@ pub fn module() -> Module {
     let module = resource_routes!(module, Items, "/items", "inventory.items");
     let module = resource_routes!(module, Warehouses, "/warehouses", "inventory.warehouses");
     let module = resource_routes!(module, Locations, "/locations", "inventory.locations");
+    let module = resource_routes!(module, Units, "/units", "inventory.units");
     counts::routes(reservations::routes(moves::routes(module)))
 }
 
@@ -67,7 +70,7 @@ mod tests {
                 "twice: {route:?}"
             );
         }
-        assert_eq!(manifest.routes.len(), 18 + 6 + 4 + 1);
+        assert_eq!(manifest.routes.len(), 24 + 6 + 4 + 1);
         // The one route without a success: deleting a move is always refused.
         assert_eq!(super::module().undescribed_routes(), ["DELETE /moves/{id}"]);
     }

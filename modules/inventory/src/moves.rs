@@ -23,6 +23,7 @@ use crate::catalog::{ITEMS, Item, LOCATIONS, hold};
 use crate::history;
 use crate::reservations::RESERVATIONS;
 use crate::schema::MOVE_KINDS;
+use crate::units;
 use crate::valuation::{Change, Layer, Position, QTY_SCALE, RATE_SCALE, Shortage, VALUE_SCALE};
 
 /// Emitted after every move, with the value that moved: what Accounting posts.
@@ -152,6 +153,12 @@ pub struct Move {
     /// The rate a stock count's surplus comes in at, when the count named one.
     #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub count_rate: Option<String>,
+    /// The unit the move was posted in, when not the item's stock unit (`qty` and
+    /// `rate` are in the stock unit).
+    pub uom: Option<String>,
+    /// The quantity in that unit.
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub uom_qty: Option<String>,
 }
 
 /// One line of the stock ledger.
@@ -224,6 +231,9 @@ pub struct NewMove {
     /// Posting date, `YYYY-MM-DD`; default today.
     #[schemars(extend("format" = "date"))]
     pub date: Option<String>,
+    /// The unit `qty` and `rate` are in: the item's stock unit (the default) or one of
+    /// its units (`GET /units?item_id=`).
+    pub uom: Option<String>,
 }
 
 /// A checked move request.
@@ -231,10 +241,12 @@ pub struct NewMove {
 pub struct Plan {
     /// What kind.
     pub kind: Kind,
-    /// Quantity (signed for adjustments).
+    /// Quantity (signed for adjustments), in the stock unit.
     pub qty: Decimal,
-    /// Rate given.
+    /// Rate given, per stock unit.
     pub rate: Option<Decimal>,
+    /// The value coming in, when computed in another unit than the stock unit.
+    pub value: Option<Decimal>,
 }
 
 /// Kinds of move.
@@ -267,6 +279,9 @@ pub fn plan(new: &NewMove) -> Result<Plan, Error> {
     };
     checks.one_of("kind", Some(new.kind.as_str()), &MOVE_KINDS);
     checks.max_len("reference", new.reference.as_deref(), 200);
+    if let Some(uom) = &new.uom {
+        checks.text("uom", uom, 1, 16);
+    }
     let qty = match parse("qty", &new.qty, QTY_SCALE) {
         Ok(qty) if qty.is_zero() || (qty.is_sign_negative() && kind != Some(Kind::Adjustment)) => {
             checks.problem(
@@ -310,7 +325,12 @@ pub fn plan(new: &NewMove) -> Result<Plan, Error> {
     checks.date("date", new.date.as_deref());
     checks.finish("move", "invalid_move")?;
     match (kind, qty) {
-        (Some(kind), Some(qty)) => Ok(Plan { kind, qty, rate }),
+        (Some(kind), Some(qty)) => Ok(Plan {
+            kind,
+            qty,
+            rate,
+            value: None,
+        }),
         _ => Err(Error::internal("a checked move lacks its kind or quantity")),
     }
 }
@@ -557,15 +577,15 @@ fn sides(
     let out = |qty: Decimal, releasing: Decimal| {
         source.issue(qty, releasing).map_err(|s| shortage(s, qty))
     };
+    let receive = |rate: Decimal| match plan.value {
+        Some(value) => source.receive_valued(plan.qty, rate, value),
+        None => source.receive(plan.qty, rate),
+    };
     Ok(match plan.kind {
-        Kind::Receipt => vec![side(
-            source.receive(plan.qty, plan.rate.unwrap_or_default()),
-        )],
+        Kind::Receipt => vec![side(receive(plan.rate.unwrap_or_default()))],
         Kind::Issue => vec![side(out(plan.qty, releasing)?)],
         Kind::Adjustment if plan.qty.is_sign_positive() => {
-            vec![side(
-                source.receive(plan.qty, plan.rate.unwrap_or(source.rate)),
-            )]
+            vec![side(receive(plan.rate.unwrap_or(source.rate)))]
         }
         Kind::Adjustment => vec![side(out(plan.qty.abs(), Decimal::ZERO)?)],
         Kind::Count => vec![side(
@@ -611,6 +631,10 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
 /// whatever a subscriber to `inventory.stock_moved` refuses (a closed period).
 pub fn post(ctx: &mut Ctx, new: &NewMove, plan: &Plan) -> Result<Reply, Error> {
     let item = lock_item(ctx, &new.item_id)?;
+    let plan = &match &new.uom {
+        Some(uom) => units::convert(ctx, &item, uom, plan.clone())?,
+        None => plan.clone(),
+    };
     let fifo = item.record.is_fifo();
     // Share-locked, so the locations cannot be deleted while stock moves.
     let mut locations = vec![("location_id", new.location_id.clone())];
@@ -642,6 +666,10 @@ pub fn post(ctx: &mut Ctx, new: &NewMove, plan: &Plan) -> Result<Reply, Error> {
         "reservation_id": new.reservation_id,
         "reference": new.reference,
     });
+    if plan.value.is_some() || new.uom.is_some() {
+        values["uom"] = json!(new.uom);
+        values["uom_qty"] = json!(new.qty);
+    }
     if plan.kind == Kind::Count {
         values["counted"] = json!(fixed(plan.qty, QTY_SCALE));
         values["count_rate"] = json!(plan.rate.map(|r| fixed(r, RATE_SCALE)));

@@ -168,8 +168,21 @@ fn v1_stock() -> Migration {
 /// Ledger lines in posting order: `seq` per item and the rate after each line, so a
 /// back-dated move can replay the lines after it (ADR 024); lines posted before this
 /// step get their `seq` at their item's next move. FIFO valuation per item, its layers
-/// on the balance and on every ledger line. Stock counts, stored as adjustments.
+/// on the balance and on every ledger line. Stock counts, stored as adjustments. Units
+/// of measure per item, and the unit a move was posted in.
 fn v2_posting_order_and_fifo() -> Migration {
+    let units = CreateTable::new(
+        "units",
+        vec![
+            Column::new("item_id", "uuid")
+                .not_null()
+                .references("items"),
+            Column::new("uom", "varchar(16)").not_null(),
+            Column::new("factor", "numeric(24,10)").not_null(),
+        ],
+    )
+    .unique_together(&["item_id", "uom"])
+    .check("factor", CheckOp::Gt, "0");
     let column = |table: &str, column: &str, sql_type: &str, index: bool| {
         Operation::AddColumn(AddColumn {
             table: table.into(),
@@ -191,6 +204,9 @@ fn v2_posting_order_and_fifo() -> Migration {
             column("items", "valuation", "varchar(16)", false),
             column("moves", "counted", QTY, false),
             column("moves", "count_rate", RATE, false),
+            column("moves", "uom", "varchar(16)", false),
+            column("moves", "uom_qty", QTY, false),
+            table(units),
         ],
         data: None,
     }
