@@ -108,10 +108,16 @@ impl Everything {
         )
         .await;
         let stock = json!({"item_id": item, "location_id": location});
-        add(
+        let receipt = add(
             "inventory",
             "moves",
             json!({"kind": "receipt", "qty": "10", "rate": "2.50"}).merged(&stock),
+        )
+        .await;
+        add(
+            "inventory",
+            "receipt-costs",
+            json!({"kind": "landed_cost", "receipts": [receipt], "amount": "5.00"}),
         )
         .await;
         add(

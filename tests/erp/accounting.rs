@@ -722,6 +722,100 @@ async fn back_dated_moves_are_valued_at_their_date_and_value_later_moves_again()
     );
 }
 
+/// Landed costs and re-pricing change a receipt's value at its date; what was issued
+/// since is valued again. Figures by hand:
+/// - A 10 @ 10 on 12-01 (100.00), B 30 @ 20 on 12-02 (600.00), an issue of 20 on 12-03
+///   at 17.5: 350.00, leaving 20 @ 17.5;
+/// - 80.00 of freight split by quantity: A 20.00, B 60.00, so 12-02 holds 40 worth
+///   780.00 (19.5) and the issue takes 390.00 (40.00 more cost of goods sold);
+/// - A re-priced at 11: 110.00 + its 20.00 of freight = 130.00, so 12-02 holds 790.00
+///   (19.75) and the issue takes 395.00; 20 @ 19.75 = 395.00 left.
+#[tokio::test]
+async fn landed_costs_and_re_pricing_value_receipts_and_later_issues_again() {
+    let t = Tenant::with(&["inventory", "accounting"]).await;
+    let s = item_and_location(&t, "LANDED").await;
+    let receipt = |qty: &str, rate: &str, date: &str| {
+        json!({"kind": "receipt", "item_id": s.item, "location_id": s.location,
+               "qty": qty, "rate": rate, "date": date})
+    };
+    let a = t
+        .create("/inventory/moves", receipt("10", "10", "2026-12-01"))
+        .await;
+    let b = t
+        .create("/inventory/moves", receipt("30", "20", "2026-12-02"))
+        .await;
+    let mut issue = issue_body(&s, "20");
+    issue["date"] = json!("2026-12-03");
+    let issued = t.create("/inventory/moves", issue).await;
+    assert_eq!(issued["value"], "350.00");
+    let receipts = json!([a["id"], b["id"]]);
+
+    let (status, problem) = t
+        .call(
+            Method::POST,
+            "/inventory/receipt-costs",
+            Some(json!({"kind": "landed_cost", "receipts": [issued["id"]], "amount": "80"})),
+        )
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["receipts".to_string()]),
+        "{problem}"
+    );
+    let freight = t
+        .create(
+            "/inventory/receipt-costs",
+            json!({"kind": "landed_cost", "receipts": receipts, "amount": "80",
+                   "reference": "FRT-7"}),
+        )
+        .await;
+    let shares: Vec<&str> = freight["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(shares, ["20.00", "60.00"]);
+    assert_eq!(
+        (freight["split_by"].as_str(), freight["cost_type"].as_str()),
+        (Some("qty"), Some("freight"))
+    );
+    let moved = |m: &Value| format!("/inventory/moves/{}", m["id"].as_str().unwrap());
+    assert_eq!(t.get(&moved(&issued)).await["value"], "390.00");
+    let trial = t.get("/accounting/reports/trial-balance").await;
+    assert_eq!(trial["balanced"], true, "{trial}");
+    for (code, closing) in [("1400", "390.00"), ("2160", "-80.00"), ("5000", "390.00")] {
+        assert_eq!(account_row(&trial, code)["closing"], closing, "{code}");
+    }
+
+    t.create(
+        "/inventory/receipt-costs",
+        json!({"kind": "reprice", "receipts": [a["id"]], "rate": "11"}),
+    )
+    .await;
+    let a = t.get(&moved(&a)).await;
+    assert_eq!(
+        (
+            a["rate"].as_str(),
+            a["value"].as_str(),
+            a["landed"].as_str()
+        ),
+        (Some("11.0000000000"), Some("130.00"), Some("20.00"))
+    );
+    assert_eq!(t.get(&moved(&issued)).await["value"], "395.00");
+    let b = super::inventory::balance(&t, &s.item, &s.location).await;
+    assert_eq!(
+        (b["on_hand"].as_str(), b["value"].as_str()),
+        (Some("20.000000"), Some("395.00"))
+    );
+    let trial = t.get("/accounting/reports/trial-balance").await;
+    assert_eq!(trial["balanced"], true, "{trial}");
+    for (code, closing) in [("1400", "395.00"), ("2150", "-710.00"), ("5000", "395.00")] {
+        assert_eq!(account_row(&trial, code)["closing"], closing, "{code}");
+    }
+    super::inventory::ledger_replays(&t, &s.item).await;
+}
+
 /// Fifty one-unit issues against ten on hand with Accounting enabled: ten succeed, and
 /// the valuation entries sum to exactly the value that left stock.
 #[tokio::test]

@@ -3,8 +3,10 @@
 //! stock value and the ledger cannot drift apart. A receipt debits stock valuation and
 //! credits stock received not billed; an issue debits cost of goods sold and credits
 //! stock valuation; an adjustment goes against inventory adjustments; a transfer keeps
-//! the value inside stock and posts nothing. A `revaluation` (a back-dated move changed
-//! the value of a later one) posts the difference as its move would have, at its date.
+//! the value inside stock and posts nothing. A `revaluation` (a back-dated move or a
+//! re-priced receipt changed a move's value) posts the difference as its move would
+//! have, at its date; a `landed_cost` debits stock valuation and credits landed costs
+//! not billed, at the receipt's date.
 //!
 //! Every move dated in a closed period is refused, whether or not it posts an entry: a
 //! closed period freezes stock as well as the books.
@@ -62,6 +64,12 @@ pub fn sides(
     match (kind, revalued) {
         ("receipt", _) => Some(("stock_valuation", "stock_received_not_billed")),
         ("issue", _) => Some(("cogs", "stock_valuation")),
+        ("landed_cost", _) if gained => Some(("stock_valuation", "landed_cost_clearing")),
+        ("landed_cost", _) => Some(("landed_cost_clearing", "stock_valuation")),
+        ("revaluation", Some("receipt")) if gained => {
+            Some(("stock_valuation", "stock_received_not_billed"))
+        }
+        ("revaluation", Some("receipt")) => Some(("stock_received_not_billed", "stock_valuation")),
         ("revaluation", Some("issue")) if gained => Some(("stock_valuation", "cogs")),
         ("revaluation", Some("issue")) => Some(("cogs", "stock_valuation")),
         ("adjustment", _) | ("revaluation", Some("adjustment")) if gained => {
@@ -80,6 +88,7 @@ fn default_account(role: &str) -> (&'static str, &'static str, &'static str) {
         "stock_valuation" => ("1400", "Stock valuation", "asset"),
         "stock_received_not_billed" => ("2150", "Stock received not billed", "liability"),
         "cogs" => ("5000", "Cost of goods sold", "expense"),
+        "landed_cost_clearing" => ("2160", "Landed costs not billed", "liability"),
         _ => ("5100", "Inventory adjustments", "expense"),
     }
 }
@@ -212,5 +221,14 @@ mod tests {
             Some(("inventory_adjustment", "stock_valuation"))
         );
         assert_eq!(sides("revaluation", Some("transfer"), d("5")), None);
+        // Freight added to a receipt: stock is worth more, the freight is owed.
+        assert_eq!(
+            sides("landed_cost", None, d("20")),
+            Some(("stock_valuation", "landed_cost_clearing"))
+        );
+        assert_eq!(
+            sides("revaluation", Some("receipt"), d("10")),
+            Some(("stock_valuation", "stock_received_not_billed"))
+        );
     }
 }

@@ -174,14 +174,7 @@ fn last_line(ctx: &mut Ctx, filter: Vec<Filter>) -> Result<Option<Row<LedgerLine
 /// When the data API fails, or more than [`MAX_REPOST`] lines would move.
 pub fn slot(ctx: &mut Ctx, item_id: &str, date: &str) -> Result<Slot, Error> {
     let item = || Filter::eq("item_id", item_id);
-    let mut last = last_line(ctx, vec![item()])?;
-    // Descending order puts lines without a `seq` last: when the newest has none, none
-    // has one yet (they were posted by an older Inventory).
-    if last.as_ref().is_some_and(|line| line.record.seq.is_none()) {
-        number_unnumbered(ctx, item_id)?;
-        last = last_line(ctx, vec![item()])?;
-    }
-    let Some(last) = last else {
+    let Some(last) = ensure_numbered(ctx, item_id)? else {
         return Ok(Slot::default());
     };
     if last.record.date.as_str() <= date {
@@ -192,13 +185,31 @@ pub fn slot(ctx: &mut Ctx, item_id: &str, date: &str) -> Result<Slot, Error> {
     }
     let on_or_before = last_line(ctx, vec![item(), Filter::new("date", FilterOp::Lte, date)])?;
     let after_seq = on_or_before.as_ref().map_or(0, seq_of);
+    let later = lines_after(ctx, item_id, after_seq, &format!("a move dated {date}"))?;
+    Ok(Slot { after_seq, later })
+}
+
+/// The item's lines after `seq`, in order; at most [`MAX_REPOST`] (`what` would change
+/// them: it names the refusal).
+///
+/// # Errors
+/// When the data API fails, or more than [`MAX_REPOST`] lines follow.
+pub fn lines_after(
+    ctx: &mut Ctx,
+    item_id: &str,
+    seq: i64,
+    what: &str,
+) -> Result<Vec<Row<LedgerLine>>, Error> {
     let mut later = Vec::new();
     let mut cursor = None;
     loop {
         let page: Page<Row<LedgerLine>> = LEDGER.list(
             ctx,
             ListQuery {
-                filter: vec![item(), Filter::new("seq", FilterOp::Gt, after_seq)],
+                filter: vec![
+                    Filter::eq("item_id", item_id),
+                    Filter::new("seq", FilterOp::Gt, seq),
+                ],
                 order: Some(Order {
                     column: "seq".into(),
                     desc: false,
@@ -211,17 +222,32 @@ pub fn slot(ctx: &mut Ctx, item_id: &str, date: &str) -> Result<Slot, Error> {
         later.extend(page.data);
         if later.len() > MAX_REPOST {
             return Err(Error::conflict(format!(
-                "a move dated {date} would value again more than {MAX_REPOST} later ledger \
-                 lines of this item; date it later, or post a correcting adjustment today"
+                "{what} would value again more than {MAX_REPOST} later ledger lines of this \
+                 item; date it later, or post a correcting adjustment today"
             ))
             .with_code("too_many_later_moves"));
         }
         match page.next_cursor {
             Some(next) => cursor = Some(next),
-            None => break,
+            None => return Ok(later),
         }
     }
-    Ok(Slot { after_seq, later })
+}
+
+/// The item's newest line, once every line of it has a `seq`.
+///
+/// # Errors
+/// When the data API fails.
+pub fn ensure_numbered(ctx: &mut Ctx, item_id: &str) -> Result<Option<Row<LedgerLine>>, Error> {
+    let item = || vec![Filter::eq("item_id", item_id)];
+    let last = last_line(ctx, item())?;
+    // Descending order puts lines without a `seq` last: when the newest has none, none
+    // has one yet (they were posted by an older Inventory).
+    if last.as_ref().is_none_or(|line| line.record.seq.is_some()) {
+        return Ok(last);
+    }
+    number_unnumbered(ctx, item_id)?;
+    last_line(ctx, item())
 }
 
 /// Gives the item's lines, all posted before ledger lines had a `seq` (an older

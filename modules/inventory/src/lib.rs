@@ -24,12 +24,15 @@
 //! | GET, DELETE | `/moves/{id}` | read a move; deleting is refused (409) |
 //! | GET | `/ledger` | ledger lines by item, location or move |
 //! | POST | `/counts` | a stock count: sets what is on hand, posts the difference |
+//! | GET, POST | `/receipt-costs` | list; add a landed cost to receipts, or re-price one |
+//! | GET | `/receipt-costs/{id}` | read |
 //! | GET | `/stock` | balances: on hand, reserved, available, rate, value, FIFO layers |
 //! | GET, POST | `/reservations` | list, reserve |
 //! | GET | `/reservations/{id}` | read |
 //! | POST | `/reservations/{id}/release` | give the rest back |
 
 pub mod catalog;
+pub mod costs;
 pub mod counts;
 pub mod history;
 pub mod moves;
@@ -50,7 +53,8 @@ pub fn module() -> Module {
     let module = resource_routes!(module, Warehouses, "/warehouses", "inventory.warehouses");
     let module = resource_routes!(module, Locations, "/locations", "inventory.locations");
     let module = resource_routes!(module, Units, "/units", "inventory.units");
-    counts::routes(reservations::routes(moves::routes(module)))
+    let module = counts::routes(reservations::routes(moves::routes(module)));
+    costs::routes(module)
 }
 
 eerp_sdk::export!(module);
@@ -70,7 +74,7 @@ mod tests {
                 "twice: {route:?}"
             );
         }
-        assert_eq!(manifest.routes.len(), 24 + 6 + 4 + 1);
+        assert_eq!(manifest.routes.len(), 24 + 6 + 4 + 1 + 3);
         // The one route without a success: deleting a move is always refused.
         assert_eq!(super::module().undescribed_routes(), ["DELETE /moves/{id}"]);
     }

@@ -159,6 +159,9 @@ pub struct Move {
     /// The quantity in that unit.
     #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub uom_qty: Option<String>,
+    /// What landed costs added to a receipt's value (`/receipt-costs`).
+    #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
+    pub landed: Option<String>,
 }
 
 /// One line of the stock ledger.
@@ -612,7 +615,7 @@ fn sides(
 
 /// Locks the item for the whole move: every move of an item waits for the one before
 /// it, whatever its locations, so the item's ledger has one posting order (`seq`).
-fn lock_item(ctx: &mut Ctx, id: &str) -> Result<Row<Item>, Error> {
+pub(crate) fn lock_item(ctx: &mut Ctx, id: &str) -> Result<Row<Item>, Error> {
     ITEMS
         .lock_by(ctx, &json!({ "id": id }), LockMode::Update)
         .map_err(|_| Error::unknown_reference("item_id", "item"))
@@ -711,7 +714,12 @@ pub fn post(ctx: &mut Ctx, new: &NewMove, plan: &Plan) -> Result<Reply, Error> {
         positions.insert(side.location.clone(), side.after.clone());
     }
     if slot.is_back_dated() {
-        repost(ctx, &item, &stored, &slot, sides.len(), &mut positions)?;
+        let cause = Cause {
+            id: &stored.id,
+            what: &format!("a move dated {date}"),
+            adjusted: &BTreeMap::new(),
+        };
+        repost(ctx, &item, &cause, &slot, sides.len(), &mut positions)?;
     }
     let mut left = Vec::new();
     for (location, after) in &positions {
@@ -796,7 +804,7 @@ fn refuse_too_large(sides: &[Side]) -> Result<(), Error> {
 /// Writes a location's position after the move (and any lines it valued again) to its
 /// balance, which keeps what is reserved there less what this move released; refuses
 /// when less would be on hand than stays reserved.
-fn store_final(
+pub(crate) fn store_final(
     ctx: &mut Ctx,
     item_id: &str,
     location: &str,
@@ -831,12 +839,22 @@ fn store_final(
     })
 }
 
-/// Values the lines after a back-dated move again (moving them up by `inserted`), and
-/// posts the difference of every later move whose value changed.
-fn repost(
+/// What values an item's later lines again: its id (a move, a cost change), words for
+/// a refusal ("a move dated 2026-12-05"), and the receipts whose value it changes, by
+/// move id.
+pub(crate) struct Cause<'a> {
+    pub id: &'a str,
+    pub what: &'a str,
+    pub adjusted: &'a BTreeMap<String, Decimal>,
+}
+
+/// Values the lines of `slot` again (moving them up by `inserted`, after a back-dated
+/// move), each receipt `cause` adjusts with its new value, and posts the difference of
+/// every later move whose value changed.
+pub(crate) fn repost(
     ctx: &mut Ctx,
     item: &Row<Item>,
-    cause: &Row<Move>,
+    cause: &Cause,
     slot: &history::Slot,
     inserted: usize,
     positions: &mut BTreeMap<String, Position>,
@@ -847,7 +865,12 @@ fn repost(
         let m = moves
             .get(&line.record.move_id)
             .ok_or_else(|| Error::internal("a ledger line's move is missing"))?;
-        lines.push(history::posted(&m.record, line)?);
+        let mut posted = history::posted(&m.record, line)?;
+        if let Some(delta) = cause.adjusted.get(&line.record.move_id) {
+            posted.value += delta;
+            posted.rate = eerp_sdk::decimal::round(posted.value / posted.qty, RATE_SCALE);
+        }
+        lines.push(posted);
         let location = &line.record.location_id;
         if !positions.contains_key(location) {
             let fifo = item.record.is_fifo();
@@ -861,9 +884,9 @@ fn repost(
             .get(&line.record.move_id)
             .map_or("move", |m| m.record.kind.as_str());
         Error::conflict(format!(
-            "a move dated {} would leave {} on hand at location {} before the {kind} {} \
-             dated {}, which takes {}; date this move after it, or correct that one first",
-            cause.record.date,
+            "{} would leave {} on hand at location {} before the {kind} {} dated {}, which \
+             takes {}; date it after that move, or correct that one first",
+            cause.what,
             broken.on_hand.normalize(),
             line.record.location_id,
             line.record.move_id,
@@ -906,7 +929,7 @@ fn repost(
 fn revalue(
     ctx: &mut Ctx,
     item: &Row<Item>,
-    cause: &Row<Move>,
+    cause: &Cause,
     m: &Row<Move>,
     delta: Decimal,
     qty: Option<Decimal>,

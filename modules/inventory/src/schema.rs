@@ -169,7 +169,8 @@ fn v1_stock() -> Migration {
 /// back-dated move can replay the lines after it (ADR 024); lines posted before this
 /// step get their `seq` at their item's next move. FIFO valuation per item, its layers
 /// on the balance and on every ledger line. Stock counts, stored as adjustments. Units
-/// of measure per item, and the unit a move was posted in.
+/// of measure per item, and the unit a move was posted in. Landed costs and re-priced
+/// receipts.
 fn v2_posting_order_and_fifo() -> Migration {
     let units = CreateTable::new(
         "units",
@@ -183,6 +184,18 @@ fn v2_posting_order_and_fifo() -> Migration {
     )
     .unique_together(&["item_id", "uom"])
     .check("factor", CheckOp::Gt, "0");
+    let costs = CreateTable::new(
+        "receipt_costs",
+        vec![
+            Column::new("kind", "varchar(16)").not_null(),
+            Column::new("cost_type", "varchar(16)"),
+            Column::new("amount", VALUE).not_null(),
+            Column::new("split_by", "varchar(8)"),
+            Column::new("reference", "varchar(200)"),
+            Column::new("allocations", "jsonb").not_null(),
+        ],
+    )
+    .check("kind", CheckOp::In, vec!["landed_cost", "reprice"]);
     let column = |table: &str, column: &str, sql_type: &str, index: bool| {
         Operation::AddColumn(AddColumn {
             table: table.into(),
@@ -206,7 +219,9 @@ fn v2_posting_order_and_fifo() -> Migration {
             column("moves", "count_rate", RATE, false),
             column("moves", "uom", "varchar(16)", false),
             column("moves", "uom_qty", QTY, false),
+            column("moves", "landed", VALUE, false),
             table(units),
+            table(costs),
         ],
         data: None,
     }
