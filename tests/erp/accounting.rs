@@ -202,18 +202,46 @@ async fn refused_entries_say_why_and_change_nothing() {
         );
     }
 
+    // A posted entry's words may change, never its figures, accounts or date.
     let id = posted["id"].as_str().unwrap();
-    let (status, problem) = t
+    let path = format!("/accounting/entries/{id}");
+    let (status, noted) = t
         .call(
             Method::PATCH,
-            &format!("/accounting/entries/{id}"),
-            Some(json!({"memo": "changed"})),
+            &path,
+            Some(json!({"memo": "changed", "reference": "INV-9"})),
         )
         .await;
     assert_eq!(
-        (status, problem["code"].as_str()),
-        (409, Some("posted_immutable"))
+        (status, noted["memo"].as_str(), noted["reference"].as_str()),
+        (200, Some("changed"), Some("INV-9")),
+        "{noted}"
     );
+    assert_eq!(noted["total"], posted["total"]);
+    for change in [
+        json!({"date": "2026-11-03"}),
+        json!({"memo": "x", "lines": []}),
+    ] {
+        let (status, problem) = t.call(Method::PATCH, &path, Some(change.clone())).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (409, Some("posted_immutable")),
+            "{change}: {problem}"
+        );
+    }
+    let (status, problem) = t
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"memo": "m".repeat(1001)})),
+        )
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["memo".to_string()]),
+        "{problem}"
+    );
+    assert_eq!(t.get(&path).await["memo"], "changed");
     let (status, _) = t
         .call(Method::DELETE, &format!("/accounting/entries/{id}"), None)
         .await;
@@ -330,22 +358,44 @@ async fn a_closed_period_refuses_postings_dated_in_it() {
             entry(&gen_journal, "2026-11-15", &a["1010"], &a["3000"], "10"),
         )
         .await;
+    // Sales of 500 and rent of 120 in November: a profit of 380, which the closing
+    // entry moves to retained earnings (3200, made on first use).
+    for (debit, credit, amount) in [("1010", "4000", "500"), ("6000", "1010", "120")] {
+        t.create(
+            "/accounting/entries",
+            entry(&gen_journal, "2026-11-12", &a[debit], &a[credit], amount),
+        )
+        .await;
+    }
     let id = period["id"].as_str().unwrap();
     let (status, closed) = t
         .call(
             Method::POST,
             &format!("/accounting/periods/{id}/close"),
-            None,
+            Some(json!({"closing_entry": true})),
         )
         .await;
     assert_eq!(status, 200, "{closed}");
+    // Three entries and the closing one (debiting sales 500): 10 + 500 + 120 + 500.
     assert_eq!(
         (
             closed["closed_entries"].as_i64(),
             closed["closed_debit"].as_str()
         ),
-        (Some(1), Some("10.00"))
+        (Some(4), Some("1130.00"))
     );
+    let november = "from=2026-11-01&to=2026-11-30";
+    let trial = t
+        .get(&format!("/accounting/reports/trial-balance?{november}"))
+        .await;
+    assert_eq!(trial["balanced"], true, "{trial}");
+    for (code, closing) in [("4000", "0.00"), ("6000", "0.00"), ("3200", "-380.00")] {
+        assert_eq!(account_row(&trial, code)["closing"], closing, "{code}");
+    }
+    let earned = t
+        .get(&format!("/accounting/reports/profit-and-loss?{november}"))
+        .await;
+    assert_eq!(earned["profit"], "380.00", "{earned}");
 
     let (status, problem) = t
         .call(

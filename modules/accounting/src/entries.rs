@@ -87,6 +87,8 @@ pub struct Line {
     pub party_id: Option<String>,
     /// Free text.
     pub memo: Option<String>,
+    /// On a period-closing entry (left out of profit and loss).
+    pub closing: Option<bool>,
 }
 
 /// A line as callers write it.
@@ -240,6 +242,8 @@ pub struct Posting {
     pub source: Option<String>,
     /// The entry it reverses.
     pub reversal_of: Option<String>,
+    /// A period-closing entry: its lines are left out of profit and loss.
+    pub closing: bool,
 }
 
 /// Posts `posting`: a new posted entry, or `draft` (a locked draft row) turned posted.
@@ -290,6 +294,7 @@ pub fn post(ctx: &mut Ctx, posting: &Posting, draft: Option<&str>) -> Result<Row
                 "credit": fixed(amount.credit, 2),
                 "party_id": line.party_id,
                 "memo": line.memo,
+                "closing": posting.closing.then_some(true),
             }),
         )?;
     }
@@ -439,7 +444,7 @@ pub fn routes(module: Module) -> Module {
         .summary("Read an entry and, when posted, its lines")
         .returns::<EntryWithLines>()
         .patch("/entries/{id}", "accounting.entries.update", update)
-        .summary("Change a draft (posted entries are immutable: 409)")
+        .summary("Change a draft; of a posted entry, only its reference and memo")
         .takes_patch::<DraftPatch>()
         .returns::<Row<Entry>>()
         .delete("/entries/{id}", "accounting.entries.delete", delete)
@@ -489,6 +494,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         lines: new.lines,
         source: None,
         reversal_of: None,
+        closing: false,
     };
     if new.draft {
         let entry = save_draft(ctx, &posting, None)?;
@@ -587,7 +593,7 @@ fn update(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let id = req.path("id")?;
     let entry = locked(ctx, id)?;
     if entry.record.status == "posted" {
-        return Err(immutable());
+        return annotate(ctx, req, &entry);
     }
     let current = json!({
         "journal_id": entry.record.journal_id,
@@ -605,8 +611,54 @@ fn update(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         lines: patch.lines,
         source: None,
         reversal_of: None,
+        closing: false,
     };
     Ok(Reply::ok(save_draft(ctx, &posting, Some(id))?))
+}
+
+/// What of a posted entry may still change: words, never amounts, accounts or dates
+/// (ERPNext's "allow on submit"), in a closed period too, since the figures the close
+/// recorded do not move.
+const ANNOTATIONS: [&str; 2] = ["reference", "memo"];
+
+/// A patch of a posted entry: only its [`ANNOTATIONS`].
+fn annotate(ctx: &mut Ctx, req: &Request, entry: &Row<Entry>) -> Result<Reply, Error> {
+    let body: Value = req.json()?;
+    let Some(fields) = body.as_object() else {
+        return Err(Error::bad_request("the patch must be a JSON object"));
+    };
+    if let Some(field) = fields.keys().find(|k| !ANNOTATIONS.contains(&k.as_str())) {
+        return Err(Error::conflict(format!(
+            "`{field}` of a posted entry never changes, only its reference and memo; reverse \
+             it (POST /entries/{{id}}/reverse) and post a corrected one"
+        ))
+        .with_code("posted_immutable"));
+    }
+    let text = |name: &str| match fields.get(name) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(text)) => Ok(Some(Some(text.as_str()))),
+        Some(_) => Err(
+            Error::unprocessable(format!("`{name}` must be a string or null"))
+                .with_field(name, "must be a string or null"),
+        ),
+    };
+    let (reference, memo) = (text("reference")?, text("memo")?);
+    let mut checks = Checks::new();
+    checks
+        .max_len("reference", reference.flatten(), 200)
+        .max_len("memo", memo.flatten(), 1000);
+    checks.finish("entry", "invalid_entry")?;
+    let mut values = serde_json::Map::new();
+    for (name, value) in [("reference", reference), ("memo", memo)] {
+        if let Some(value) = value {
+            values.insert(name.into(), json!(value));
+        }
+    }
+    if values.is_empty() {
+        return Ok(Reply::ok(entry.clone()));
+    }
+    Ok(Reply::ok(ENTRIES.update(ctx, &entry.id, &values)?))
 }
 
 fn delete(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
@@ -632,6 +684,7 @@ fn post_draft(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         lines: entry.record.draft_lines.unwrap_or_default(),
         source: None,
         reversal_of: None,
+        closing: false,
     };
     let posted = post(ctx, &posting, Some(id))?;
     Ok(Reply::ok(with_lines(ctx, posted)?))
@@ -694,6 +747,7 @@ fn reverse(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         lines: swapped,
         source: None,
         reversal_of: Some(id.to_string()),
+        closing: false,
     };
     let posted = post(ctx, &posting, None)?;
     ENTRIES.update(ctx, id, &json!({"reversed_by": posted.id}))?;

@@ -3,8 +3,10 @@
 //! Owns the tenant's general ledger: a hierarchical chart of accounts (asset, liability,
 //! equity, income, expense), journals, journal entries whose lines balance to the cent,
 //! fiscal periods that can be closed, and the reports built on them (trial balance,
-//! account ledger, balance sheet, profit and loss). Posted entries never change; a
-//! reversal entry corrects one. It posts the perpetual-inventory entry of every stock
+//! account ledger, balance sheet, profit and loss). A posted entry's amounts, accounts
+//! and date never change (a reversal entry corrects one; its reference and memo may be
+//! edited). A period's close can first post its closing entry, moving the period's
+//! income and expenses to retained earnings. It posts the perpetual-inventory entry of every stock
 //! move Inventory reports, and reads CRM companies as the parties of receivable and
 //! payable lines, through the grant `read:crm.companies`.
 //!
@@ -19,15 +21,16 @@
 //! | GET, PATCH, DELETE | `/accounts/{id}`, `/journals/{id}` | read, change, soft delete |
 //! | POST | `/accounts/{id}/restore`, `/journals/{id}/restore` | undo a soft delete |
 //! | GET, POST | `/entries` | list; post an entry (or keep a draft with `"draft": true`) |
-//! | GET, PATCH, DELETE | `/entries/{id}` | read with lines; change or delete a draft (409 once posted) |
+//! | GET, PATCH, DELETE | `/entries/{id}` | read with lines; change or delete a draft (once posted: only reference and memo change) |
 //! | POST | `/entries/{id}/post`, `/entries/{id}/reverse` | post a draft; reverse a posted entry |
 //! | GET, POST | `/periods` | list, open a period |
 //! | GET | `/periods/{id}` | read |
-//! | POST | `/periods/{id}/close`, `/periods/{id}/reopen` | close (postings dated in it are refused), reopen |
+//! | POST | `/periods/{id}/close`, `/periods/{id}/reopen` | close (postings dated in it are refused; `{"closing_entry": true}` posts the closing entry first), reopen |
 //! | GET | `/reports/trial-balance`, `/reports/balance-sheet`, `/reports/profit-and-loss` | `?from=&to=` |
 //! | GET | `/reports/ledger` | `?account_id=&from=&to=&cursor=` |
 
 pub mod chart;
+pub mod closing;
 pub mod entries;
 pub mod periods;
 pub mod reports;

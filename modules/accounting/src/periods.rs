@@ -108,7 +108,8 @@ pub fn routes(module: Module) -> Module {
         .summary("Read a fiscal period")
         .returns::<Row<Period>>()
         .post("/periods/{id}/close", "accounting.periods.close", close)
-        .summary("Close a period: postings dated in it are refused from now on")
+        .summary("Close a period (first posting its closing entry, if asked): postings dated in it are refused from now on")
+        .takes_optional::<Close>()
         .returns::<Row<Period>>()
         .post("/periods/{id}/reopen", "accounting.periods.close", reopen)
         .summary("Reopen a closed period")
@@ -185,11 +186,30 @@ fn locked_period(ctx: &mut Ctx, id: &str) -> Result<Row<Period>, Error> {
         .map_err(|_| Error::not_found("no period with that id"))
 }
 
+/// The body of `POST /periods/{id}/close`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Close {
+    /// Post the period-closing entry first: each income and expense account's balance
+    /// for the period moved to retained earnings (role `retained_earnings`, 3200 by
+    /// default), dated the period's last day, in journal `CLS`.
+    #[serde(default)]
+    closing_entry: bool,
+}
+
 fn close(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let id = req.path("id")?;
+    let body: Close = if req.raw_body() == "null" {
+        Close::default()
+    } else {
+        req.json()?
+    };
     let period = locked_period(ctx, id)?;
     if period.record.status == "closed" {
         return Err(Error::conflict("the period is already closed").with_code("period_closed"));
+    }
+    if body.closing_entry {
+        crate::closing::post_closing_entry(ctx, &period)?;
     }
     let (start, end) = (&period.record.start_date, &period.record.end_date);
     let posted = vec![

@@ -423,7 +423,7 @@ fn dates<'a>(
 }
 
 /// All live accounts, every page.
-fn all_accounts(ctx: &mut Ctx) -> Result<Vec<Row<Account>>, Error> {
+pub(crate) fn all_accounts(ctx: &mut Ctx) -> Result<Vec<Row<Account>>, Error> {
     let mut accounts = Vec::new();
     let mut cursor = None;
     loop {
@@ -444,7 +444,7 @@ fn all_accounts(ctx: &mut Ctx) -> Result<Vec<Row<Account>>, Error> {
 }
 
 /// Lines summed per account over `filter`.
-fn sums(ctx: &mut Ctx, filter: Vec<Filter>) -> Result<SumMap, Error> {
+pub(crate) fn sums(ctx: &mut Ctx, filter: Vec<Filter>) -> Result<SumMap, Error> {
     let result = LINES.aggregate(
         ctx,
         AggregateQuery {
@@ -530,6 +530,8 @@ fn profit_and_loss_route(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     if let Some(f) = from {
         during.push(Filter::new("date", FilterOp::Gte, f));
     }
+    // What the period earned, not that it was closed.
+    during.push(Filter::new("closing", FilterOp::IsNull, true));
     let mut report = profit_and_loss(&accounts, &sums(ctx, during)?);
     report.from = from.map(str::to_string);
     report.to = to.map(str::to_string);

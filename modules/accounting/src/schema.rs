@@ -1,6 +1,6 @@
 //! The Accounting schema, as versioned migrations. Never edit a released step: add one.
 
-use eerp_sdk::{CheckOp, Column, CreateIndex, CreateTable, Migration, Operation};
+use eerp_sdk::{AddColumn, CheckOp, Column, CreateIndex, CreateTable, Migration, Operation};
 
 /// Account types, which decide the report an account belongs to and its normal side.
 pub const ACCOUNT_TYPES: [&str; 5] = ["asset", "liability", "equity", "income", "expense"];
@@ -15,7 +15,24 @@ const MONEY: &str = "numeric(18,2)";
 
 /// All migration steps, oldest first.
 pub fn migrations() -> Vec<Migration> {
-    vec![v1_ledger()]
+    vec![v1_ledger(), v2_closing_lines()]
+}
+
+/// Lines of period-closing entries are marked, so profit and loss leaves them out.
+fn v2_closing_lines() -> Migration {
+    Migration {
+        entity: "ledger".into(),
+        version: 2,
+        operations: vec![Operation::AddColumn(AddColumn {
+            table: "lines".into(),
+            column: "closing".into(),
+            sql_type: "boolean".into(),
+            nullable: Some(true),
+            index: false,
+            index_type: None,
+        })],
+        data: None,
+    }
 }
 
 fn index(table: &str, column: &str) -> Operation {

@@ -88,13 +88,14 @@ fn default_account(role: &str) -> (&'static str, &'static str, &'static str) {
         "stock_valuation" => ("1400", "Stock valuation", "asset"),
         "stock_received_not_billed" => ("2150", "Stock received not billed", "liability"),
         "cogs" => ("5000", "Cost of goods sold", "expense"),
+        "retained_earnings" => ("3200", "Retained earnings", "equity"),
         "landed_cost_clearing" => ("2160", "Landed costs not billed", "liability"),
         _ => ("5100", "Inventory adjustments", "expense"),
     }
 }
 
 /// The account playing `role`, created with its default code on first use.
-fn account_for(ctx: &mut Ctx, role: &str) -> Result<Row<Account>, Error> {
+pub(crate) fn account_for(ctx: &mut Ctx, role: &str) -> Result<Row<Account>, Error> {
     let (code, name, account_type) = default_account(role);
     ACCOUNTS
         .lock_or_insert(
@@ -176,6 +177,7 @@ pub fn on_stock_moved(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
         lines: vec![line(&debit, true), line(&credit, false)],
         source: Some(source),
         reversal_of: None,
+        closing: false,
     };
     post(ctx, &posting, None)?;
     Ok(())
