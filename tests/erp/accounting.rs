@@ -853,14 +853,49 @@ async fn landed_costs_and_re_pricing_value_receipts_and_later_issues_again() {
         (Some("11.0000000000"), Some("130.00"), Some("20.00"))
     );
     assert_eq!(t.get(&moved(&issued)).await["value"], "395.00");
-    let b = super::inventory::balance(&t, &s.item, &s.location).await;
+    let stock = super::inventory::balance(&t, &s.item, &s.location).await;
     assert_eq!(
-        (b["on_hand"].as_str(), b["value"].as_str()),
+        (stock["on_hand"].as_str(), stock["value"].as_str()),
         (Some("20.000000"), Some("395.00"))
     );
     let trial = t.get("/accounting/reports/trial-balance").await;
     assert_eq!(trial["balanced"], true, "{trial}");
     for (code, closing) in [("1400", "395.00"), ("2150", "-710.00"), ("5000", "395.00")] {
+        assert_eq!(account_row(&trial, code)["closing"], closing, "{code}");
+    }
+
+    // Cancelling the issue puts its 20 back at 19.75 (790.00) and its cost of goods sold
+    // with it. Cancelling B then takes out its 600.00 and its 60.00 of freight: A's 10
+    // are left, 130.00.
+    let cancel = |m: &Value| format!("/inventory/moves/{}/cancel", m["id"].as_str().unwrap());
+    let undone = t.create(&cancel(&issued), json!(null)).await;
+    assert_eq!(undone["reverses"], issued["id"]);
+    assert_eq!(undone["balances"][0]["value"], "790.00");
+    for (path, code) in [
+        (cancel(&issued), "already_cancelled"),
+        (cancel(&undone), "is_cancellation"),
+    ] {
+        let (status, problem) = t.call(Method::POST, &path, None).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (409, Some(code)),
+            "{problem}"
+        );
+    }
+    t.create(&cancel(&b), json!(null)).await;
+    let left = super::inventory::balance(&t, &s.item, &s.location).await;
+    assert_eq!(
+        (left["on_hand"].as_str(), left["value"].as_str()),
+        (Some("10.000000"), Some("130.00"))
+    );
+    let trial = t.get("/accounting/reports/trial-balance").await;
+    assert_eq!(trial["balanced"], true, "{trial}");
+    for (code, closing) in [
+        ("1400", "130.00"),
+        ("2150", "-110.00"),
+        ("2160", "-20.00"),
+        ("5000", "0.00"),
+    ] {
         assert_eq!(account_row(&trial, code)["closing"], closing, "{code}");
     }
     super::inventory::ledger_replays(&t, &s.item).await;

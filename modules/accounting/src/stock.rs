@@ -6,7 +6,8 @@
 //! the value inside stock and posts nothing. A `revaluation` (a back-dated move or a
 //! re-priced receipt changed a move's value) posts the difference as its move would
 //! have, at its date; a `landed_cost` debits stock valuation and credits landed costs
-//! not billed, at the receipt's date.
+//! not billed, at the receipt's date; a `cancellation` posts the cancelled move's entry
+//! the other way round.
 //!
 //! Every move dated in a closed period is refused, whether or not it posts an entry: a
 //! closed period freezes stock as well as the books.
@@ -41,9 +42,9 @@ pub struct StockMoved {
     pub date: String,
     /// The move's reference.
     pub reference: Option<String>,
-    /// A revaluation's move kind.
+    /// The kind of move a revaluation changed or a cancellation undid.
     #[serde(default)]
-    pub revalued_kind: Option<String>,
+    pub of_kind: Option<String>,
     /// The back-dated move that caused a revaluation.
     #[serde(default)]
     pub caused_by: Option<String>,
@@ -61,6 +62,10 @@ pub fn sides(
         return None;
     }
     let gained = value.is_sign_positive();
+    if let ("cancellation", Some(undone)) = (kind, revalued) {
+        // The cancelled move's own entry, the other way round.
+        return sides(undone, None, value).map(|(debit, credit)| (credit, debit));
+    }
     match (kind, revalued) {
         ("receipt", _) => Some(("stock_valuation", "stock_received_not_billed")),
         ("issue", _) => Some(("cogs", "stock_valuation")),
@@ -132,7 +137,7 @@ pub fn on_stock_moved(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
     if let Some(period) = crate::periods::closed_period_at(ctx, &moved.date)? {
         return Err(crate::entries::closed(&period, &moved.date));
     }
-    let Some((debit_role, credit_role)) = sides(&moved.kind, moved.revalued_kind.as_deref(), value)
+    let Some((debit_role, credit_role)) = sides(&moved.kind, moved.of_kind.as_deref(), value)
     else {
         return Ok(());
     };
@@ -154,8 +159,8 @@ pub fn on_stock_moved(ctx: &mut Ctx, event: &Event) -> Result<(), Error> {
         LockMode::Share,
     )?;
     let amount = fixed(value.abs(), 2);
-    let memo = match &moved.revalued_kind {
-        Some(kind) => format!("revaluation of {kind} {}", moved.sku),
+    let memo = match &moved.of_kind {
+        Some(kind) => format!("{} of {kind} {}", moved.kind, moved.sku),
         None => format!("{} {}", moved.kind, moved.sku),
     };
     let source = match &moved.caused_by {
@@ -223,6 +228,14 @@ mod tests {
             Some(("inventory_adjustment", "stock_valuation"))
         );
         assert_eq!(sides("revaluation", Some("transfer"), d("5")), None);
+        assert_eq!(
+            sides("cancellation", Some("receipt"), d("100")),
+            Some(("stock_received_not_billed", "stock_valuation"))
+        );
+        assert_eq!(
+            sides("cancellation", Some("adjustment"), d("-3")),
+            Some(("stock_valuation", "inventory_adjustment"))
+        );
         // Freight added to a receipt: stock is worth more, the freight is owed.
         assert_eq!(
             sides("landed_cost", None, d("20")),

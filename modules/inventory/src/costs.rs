@@ -396,7 +396,7 @@ fn book(
     let kind = match change {
         Change::Reprice { rate } => {
             values["rate"] = json!(fixed(*rate, RATE_SCALE));
-            json!({"kind": "revaluation", "revalued_kind": "receipt"})
+            json!({"kind": "revaluation", "of_kind": "receipt"})
         }
         Change::Landed { .. } => {
             let landed = r

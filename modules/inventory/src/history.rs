@@ -43,6 +43,12 @@ pub enum Flow {
     Out,
     /// In with exactly the value its move's `Out` line took (a transfer's destination).
     TransferIn,
+    /// A cancellation: the exact opposite of its move's line at the same location, which
+    /// it directly follows, leaving the position as it was before that move.
+    Reverse,
+    /// A cancelled move's line: its stored change, as it was, neither valued again nor
+    /// checked, since its cancellation right after it undoes it.
+    Cancelled,
     /// A stock count: whatever difference to `counted` is left at its place, in at
     /// `rate` (default: the running rate) or out at the running rate.
     Count {
@@ -68,6 +74,8 @@ pub struct Posted {
     pub rate: Decimal,
     /// The value it moved, signed like `qty`.
     pub value: Decimal,
+    /// The move a cancellation undoes.
+    pub reverses: Option<String>,
 }
 
 /// A line valued again: its change and the position it leaves.
@@ -100,6 +108,9 @@ pub fn replay(
 ) -> Result<Vec<Replayed>, Broken> {
     // What each transfer's outgoing side took: (value, rate), for its incoming side.
     let mut outgoing: BTreeMap<&str, (Decimal, Decimal)> = BTreeMap::new();
+    // Each line's position before it and its change, by (move, location): what a
+    // cancellation undoes.
+    let mut undo: BTreeMap<(&str, &str), (Position, Change)> = BTreeMap::new();
     let mut replayed = Vec::with_capacity(lines.len());
     for (index, line) in lines.iter().enumerate() {
         let before = positions.get(&line.location).cloned().unwrap_or_default();
@@ -124,11 +135,36 @@ pub fn replay(
                 index,
                 on_hand: before.on_hand,
             })?,
+            Flow::Cancelled => (before.moved(line.qty, line.value), stored(line)),
+            Flow::Reverse => {
+                let undone = line
+                    .reverses
+                    .as_deref()
+                    .and_then(|m| undo.get(&(m, line.location.as_str())));
+                match undone {
+                    Some((was, change)) => (was.clone(), change.opposite()),
+                    // Its move is before the replay: it keeps what it stored.
+                    None => (before.moved(line.qty, line.value), stored(line)),
+                }
+            }
         };
+        undo.insert(
+            (line.move_id.as_str(), line.location.as_str()),
+            (before.clone(), change),
+        );
         positions.insert(line.location.clone(), after.clone());
         replayed.push(Replayed { change, after });
     }
     Ok(replayed)
+}
+
+/// The change `line` stored.
+fn stored(line: &Posted) -> Change {
+    Change {
+        qty: line.qty,
+        value: line.value,
+        rate: line.rate,
+    }
 }
 
 /// Where a move dated `date` goes in its item's ledger, and the lines after it.
@@ -363,6 +399,12 @@ pub fn moves_of(
 /// # Errors
 /// When a stored figure is not a decimal.
 pub fn flow(m: &Move, line: &LedgerLine) -> Result<Flow, Error> {
+    if m.reverses.is_some() {
+        return Ok(Flow::Reverse);
+    }
+    if m.cancelled_by.is_some() {
+        return Ok(Flow::Cancelled);
+    }
     if let Some(counted) = &m.counted {
         let rate = m.count_rate.as_deref().map(|r| read("count_rate", r));
         return Ok(Flow::Count {
@@ -391,6 +433,7 @@ pub fn posted(m: &Move, line: &Row<LedgerLine>) -> Result<Posted, Error> {
         qty: read("qty_change", &l.qty_change)?,
         rate: read("rate", &l.rate)?,
         value: read("value_change", &l.value_change)?,
+        reverses: m.reverses.clone(),
     })
 }
 
@@ -434,6 +477,7 @@ mod tests {
             qty: d(qty),
             rate: d(rate),
             value: d(value),
+            reverses: None,
         }
     }
 
@@ -499,6 +543,24 @@ mod tests {
             (d("-1"), d("-10.00"))
         );
         assert_eq!(positions["A"].on_hand, Decimal::ZERO);
+    }
+
+    #[test]
+    fn a_cancellation_restores_what_was_there_before_its_move() {
+        // 10 @ 10, then a receipt of 10 @ 30 (20 @ 20) and its cancellation: 10 @ 10
+        // again, exactly; an issue of 4 after it goes out at 10.
+        let mut positions = BTreeMap::from([("A".to_string(), at("10", "10", "100"))]);
+        let mut cancel = line("A", "x", Flow::Reverse, "-10", "30", "-300");
+        cancel.reverses = Some("r".into());
+        let lines = [
+            line("A", "r", Flow::In, "10", "30", "300"),
+            cancel,
+            line("A", "i", Flow::Out, "-4", "20", "-80"),
+        ];
+        let replayed = replay(&mut positions, &lines).unwrap();
+        assert_eq!(replayed[1].after, at("10", "10", "100"));
+        assert_eq!(replayed[1].change.value, d("-300"));
+        assert_eq!(replayed[2].change.value, d("-40.00"));
     }
 
     #[test]

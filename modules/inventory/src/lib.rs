@@ -22,6 +22,7 @@
 //! | POST | `/items/{id}/restore` (and the others) | undo a soft delete |
 //! | GET, POST | `/moves` | list moves; post a receipt, issue, transfer or adjustment |
 //! | GET, DELETE | `/moves/{id}` | read a move; deleting is refused (409) |
+//! | POST | `/moves/{id}/cancel` | cancel a move: its exact opposite on its date |
 //! | GET | `/ledger` | ledger lines by item, location or move |
 //! | POST | `/counts` | a stock count: sets what is on hand, posts the difference |
 //! | GET, POST | `/receipt-costs` | list; add a landed cost to receipts, or re-price one |
@@ -74,7 +75,7 @@ mod tests {
                 "twice: {route:?}"
             );
         }
-        assert_eq!(manifest.routes.len(), 24 + 6 + 4 + 1 + 3);
+        assert_eq!(manifest.routes.len(), 24 + 7 + 4 + 1 + 3);
         // The one route without a success: deleting a move is always refused.
         assert_eq!(super::module().undescribed_routes(), ["DELETE /moves/{id}"]);
     }

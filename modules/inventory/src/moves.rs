@@ -162,6 +162,12 @@ pub struct Move {
     /// What landed costs added to a receipt's value (`/receipt-costs`).
     #[schemars(pattern(eerp_sdk::decimal::PATTERN))]
     pub landed: Option<String>,
+    /// The move this one cancels (its exact opposite, on the same date).
+    #[schemars(extend("format" = "uuid"))]
+    pub reverses: Option<String>,
+    /// The move that cancelled this one.
+    #[schemars(extend("format" = "uuid"))]
+    pub cancelled_by: Option<String>,
 }
 
 /// One line of the stock ledger.
@@ -473,6 +479,9 @@ pub fn routes(module: eerp_sdk::Module) -> eerp_sdk::Module {
         .get("/moves/{id}", "inventory.moves.read", get)
         .summary("Read a stock move")
         .returns::<Row<Move>>()
+        .post("/moves/{id}/cancel", "inventory.moves.create", cancel)
+        .summary("Cancel a move: its exact opposite, on the same date, and the reversing entry")
+        .creates::<PostedMove>()
         .delete("/moves/{id}", "inventory.moves.delete", refuse_delete)
         .summary("Refused (409): moves are never deleted")
         .get("/ledger", "inventory.moves.read", ledger)
@@ -522,8 +531,8 @@ fn get(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
 
 fn refuse_delete(_ctx: &mut Ctx, _req: &Request) -> Result<Reply, Error> {
     Err(Error::conflict(
-        "stock moves and their ledger lines are never deleted; correct a move with another \
-         one (an adjustment, or the opposite transfer)",
+        "stock moves and their ledger lines are never deleted; cancel the move instead \
+         (POST /moves/{id}/cancel), which posts its exact opposite",
     )
     .with_code("immutable"))
 }
@@ -954,7 +963,7 @@ fn revalue(
         &json!({
             "move_id": m.id,
             "kind": "revaluation",
-            "revalued_kind": m.record.kind,
+            "of_kind": m.record.kind,
             "caused_by": cause.id,
             "item_id": item.id,
             "sku": item.record.sku,
@@ -965,6 +974,143 @@ fn revalue(
         }),
     )?;
     Ok(())
+}
+
+/// `POST /moves/{id}/cancel`: posts the move's exact opposite right after it, on its
+/// date, so every location is as it was before the move; the item's later lines are
+/// then valued again, as after a back-dated move. A reservation the move consumed stays
+/// consumed.
+fn cancel(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
+    let id = req.path("id")?;
+    let found = MOVES.get(ctx, id).map_err(|e| not_found(e, "move"))?;
+    let item = lock_item(ctx, &found.record.item_id)?;
+    let m = MOVES
+        .get_for_update(ctx, id)
+        .map_err(|e| not_found(e, "move"))?;
+    if let Some(by) = &m.record.cancelled_by {
+        return Err(
+            Error::conflict(format!("the move was already cancelled by move {by}"))
+                .with_code("already_cancelled"),
+        );
+    }
+    if m.record.reverses.is_some() {
+        return Err(Error::conflict(
+            "this move is a cancellation; post the original move again instead",
+        )
+        .with_code("is_cancellation"));
+    }
+    history::ensure_numbered(ctx, &item.id)?;
+    let lines = LEDGER.list(
+        ctx,
+        eerp_sdk::ListQuery {
+            filter: vec![eerp_sdk::Filter::eq("move_id", id)],
+            order: Some(eerp_sdk::Order {
+                column: "seq".into(),
+                desc: false,
+            }),
+            ..eerp_sdk::ListQuery::default()
+        },
+    )?;
+    let seqs: Vec<i64> = lines.data.iter().filter_map(|l| l.record.seq).collect();
+    let (Some(first), Some(last)) = (seqs.iter().min(), seqs.iter().max()) else {
+        return Err(Error::internal("the move has no ledger lines"));
+    };
+    let fifo = item.record.is_fifo();
+    let what = format!("cancelling the move of {}", m.record.date);
+    let later = history::lines_after(ctx, &item.id, *last, &what)?;
+    let mut values = json!({
+        "kind": m.record.kind,
+        "item_id": m.record.item_id,
+        "location_id": m.record.location_id,
+        "to_location_id": m.record.to_location_id,
+        "qty": m.record.qty,
+        "rate": m.record.rate,
+        "value": m.record.value,
+        "reference": m.record.reference,
+        "date": m.record.date,
+        "reverses": m.id,
+    });
+    if let Some(counted) = &m.record.counted {
+        values["counted"] = json!(counted);
+    }
+    let stored = MOVES.insert(ctx, &values)?;
+    let mut positions = BTreeMap::new();
+    let mut seq = *last;
+    for line in &lines.data {
+        let l = &line.record;
+        let was = history::position_at(ctx, &item.id, &l.location_id, first - 1, fifo)?;
+        let change = Change {
+            qty: -history::read("qty_change", &l.qty_change)?,
+            value: -history::read("value_change", &l.value_change)?,
+            rate: history::read("rate", &l.rate)?,
+        };
+        seq += 1;
+        let mut values = history::line_values(seq, &change, &was);
+        values["move_id"] = json!(stored.id);
+        values["item_id"] = json!(item.id);
+        values["location_id"] = json!(l.location_id);
+        values["date"] = json!(l.date);
+        LEDGER.insert(ctx, &values)?;
+        positions.insert(l.location_id.clone(), was);
+    }
+    let cause = Cause {
+        id: &stored.id,
+        what: &what,
+        adjusted: &BTreeMap::new(),
+    };
+    let slot = history::Slot {
+        after_seq: *last,
+        later,
+    };
+    repost(ctx, &item, &cause, &slot, lines.data.len(), &mut positions)?;
+    let mut balances = BTreeMap::new();
+    let mut left = Vec::new();
+    for (location, after) in &positions {
+        left.push(store_final(
+            ctx,
+            &item.id,
+            location,
+            after,
+            Decimal::ZERO,
+            &mut balances,
+        )?);
+    }
+    MOVES.update(ctx, &m.id, &json!({"cancelled_by": stored.id}))?;
+    // A receipt's landed costs go back where they came from, the rest as it was posted.
+    let landed = match &m.record.landed {
+        Some(landed) => history::read("landed", landed)?,
+        None => Decimal::ZERO,
+    };
+    let value = history::read("value", &m.record.value)? - landed;
+    let event = |kind: &str, value: Decimal| {
+        json!({
+            "move_id": stored.id,
+            "kind": kind,
+            "of_kind": m.record.kind,
+            "item_id": item.id,
+            "sku": item.record.sku,
+            "qty": stored.record.qty,
+            "value": fixed(value, VALUE_SCALE),
+            "date": stored.record.date,
+            "reference": stored.record.reference,
+        })
+    };
+    ctx.emit(STOCK_MOVED, &event("cancellation", value))?;
+    if !landed.is_zero() {
+        let mut undone = event("landed_cost", -landed);
+        undone["caused_by"] = json!(m.id);
+        ctx.emit(STOCK_MOVED, &undone)?;
+    }
+    let touched: Vec<&str> = lines
+        .data
+        .iter()
+        .map(|l| l.record.location_id.as_str())
+        .collect();
+    let balances = left
+        .into_iter()
+        .filter(|b| touched.contains(&b.balance.location_id.as_str()))
+        .collect();
+    Ok(Reply::created(PostedMove { stored, balances }))
 }
 
 /// Locks the reservation an issue consumes and returns the quantity it gives up.

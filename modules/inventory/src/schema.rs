@@ -170,7 +170,7 @@ fn v1_stock() -> Migration {
 /// step get their `seq` at their item's next move. FIFO valuation per item, its layers
 /// on the balance and on every ledger line. Stock counts, stored as adjustments. Units
 /// of measure per item, and the unit a move was posted in. Landed costs and re-priced
-/// receipts.
+/// receipts. Cancelled moves and the moves that cancel them.
 fn v2_posting_order_and_fifo() -> Migration {
     let units = CreateTable::new(
         "units",
@@ -220,6 +220,8 @@ fn v2_posting_order_and_fifo() -> Migration {
             column("moves", "uom", "varchar(16)", false),
             column("moves", "uom_qty", QTY, false),
             column("moves", "landed", VALUE, false),
+            column("moves", "reverses", "uuid", false),
+            column("moves", "cancelled_by", "uuid", false),
             table(units),
             table(costs),
         ],

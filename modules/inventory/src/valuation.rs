@@ -58,6 +58,17 @@ pub struct Change {
     pub rate: Decimal,
 }
 
+impl Change {
+    /// The change that undoes this one.
+    pub fn opposite(&self) -> Change {
+        Change {
+            qty: -self.qty,
+            value: -self.value,
+            rate: self.rate,
+        }
+    }
+}
+
 /// Why stock cannot go out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shortage {
@@ -194,6 +205,16 @@ impl Position {
             rate: self.rate,
         };
         Ok((self.clone(), unchanged))
+    }
+
+    /// The position with `qty` and `value` (signed) added, its rate and layers as they
+    /// are: a stored change applied as it was.
+    pub fn moved(&self, qty: Decimal, value: Decimal) -> Position {
+        Position {
+            on_hand: self.on_hand + qty,
+            value: self.value + value,
+            ..self.clone()
+        }
     }
 
     /// Reserves `qty` (> 0) of what is available.
