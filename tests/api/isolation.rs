@@ -182,6 +182,12 @@ impl Everything {
             json!({"name": "Grace Hopper", "department_id": department, "position_id": position}),
         )
         .await;
+        add(
+            "hr",
+            "holidays",
+            json!({"date": "2026-12-25", "name": "Christmas Day"}),
+        )
+        .await;
         let annual = add(
             "hr",
             "leave-types",

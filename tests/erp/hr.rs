@@ -107,6 +107,35 @@ async fn the_balance_is_allocated_less_approved_with_pending_apart() {
         (status, fields(&problem)),
         (422, vec!["from_date".to_string()])
     );
+
+    // The company's holiday list: Thursday 12-24 a holiday, and a Sunday-to-Thursday
+    // week (Friday and Saturday off). Sunday 12-20 to Saturday 12-26 then holds 4 days.
+    for holiday in [
+        json!({"date": "2026-12-24", "name": "Christmas Eve"}),
+        json!({"weekday": "friday", "name": "Weekend"}),
+        json!({"weekday": "saturday", "name": "Weekend"}),
+    ] {
+        t.create("/hr/holidays", holiday).await;
+    }
+    let (status, problem) = t
+        .call(
+            Method::POST,
+            "/hr/holidays",
+            Some(json!({"date": "2026-12-23", "weekday": "monday", "name": "Both"})),
+        )
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["date".to_string()]),
+        "{problem}"
+    );
+    let christmas = t
+        .create(
+            "/hr/leave-requests",
+            request(&p, "2026-12-20", "2026-12-26", false),
+        )
+        .await;
+    assert_eq!(christmas["days"], "4.0");
 }
 
 #[tokio::test]

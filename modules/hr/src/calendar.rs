@@ -1,6 +1,8 @@
 //! Leave arithmetic as plain functions: working days between two dates, whether two
 //! requests overlap, and the balance an employee has of a leave type.
 
+use std::collections::BTreeSet;
+
 use eerp_sdk::Decimal;
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date (Howard Hinnant's `days_from_civil`).
@@ -19,10 +21,36 @@ pub fn day_number(date: &str) -> Option<i64> {
     Some(era * 146_097 + doe - 719_468)
 }
 
-/// Whether day number `day` is a Saturday or a Sunday.
-pub fn is_weekend(day: i64) -> bool {
-    // 1970-01-01 was a Thursday: (0 + 4) mod 7 = 4, with 0 for Sunday.
-    matches!((day + 4).rem_euclid(7), 0 | 6)
+/// The day of the week of day number `day`, 0 for Sunday.
+pub fn weekday(day: i64) -> usize {
+    // 1970-01-01 was a Thursday: (0 + 4) mod 7 = 4.
+    usize::try_from((day + 4).rem_euclid(7)).unwrap_or_default()
+}
+
+/// The days no one works: weekly (by [`weekday`]) and dated holidays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaysOff {
+    /// Each day of the week, from Sunday: off or not.
+    pub weekdays: [bool; 7],
+    /// Holidays, as day numbers.
+    pub dates: BTreeSet<i64>,
+}
+
+impl Default for DaysOff {
+    /// Saturday and Sunday, no holidays.
+    fn default() -> Self {
+        Self {
+            weekdays: [true, false, false, false, false, false, true],
+            dates: BTreeSet::new(),
+        }
+    }
+}
+
+impl DaysOff {
+    /// Whether day number `day` is a day off.
+    pub fn contains(&self, day: i64) -> bool {
+        self.weekdays[weekday(day)] || self.dates.contains(&day)
+    }
 }
 
 /// Longest request, in calendar days.
@@ -37,16 +65,21 @@ pub enum DatesError {
     TooLong,
     /// A half day spans more than one date.
     HalfDaySpan,
-    /// Only weekend days.
+    /// Only days off.
     NoWorkingDay,
 }
 
-/// Working days (Monday to Friday) from `from` to `to`, both included; a half day
+/// Working days (not in `off`) from `from` to `to`, both included; a half day
 /// (`from == to`) is 0.5.
 ///
 /// # Errors
 /// [`DatesError`] for dates that make no request.
-pub fn working_days(from: i64, to: i64, half_day: bool) -> Result<Decimal, DatesError> {
+pub fn working_days(
+    from: i64,
+    to: i64,
+    half_day: bool,
+    off: &DaysOff,
+) -> Result<Decimal, DatesError> {
     if to < from {
         return Err(DatesError::Backwards);
     }
@@ -56,7 +89,7 @@ pub fn working_days(from: i64, to: i64, half_day: bool) -> Result<Decimal, Dates
     if half_day && to != from {
         return Err(DatesError::HalfDaySpan);
     }
-    let days = (from..=to).filter(|d| !is_weekend(*d)).count();
+    let days = (from..=to).filter(|d| !off.contains(*d)).count();
     if days == 0 {
         return Err(DatesError::NoWorkingDay);
     }
@@ -129,14 +162,20 @@ mod tests {
         assert_eq!(day("2000-03-01") - day("2000-02-28"), 2);
         assert_eq!(day("2026-12-01") - day("2025-12-01"), 365);
         // 2026-12-05 is a Saturday, 2026-12-07 a Monday.
-        assert!(is_weekend(day("2026-12-05")) && is_weekend(day("2026-12-06")));
-        assert!(!is_weekend(day("2026-12-07")));
+        assert_eq!(
+            (weekday(day("2026-12-05")), weekday(day("2026-12-07"))),
+            (6, 1)
+        );
+        let weekend = DaysOff::default();
+        assert!(weekend.contains(day("2026-12-05")) && weekend.contains(day("2026-12-06")));
+        assert!(!weekend.contains(day("2026-12-07")));
         assert_eq!(day_number("2026-02-30"), None);
     }
 
     #[test]
-    fn working_days_skip_weekends_and_half_days_count_half() {
-        let d = |a: &str, b: &str, half| working_days(day(a), day(b), half);
+    fn working_days_skip_days_off_and_half_days_count_half() {
+        let weekend = DaysOff::default();
+        let d = |a: &str, b: &str, half| working_days(day(a), day(b), half, &weekend);
         assert_eq!(d("2026-12-04", "2026-12-08", false), Ok(Decimal::from(3)));
         assert_eq!(d("2026-12-07", "2026-12-07", true), Ok(Decimal::new(5, 1)));
         assert_eq!(
@@ -155,6 +194,15 @@ mod tests {
             d("2026-01-01", "2027-01-02", false),
             Err(DatesError::TooLong)
         );
+        // A Sunday-to-Thursday week with 12-08 a holiday: 12-04 (Friday) to 12-08 holds
+        // only Sunday 12-06 and Monday 12-07.
+        let mut gulf = DaysOff {
+            weekdays: [false, false, false, false, false, true, true],
+            ..DaysOff::default()
+        };
+        gulf.dates.insert(day("2026-12-08"));
+        let days = working_days(day("2026-12-04"), day("2026-12-08"), false, &gulf);
+        assert_eq!(days, Ok(Decimal::from(2)));
     }
 
     #[test]

@@ -16,7 +16,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::calendar::{Balance, DatesError, Span, day_number, fits, working_days};
+use crate::calendar::{Balance, DatesError, DaysOff, Span, day_number, fits, working_days};
+use crate::holidays::days_off;
 use crate::org::{Allocation, EMPLOYEES, LEAVE_TYPES};
 use crate::schema::LEAVE_STATES;
 
@@ -162,8 +163,9 @@ fn locked_or_plain(ctx: &mut Ctx, id: &str, lock: bool) -> Result<Row<LeaveReque
     row.map_err(|_| Error::not_found("no leave request with that id"))
 }
 
-/// Checks the input's own fields and returns its span and days.
-fn plan(input: &RequestInput) -> Result<(Span, Decimal), Error> {
+/// Checks the input's own fields and returns its span and days, counted without the
+/// company's days off.
+fn plan(ctx: &mut Ctx, input: &RequestInput) -> Result<(Span, Decimal), Error> {
     let mut checks = Checks::new();
     checks
         .date("from_date", Some(&input.from_date))
@@ -174,14 +176,19 @@ fn plan(input: &RequestInput) -> Result<(Span, Decimal), Error> {
         return Err(Error::internal("checked dates did not convert"));
     };
     let half_day = input.half_day.unwrap_or(false);
-    let days = working_days(from, to, half_day).map_err(|e| {
+    let off = if to >= from {
+        days_off(ctx, &input.from_date, &input.to_date)?
+    } else {
+        DaysOff::default()
+    };
+    let days = working_days(from, to, half_day, &off).map_err(|e| {
         let (field, why) = match e {
             DatesError::Backwards => ("to_date", "must not be before from_date"),
             DatesError::TooLong => ("to_date", "a request spans at most 366 days"),
             DatesError::HalfDaySpan => ("half_day", "a half day starts and ends on the same date"),
             DatesError::NoWorkingDay => (
                 "from_date",
-                "the dates hold no working day (Monday to Friday)",
+                "the dates hold no working day (only weekly days off and holidays)",
             ),
         };
         Error::unprocessable(format!("{field}: {why}"))
@@ -256,7 +263,7 @@ fn lock_and_check_overlap(
 
 fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let input = req.record::<RequestInput>()?;
-    let (span, days) = plan(&input)?;
+    let (span, days) = plan(ctx, &input)?;
     LEAVE_TYPES
         .get(ctx, &input.leave_type_id)
         .map_err(|_| Error::unknown_reference("leave_type_id", "leave type"))?;
@@ -295,7 +302,7 @@ fn update(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         return Err(Error::unprocessable("a request stays with its employee")
             .with_field("employee_id", "cannot change"));
     }
-    let (span, days) = plan(&input)?;
+    let (span, days) = plan(ctx, &input)?;
     LEAVE_TYPES
         .get(ctx, &input.leave_type_id)
         .map_err(|_| Error::unknown_reference("leave_type_id", "leave type"))?;

@@ -4,7 +4,8 @@
 //! (never themselves, never in a cycle), leave types, allocations and leave requests
 //! (draft, submitted, approved, rejected, cancelled; half days). Requests of one employee
 //! never overlap, and balances are allocated − approved, with pending requests shown
-//! apart and never allowed to drive the balance negative.
+//! apart and never allowed to drive the balance negative. A request counts the days
+//! between that are neither the company's weekly days off nor its holidays.
 //!
 //! It must never reach anything but its own tables through the SDK's data API.
 //!
@@ -12,7 +13,7 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | GET, POST | `/departments`, `/positions`, `/employees`, `/leave-types`, `/allocations` | list, create |
+//! | GET, POST | `/departments`, `/positions`, `/employees`, `/leave-types`, `/allocations`, `/holidays` | list, create |
 //! | GET, PATCH, DELETE | `/departments/{id}` (and the others) | read, change, soft delete |
 //! | POST | `/departments/{id}/restore` (and the others) | undo a soft delete |
 //! | GET, POST | `/leave-requests` | list; ask for leave (a draft) |
@@ -21,12 +22,14 @@
 //! | GET | `/employees/{id}/balances` | allocated, approved, pending and balance per leave type |
 
 pub mod calendar;
+pub mod holidays;
 pub mod leave;
 pub mod org;
 pub mod schema;
 
 use eerp_sdk::{Module, resource_routes};
 
+use holidays::Holidays;
 use org::{Allocations, Departments, Employees, LeaveTypes, Positions};
 
 /// The HR module's definition.
@@ -37,6 +40,7 @@ pub fn module() -> Module {
     let module = resource_routes!(module, Employees, "/employees", "hr.employees");
     let module = resource_routes!(module, LeaveTypes, "/leave-types", "hr.leave_types");
     let module = resource_routes!(module, Allocations, "/allocations", "hr.allocations");
+    let module = resource_routes!(module, Holidays, "/holidays", "hr.holidays");
     leave::routes(module)
 }
 
@@ -55,7 +59,7 @@ mod tests {
                 "twice: {route:?}"
             );
         }
-        assert_eq!(manifest.routes.len(), 5 * 6 + 9);
+        assert_eq!(manifest.routes.len(), 6 * 6 + 9);
         assert_eq!(super::module().undescribed_routes(), Vec::<String>::new());
     }
 }

@@ -9,7 +9,25 @@ pub const EMPLOYEE_STATES: [&str; 2] = ["active", "left"];
 
 /// All migration steps, oldest first.
 pub fn migrations() -> Vec<Migration> {
-    vec![v1_people_and_leave()]
+    vec![v1_people_and_leave(), v2_holidays()]
+}
+
+/// The company's holiday list: dated holidays and weekly days off.
+fn v2_holidays() -> Migration {
+    let holidays = CreateTable::new(
+        "holidays",
+        vec![
+            Column::new("date", "date").unique(),
+            Column::new("weekday", "varchar(16)").unique(),
+            Column::new("name", "varchar(200)").not_null(),
+        ],
+    );
+    Migration {
+        entity: "holidays".into(),
+        version: 2,
+        operations: vec![Operation::CreateTable(holidays)],
+        data: None,
+    }
 }
 
 fn index(table: &str, column: &str) -> Operation {
