@@ -310,8 +310,13 @@ impl TestApp {
 
     /// A token of `tenant` with `roles`.
     pub fn token(&self, tenant: &TenantSlug, roles: &[&str]) -> String {
+        self.token_as(tenant, "test-user", roles)
+    }
+
+    /// As [`TestApp::token`], for the user `subject`.
+    pub fn token_as(&self, tenant: &TenantSlug, subject: &str, roles: &[&str]) -> String {
         self.signer
-            .tenant_token(tenant, "test-user", roles, 600)
+            .tenant_token(tenant, subject, roles, 600)
             .expect("tokens can be minted")
     }
 

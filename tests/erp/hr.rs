@@ -301,6 +301,51 @@ async fn transitions_follow_the_workflow() {
     assert_eq!(act(&t, &r["id"], "reject").await.0, 200);
     assert_eq!(act(&t, &r["id"], "approve").await.0, 409);
     assert_eq!(act(&t, &r["id"], "cancel").await.0, 409);
+
+    // A leave type needing two approvals: the first approver cannot give the second.
+    let two = t
+        .create(
+            "/hr/leave-types",
+            json!({"code": "study", "name": "Study leave", "approvals": 2}),
+        )
+        .await;
+    t.create(
+        "/hr/allocations",
+        json!({"employee_id": p.employee, "leave_type_id": two["id"], "days": "5"}),
+    )
+    .await;
+    let mut body = request(&p, "2026-12-15", "2026-12-15", false);
+    body["leave_type_id"] = two["id"].clone();
+    let study = t.create("/hr/leave-requests", body).await;
+    act(&t, &study["id"], "submit").await;
+    let (status, first) = act(&t, &study["id"], "approve").await;
+    assert_eq!(
+        (
+            status,
+            first["status"].as_str(),
+            first["first_approved_by"].as_str()
+        ),
+        (200, Some("submitted"), Some("test-user")),
+        "{first}"
+    );
+    let (status, problem) = act(&t, &study["id"], "approve").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("second_approver_needed"))
+    );
+    let slug = eerp_tenancy::id::TenantSlug::parse(&t.slug).unwrap();
+    let manager = t.app.token_as(&slug, "second-approver", &["admin"]);
+    let path = format!(
+        "/api/v1/hr/leave-requests/{}/approve",
+        study["id"].as_str().unwrap()
+    );
+    let response = t.app.send(Method::POST, &path, Some(&manager), None).await;
+    let (status, _, second) = eerp_e2e::status_and_json(response).await;
+    assert_eq!(
+        (status, second["status"].as_str()),
+        (200, Some("approved")),
+        "{second}"
+    );
 }
 
 #[tokio::test]

@@ -48,6 +48,8 @@ pub struct LeaveRequest {
     pub status: String,
     /// Free text.
     pub reason: Option<String>,
+    /// Who gave the first of two approvals (the leave type asks for two).
+    pub first_approved_by: Option<String>,
 }
 
 /// The body of `POST /leave-requests`, and what a `PATCH` of a draft changes.
@@ -374,7 +376,7 @@ fn insufficient(b: &Balance, days: Decimal, pending: bool) -> Error {
 
 fn submit(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let row = for_transition(ctx, req, &["draft"], "submitted")?;
-    let days: Decimal = row.record.days.parse().unwrap_or_default();
+    let days = read_days(&row.record.days)?;
     let b = balance_of(ctx, &row.record.employee_id, &row.record.leave_type_id)?;
     if days > b.requestable() {
         return Err(insufficient(&b, days, true));
@@ -382,14 +384,43 @@ fn submit(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     set_status(ctx, &row, "submitted")
 }
 
+/// Approves a submitted request; when its leave type needs two approvals, the first
+/// is recorded (the request stays submitted) and the second must come from someone else.
 fn approve(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let row = for_transition(ctx, req, &["submitted"], "approved")?;
-    let days: Decimal = row.record.days.parse().unwrap_or_default();
+    let days = read_days(&row.record.days)?;
     let b = balance_of(ctx, &row.record.employee_id, &row.record.leave_type_id)?;
     if days > b.balance() {
         return Err(insufficient(&b, days, false));
     }
-    set_status(ctx, &row, "approved")
+    let leave_type = LEAVE_TYPES
+        .get_including_deleted(ctx, &row.record.leave_type_id)
+        .map_err(|_| Error::unknown_reference("leave_type_id", "leave type"))?;
+    if leave_type.record.approvals != Some(2) {
+        return set_status(ctx, &row, "approved");
+    }
+    let me = ctx.principal().subject.clone();
+    match &row.record.first_approved_by {
+        None => Ok(Reply::ok(REQUESTS.update(
+            ctx,
+            &row.id,
+            &json!({"first_approved_by": me}),
+        )?)),
+        Some(first) if *first == me => Err(Error::conflict(format!(
+            "{me} gave this request its first approval; a second approver must give the other"
+        ))
+        .with_code("second_approver_needed")),
+        Some(_) => set_status(ctx, &row, "approved"),
+    }
+}
+
+/// A stored number of days; a bad one is an internal error, never a silent 0.
+///
+/// # Errors
+/// When `text` is not a decimal.
+pub fn read_days(text: &str) -> Result<Decimal, Error> {
+    text.parse()
+        .map_err(|_| Error::internal(format!("stored days `{text}` are not a decimal")))
 }
 
 fn reject(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {

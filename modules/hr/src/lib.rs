@@ -18,7 +18,7 @@
 //! | POST | `/departments/{id}/restore` (and the others) | undo a soft delete |
 //! | GET, POST | `/leave-requests` | list; ask for leave (a draft) |
 //! | GET, PATCH | `/leave-requests/{id}` | read; change a draft |
-//! | POST | `/leave-requests/{id}/submit`, `/approve`, `/reject`, `/cancel` | move it on (`hr.leave.approve` decides) |
+//! | POST | `/leave-requests/{id}/submit`, `/approve`, `/reject`, `/cancel` | move it on (`hr.leave.approve` decides; a leave type may need two approvers) |
 //! | GET | `/employees/{id}/balances` | allocated, approved, pending and balance per leave type |
 
 pub mod calendar;

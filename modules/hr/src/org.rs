@@ -62,6 +62,9 @@ pub struct LeaveType {
     pub code: String,
     /// Display name.
     pub name: String,
+    /// Approvals a request needs: 1 (the default) or 2, the second by someone other
+    /// than the first.
+    pub approvals: Option<i64>,
 }
 
 /// Days of a leave type granted to an employee.
@@ -320,6 +323,9 @@ impl Resource for LeaveTypes {
         checks
             .text("code", &leave_type.code, 1, 32)
             .text("name", &leave_type.name, 1, 200);
+        if leave_type.approvals.is_some_and(|n| !(1..=2).contains(&n)) {
+            checks.problem("approvals", "must be 1 or 2");
+        }
         checks.finish("leave type", "invalid_leave_type")?;
         Ok(leave_type)
     }
@@ -386,7 +392,7 @@ impl Resource for Allocations {
                 .with_code("invalid_allocation")
                 .with_field("employee_id", "cannot change"));
             }
-            let before: Decimal = current.record.days.parse().unwrap_or_default();
+            let before = crate::leave::read_days(&current.record.days)?;
             if days < before {
                 crate::leave::refuse_negative(ctx, &current.record, before - days)?;
             }
@@ -402,7 +408,7 @@ impl Resource for Allocations {
                 LockMode::Update,
             )
             .map_err(|_| Error::unknown_reference("employee_id", "employee"))?;
-        let days: Decimal = row.record.days.parse().unwrap_or_default();
+        let days = crate::leave::read_days(&row.record.days)?;
         crate::leave::refuse_negative(ctx, &row.record, days)
     }
 }

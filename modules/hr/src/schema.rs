@@ -1,6 +1,6 @@
 //! The HR schema, as versioned migrations. Never edit a released step: add one.
 
-use eerp_sdk::{CheckOp, Column, CreateIndex, CreateTable, Migration, Operation};
+use eerp_sdk::{AddColumn, CheckOp, Column, CreateIndex, CreateTable, Migration, Operation};
 
 /// States of a leave request.
 pub const LEAVE_STATES: [&str; 5] = ["draft", "submitted", "approved", "rejected", "cancelled"];
@@ -12,7 +12,8 @@ pub fn migrations() -> Vec<Migration> {
     vec![v1_people_and_leave(), v2_holidays()]
 }
 
-/// The company's holiday list: dated holidays and weekly days off.
+/// The company's holiday list: dated holidays and weekly days off. Leave types that need
+/// a second approval, and who gave the first.
 fn v2_holidays() -> Migration {
     let holidays = CreateTable::new(
         "holidays",
@@ -22,10 +23,24 @@ fn v2_holidays() -> Migration {
             Column::new("name", "varchar(200)").not_null(),
         ],
     );
+    let column = |table: &str, column: &str, sql_type: &str| {
+        Operation::AddColumn(AddColumn {
+            table: table.into(),
+            column: column.into(),
+            sql_type: sql_type.into(),
+            nullable: Some(true),
+            index: false,
+            index_type: None,
+        })
+    };
     Migration {
         entity: "holidays".into(),
         version: 2,
-        operations: vec![Operation::CreateTable(holidays)],
+        operations: vec![
+            Operation::CreateTable(holidays),
+            column("leave_types", "approvals", "integer"),
+            column("leave_requests", "first_approved_by", "varchar(200)"),
+        ],
         data: None,
     }
 }
