@@ -268,6 +268,49 @@ async fn refused_entries_say_why_and_change_nothing() {
     }
     assert_eq!(t.count("accounting", "lines").await, lines_before);
     assert_eq!(t.count("accounting", "entries").await, 1);
+
+    // With a round-off tolerance of 0.05, 100.00 against 99.97 posts, the 0.03 credited
+    // to rounding differences (5900); 100.00 against 99.90 is still refused.
+    let (status, problem) = t
+        .call(
+            Method::PATCH,
+            "/accounting/settings",
+            Some(json!({"round_off_tolerance": "2"})),
+        )
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["round_off_tolerance".to_string()])
+    );
+    let (status, settings) = t
+        .call(
+            Method::PATCH,
+            "/accounting/settings",
+            Some(json!({"round_off_tolerance": "0.05"})),
+        )
+        .await;
+    assert_eq!(
+        (status, settings["round_off_tolerance"].as_str()),
+        (200, Some("0.05"))
+    );
+    let mut close = entry(&gen_journal, "2026-11-03", &a["1010"], &a["3000"], "100.00");
+    close["lines"][1]["credit"] = json!("99.97");
+    let rounded = t.create("/accounting/entries", close.clone()).await;
+    let last = &rounded["lines"][2];
+    assert_eq!(
+        (last["credit"].as_str(), rounded["total"].as_str()),
+        (Some("0.03"), Some("100.00")),
+        "{rounded}"
+    );
+    close["lines"][1]["credit"] = json!("99.90");
+    let (status, problem) = t
+        .call(Method::POST, "/accounting/entries", Some(close))
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("unbalanced")),
+        "{problem}"
+    );
 }
 
 #[tokio::test]

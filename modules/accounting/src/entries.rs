@@ -252,9 +252,19 @@ pub struct Posting {
 /// 422s for every rule above; 409 when a source already posted.
 pub fn post(ctx: &mut Ctx, posting: &Posting, draft: Option<&str>) -> Result<Row<Entry>, Error> {
     let amounts = read_amounts(&posting.lines)?;
-    let total = balanced(&amounts)?;
     check_header(posting)?;
     open_books(ctx, LockMode::Share)?;
+    let rounded;
+    let (posting, amounts) = match crate::settings::round_off(ctx, &amounts)? {
+        Some(line) => {
+            let mut with_line = posting.clone();
+            with_line.lines.push(line);
+            rounded = with_line;
+            (&rounded, read_amounts(&rounded.lines)?)
+        }
+        None => (posting, amounts),
+    };
+    let total = balanced(&amounts)?;
     if let Some(period) = closed_period_at(ctx, &posting.date)? {
         return Err(closed(&period, &posting.date));
     }

@@ -28,6 +28,7 @@
 //! | POST | `/periods/{id}/close`, `/periods/{id}/reopen` | close (postings dated in it are refused; `{"closing_entry": true}` posts the closing entry first), reopen |
 //! | GET | `/reports/trial-balance`, `/reports/balance-sheet`, `/reports/profit-and-loss` | `?from=&to=` |
 //! | GET | `/reports/ledger` | `?account_id=&from=&to=&cursor=` |
+//! | GET, PATCH | `/settings` | the round-off tolerance (0.00, off, by default) |
 
 pub mod chart;
 pub mod closing;
@@ -35,6 +36,7 @@ pub mod entries;
 pub mod periods;
 pub mod reports;
 pub mod schema;
+pub mod settings;
 pub mod stock;
 
 use eerp_sdk::{Module, resource_routes};
@@ -51,7 +53,7 @@ pub fn module() -> Module {
     let module = resource_routes!(module, Journals, "/journals", "accounting.journals");
     let module = entries::routes(module);
     let module = periods::routes(module);
-    reports::routes(module)
+    settings::routes(reports::routes(module))
 }
 
 eerp_sdk::export!(module);

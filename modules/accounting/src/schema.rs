@@ -18,19 +18,30 @@ pub fn migrations() -> Vec<Migration> {
     vec![v1_ledger(), v2_closing_lines()]
 }
 
-/// Lines of period-closing entries are marked, so profit and loss leaves them out.
+/// Lines of period-closing entries are marked, so profit and loss leaves them out; the
+/// books keep the tenant's round-off tolerance.
 fn v2_closing_lines() -> Migration {
     Migration {
         entity: "ledger".into(),
         version: 2,
-        operations: vec![Operation::AddColumn(AddColumn {
-            table: "lines".into(),
-            column: "closing".into(),
-            sql_type: "boolean".into(),
-            nullable: Some(true),
-            index: false,
-            index_type: None,
-        })],
+        operations: vec![
+            Operation::AddColumn(AddColumn {
+                table: "lines".into(),
+                column: "closing".into(),
+                sql_type: "boolean".into(),
+                nullable: Some(true),
+                index: false,
+                index_type: None,
+            }),
+            Operation::AddColumn(AddColumn {
+                table: "books".into(),
+                column: "round_off_tolerance".into(),
+                sql_type: "numeric(18,2)".into(),
+                nullable: Some(true),
+                index: false,
+                index_type: None,
+            }),
+        ],
         data: None,
     }
 }

@@ -94,6 +94,7 @@ fn default_account(role: &str) -> (&'static str, &'static str, &'static str) {
         "stock_received_not_billed" => ("2150", "Stock received not billed", "liability"),
         "cogs" => ("5000", "Cost of goods sold", "expense"),
         "retained_earnings" => ("3200", "Retained earnings", "equity"),
+        "round_off" => ("5900", "Rounding differences", "expense"),
         "landed_cost_clearing" => ("2160", "Landed costs not billed", "liability"),
         _ => ("5100", "Inventory adjustments", "expense"),
     }
