@@ -129,13 +129,20 @@ async fn the_balance_is_allocated_less_approved_with_pending_apart() {
         (422, vec!["date".to_string()]),
         "{problem}"
     );
-    let christmas = t
-        .create(
-            "/hr/leave-requests",
-            request(&p, "2026-12-20", "2026-12-26", false),
-        )
+    let mut christmas = request(&p, "2026-12-20", "2026-12-26", false);
+    christmas["half_day_date"] = json!("2026-12-25");
+    let (status, problem) = t
+        .call(Method::POST, "/hr/leave-requests", Some(christmas.clone()))
         .await;
-    assert_eq!(christmas["days"], "4.0");
+    assert_eq!(
+        (status, fields(&problem)),
+        (422, vec!["half_day_date".to_string()]),
+        "a day off is no half day: {problem}"
+    );
+    // Its last working day, Wednesday 12-23, as a half day: 3.5.
+    christmas["half_day_date"] = json!("2026-12-23");
+    let christmas = t.create("/hr/leave-requests", christmas).await;
+    assert_eq!(christmas["days"], "3.5");
 }
 
 #[tokio::test]

@@ -50,6 +50,9 @@ pub struct LeaveRequest {
     pub reason: Option<String>,
     /// Who gave the first of two approvals (the leave type asks for two).
     pub first_approved_by: Option<String>,
+    /// The one day of a longer request taken as a half day.
+    #[schemars(extend("format" = "date"))]
+    pub half_day_date: Option<String>,
 }
 
 /// The body of `POST /leave-requests`, and what a `PATCH` of a draft changes.
@@ -67,8 +70,11 @@ pub struct RequestInput {
     /// Last day.
     #[schemars(extend("format" = "date"))]
     pub to_date: String,
-    /// Half a day.
+    /// Half a day (a one-day request).
     pub half_day: Option<bool>,
+    /// In a longer request, the one working day taken as a half day.
+    #[schemars(extend("format" = "date"))]
+    pub half_day_date: Option<String>,
     /// Free text.
     pub reason: Option<String>,
 }
@@ -172,6 +178,7 @@ fn plan(ctx: &mut Ctx, input: &RequestInput) -> Result<(Span, Decimal), Error> {
     checks
         .date("from_date", Some(&input.from_date))
         .date("to_date", Some(&input.to_date))
+        .date("half_day_date", input.half_day_date.as_deref())
         .max_len("reason", input.reason.as_deref(), 1000);
     checks.finish("leave request", "invalid_leave_request")?;
     let (Some(from), Some(to)) = (day_number(&input.from_date), day_number(&input.to_date)) else {
@@ -197,6 +204,19 @@ fn plan(ctx: &mut Ctx, input: &RequestInput) -> Result<(Span, Decimal), Error> {
             .with_code("invalid_leave_request")
             .with_field(field, why)
     })?;
+    let days = match input.half_day_date.as_deref().and_then(day_number) {
+        Some(half) if from < to && (from..=to).contains(&half) && !off.contains(half) => {
+            days - Decimal::new(5, 1)
+        }
+        Some(_) => {
+            let why = "must be a working day inside a request of more than one day \
+                       (a one-day request takes half_day instead)";
+            return Err(Error::unprocessable(format!("half_day_date: {why}"))
+                .with_code("invalid_leave_request")
+                .with_field("half_day_date", why));
+        }
+        None => days,
+    };
     Ok((Span { from, to, half_day }, days))
 }
 
@@ -278,6 +298,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
             "from_date": input.from_date,
             "to_date": input.to_date,
             "half_day": span.half_day,
+            "half_day_date": input.half_day_date,
             "days": fixed(days, 1),
             "reason": input.reason,
         }),
@@ -297,6 +318,7 @@ fn update(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         "from_date": current.record.from_date,
         "to_date": current.record.to_date,
         "half_day": current.record.half_day,
+        "half_day_date": current.record.half_day_date,
         "reason": current.record.reason,
     });
     let input = req.patch::<RequestInput>(&stored)?.merged;
@@ -317,6 +339,7 @@ fn update(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
             "from_date": input.from_date,
             "to_date": input.to_date,
             "half_day": span.half_day,
+            "half_day_date": input.half_day_date,
             "days": fixed(days, 1),
             "reason": input.reason,
         }),

@@ -13,7 +13,7 @@ pub fn migrations() -> Vec<Migration> {
 }
 
 /// The company's holiday list: dated holidays and weekly days off. Leave types that need
-/// a second approval, and who gave the first.
+/// a second approval, and who gave the first. A half day inside a longer request.
 fn v2_holidays() -> Migration {
     let holidays = CreateTable::new(
         "holidays",
@@ -40,6 +40,7 @@ fn v2_holidays() -> Migration {
             Operation::CreateTable(holidays),
             column("leave_types", "approvals", "integer"),
             column("leave_requests", "first_approved_by", "varchar(200)"),
+            column("leave_requests", "half_day_date", "date"),
         ],
         data: None,
     }
