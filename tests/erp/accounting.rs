@@ -926,6 +926,15 @@ async fn landed_costs_and_re_pricing_value_receipts_and_later_issues_again() {
         );
     }
     t.create(&cancel(&b), json!(null)).await;
+    let freight_on_b = json!({"kind": "landed_cost", "receipts": [b["id"]], "amount": "5"});
+    let (status, problem) = t
+        .call(Method::POST, "/inventory/receipt-costs", Some(freight_on_b))
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("receipt_cancelled")),
+        "{problem}"
+    );
     let left = super::inventory::balance(&t, &s.item, &s.location).await;
     assert_eq!(
         (left["on_hand"].as_str(), left["value"].as_str()),

@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::catalog::Item;
 use crate::history;
-use crate::moves::{self, Cause, LEDGER, MOVES, Move, STOCK_MOVED, check_rate};
+use crate::moves::{self, Cause, LEDGER, MAX_VALUE, MOVES, Move, STOCK_MOVED, check_rate};
 use crate::valuation::{QTY_SCALE, RATE_SCALE, VALUE_SCALE};
 
 /// Kinds of cost change.
@@ -166,11 +166,13 @@ pub fn check(new: &NewReceiptCost) -> Result<Change, Error> {
         .as_deref()
         .map(|a| parse("amount", a, VALUE_SCALE))
     {
-        Some(Ok(amount)) if amount > Decimal::ZERO => Some(amount),
+        Some(Ok(amount)) if amount > Decimal::ZERO && amount < Decimal::from(MAX_VALUE) => {
+            Some(amount)
+        }
         Some(_) => {
             checks.problem(
                 "amount",
-                "must be a decimal above 0 with at most 2 decimals",
+                format!("must be a decimal above 0 and below {MAX_VALUE}, at most 2 decimals"),
             );
             None
         }
@@ -215,9 +217,10 @@ pub fn allocate(amount: Decimal, bases: &[Decimal]) -> Option<Vec<Decimal>> {
     if total <= Decimal::ZERO {
         return None;
     }
+    // base / total is at most 1, so no product exceeds `amount`.
     let mut shares: Vec<Decimal> = bases
         .iter()
-        .map(|base| round(amount * base / total, VALUE_SCALE))
+        .map(|base| round(amount * (base / total), VALUE_SCALE))
         .collect();
     let rest = amount - shares.iter().sum::<Decimal>();
     if let Some(last) = shares.last_mut() {
@@ -247,6 +250,11 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         .map(|id| receipt(ctx, id))
         .collect::<Result<Vec<_>, Error>>()?;
     let deltas = deltas(&change, &receipts)?;
+    for (r, delta) in receipts.iter().zip(&deltas) {
+        if history::read("value", &r.record.value)? + delta >= Decimal::from(MAX_VALUE) {
+            return Err(too_large("amount"));
+        }
+    }
     let total: Decimal = deltas.iter().sum();
     let allocations: Vec<Allocation> = receipts
         .iter()
@@ -312,6 +320,12 @@ fn receipt(ctx: &mut Ctx, id: &str) -> Result<Row<Move>, Error> {
         ))
         .with_field("receipts", "names a move that is not a receipt"));
     }
+    if m.record.cancelled_by.is_some() || m.record.reverses.is_some() {
+        return Err(Error::conflict(format!(
+            "receipt {id} is cancelled or cancels another; costs go on receipts that stand"
+        ))
+        .with_code("receipt_cancelled"));
+    }
     Ok(m)
 }
 
@@ -332,7 +346,11 @@ fn deltas(change: &Change, receipts: &[Row<Move>]) -> Result<Vec<Decimal>, Error
                 .landed
                 .as_deref()
                 .map_or(Ok(Decimal::ZERO), |l| history::read("landed", l))?;
-            let value = round(figure(r, "qty")? * rate, VALUE_SCALE) + landed;
+            let value = figure(r, "qty")?
+                .checked_mul(*rate)
+                .map(|v| round(v, VALUE_SCALE) + landed)
+                .filter(|v| *v < Decimal::from(MAX_VALUE))
+                .ok_or_else(|| too_large("rate"))?;
             Ok(vec![value - figure(r, "value")?])
         }
         Change::Landed { amount, by_value } => {
@@ -350,6 +368,15 @@ fn deltas(change: &Change, receipts: &[Row<Move>]) -> Result<Vec<Decimal>, Error
             })
         }
     }
+}
+
+/// The 422 for a change that would take a receipt's value to [`MAX_VALUE`] or more.
+fn too_large(field: &str) -> Error {
+    Error::unprocessable(format!(
+        "the receipt's value would reach {MAX_VALUE} or more, more than a value holds"
+    ))
+    .with_code("invalid_receipt_cost")
+    .with_field(field, "too large")
 }
 
 /// Values `cause`'s receipts of `item` and every line after the first of them again.
@@ -451,6 +478,10 @@ mod tests {
         let thirds = allocate(d("100"), &[d("1"), d("1"), d("1")]).unwrap();
         assert_eq!(thirds, [d("33.33"), d("33.33"), d("33.34")]);
         assert_eq!(allocate(d("5"), &[Decimal::ZERO]), None);
+        // The largest amount over the largest values: no overflow, still the amount.
+        let most = d("9999999999999999.99");
+        let big = allocate(most, &[d("99999999999999.99"), d("1")]).unwrap();
+        assert_eq!(big.iter().sum::<Decimal>(), most);
     }
 
     #[test]

@@ -259,7 +259,7 @@ pub fn lines_after(
         if later.len() > MAX_REPOST {
             return Err(Error::conflict(format!(
                 "{what} would value again more than {MAX_REPOST} later ledger lines of this \
-                 item; date it later, or post a correcting adjustment today"
+                 item, more than one request may; post a correcting adjustment today instead"
             ))
             .with_code("too_many_later_moves"));
         }
@@ -287,45 +287,61 @@ pub fn ensure_numbered(ctx: &mut Ctx, item_id: &str) -> Result<Option<Row<Ledger
 }
 
 /// Gives the item's lines, all posted before ledger lines had a `seq` (an older
-/// Inventory), one in the order they were created: the best order they have, kept from
-/// then on.
+/// Inventory), one: by date, then in the order they were created, a transfer's
+/// outgoing line before its incoming one. Their running figures were computed in the
+/// order their transactions committed, which the old ledger did not record; this is
+/// the nearest order to it that dated postings can keep from then on.
 fn number_unnumbered(ctx: &mut Ctx, item_id: &str) -> Result<(), Error> {
-    let unnumbered = || {
-        vec![
-            Filter::eq("item_id", item_id),
-            Filter::new("seq", FilterOp::IsNull, true),
-        ]
-    };
-    let mut seq = 0;
+    let mut lines = Vec::new();
+    let mut cursor = None;
     loop {
         let page = LEDGER.list(
             ctx,
             ListQuery {
-                filter: unnumbered(),
+                filter: vec![
+                    Filter::eq("item_id", item_id),
+                    Filter::new("seq", FilterOp::IsNull, true),
+                ],
                 limit: Some(MAX_PAGE),
+                cursor,
                 ..ListQuery::default()
             },
         )?;
-        if page.data.is_empty() {
-            return Ok(());
-        }
-        for line in page.data {
-            seq += 1;
-            let l = &line.record;
-            let qty_after: Decimal = read("qty_after", &l.qty_after)?;
-            let value_after: Decimal = read("value_after", &l.value_after)?;
-            let rate_after = if qty_after > Decimal::ZERO {
-                value_after / qty_after
-            } else {
-                Decimal::ZERO
-            };
-            LEDGER.update(
-                ctx,
-                &line.id,
-                &json!({"seq": seq, "rate_after": fixed(rate_after, RATE_SCALE)}),
-            )?;
+        lines.extend(page.data);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
         }
     }
+    lines.sort_by(|a, b| {
+        let key = |l: &Row<LedgerLine>| {
+            let incoming = !l.record.qty_change.starts_with('-');
+            (
+                l.record.date.clone(),
+                l.created_at.clone(),
+                l.record.move_id.clone(),
+                incoming,
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    for (n, line) in lines.iter().enumerate() {
+        let l = &line.record;
+        let qty_after = read("qty_after", &l.qty_after)?;
+        let value_after = read("value_after", &l.value_after)?;
+        let rate_after = if qty_after > Decimal::ZERO {
+            value_after / qty_after
+        } else {
+            Decimal::ZERO
+        };
+        let seq = i64::try_from(n + 1).unwrap_or(i64::MAX);
+        LEDGER.update(
+            ctx,
+            &line.id,
+            &json!({"seq": seq, "rate_after": fixed(rate_after, RATE_SCALE)}),
+        )?;
+    }
+    Ok(())
 }
 
 /// The position `line` left its location in; `fifo` says whether its item is FIFO.

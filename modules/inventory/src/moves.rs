@@ -40,7 +40,7 @@ pub const LEDGER: Table<Row<LedgerLine>> = Table::new("ledger");
 /// value (numeric(18,2)) stay below these, so no arithmetic on them can overflow.
 pub const MAX_QTY: i64 = 1_000_000_000_000;
 const MAX_RATE: i64 = 100_000_000_000_000;
-const MAX_VALUE: i64 = 10_000_000_000_000_000;
+pub const MAX_VALUE: i64 = 10_000_000_000_000_000;
 
 /// What one item holds at one location.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
@@ -209,6 +209,10 @@ pub struct LedgerLine {
     /// FIFO layers left at the location after the line (FIFO items only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers: Option<Vec<StoredLayer>>,
+    /// A line of a cancelled move or of its cancellation: the pair leaves every
+    /// position as it was before them, and a cancelled move's line keeps the figures it
+    /// was posted with.
+    pub cancelled: Option<bool>,
 }
 
 /// The body of `POST /moves`.
@@ -627,7 +631,12 @@ fn sides(
 pub(crate) fn lock_item(ctx: &mut Ctx, id: &str) -> Result<Row<Item>, Error> {
     ITEMS
         .lock_by(ctx, &json!({ "id": id }), LockMode::Update)
-        .map_err(|_| Error::unknown_reference("item_id", "item"))
+        .map_err(|e| match e.kind {
+            eerp_sdk::DataErrorKind::NotFound | eerp_sdk::DataErrorKind::Invalid => {
+                Error::unknown_reference("item_id", "item")
+            }
+            _ => e.into(),
+        })
 }
 
 fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
@@ -909,6 +918,10 @@ pub(crate) fn repost(
     let mut revalued: BTreeMap<&str, (Decimal, Option<Decimal>)> = BTreeMap::new();
     for ((line, posted), again) in slot.later.iter().zip(&lines).zip(&replayed) {
         let seq = line.record.seq.unwrap_or_default() + shift;
+        if posted.flow == history::Flow::Cancelled {
+            LEDGER.update(ctx, &line.id, &json!({"seq": seq}))?;
+            continue;
+        }
         LEDGER.update(
             ctx,
             &line.id,
@@ -955,7 +968,9 @@ fn revalue(
         values["qty"] = json!(fixed(qty, QTY_SCALE));
     }
     MOVES.update(ctx, &m.id, &values)?;
-    if delta.is_zero() {
+    // A count whose difference changed is told even at no value: a closed period
+    // refuses it.
+    if delta.is_zero() && qty.is_none() {
         return Ok(());
     }
     ctx.emit(
@@ -1050,7 +1065,9 @@ fn cancel(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         values["item_id"] = json!(item.id);
         values["location_id"] = json!(l.location_id);
         values["date"] = json!(l.date);
+        values["cancelled"] = json!(true);
         LEDGER.insert(ctx, &values)?;
+        LEDGER.update(ctx, &line.id, &json!({"cancelled": true}))?;
         positions.insert(l.location_id.clone(), was);
     }
     let cause = Cause {

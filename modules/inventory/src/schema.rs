@@ -213,6 +213,7 @@ fn v2_posting_order_and_fifo() -> Migration {
             column("ledger", "seq", "bigint", true),
             column("ledger", "rate_after", RATE, false),
             column("ledger", "layers", "jsonb", false),
+            column("ledger", "cancelled", "boolean", false),
             column("balances", "layers", "jsonb", false),
             column("items", "valuation", "varchar(16)", false),
             column("moves", "counted", QTY, false),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::catalog::{ITEMS, Item, hold};
-use crate::moves::Plan;
+use crate::moves::{MAX_QTY, Plan};
 use crate::valuation::{QTY_SCALE, RATE_SCALE, VALUE_SCALE};
 
 /// Decimals of a conversion factor.
@@ -114,6 +114,16 @@ pub fn convert(ctx: &mut Ctx, item: &Row<Item>, uom: &str, plan: Plan) -> Result
 /// A 422 when the quantity in stock units needs more than 6 decimals.
 pub fn converted(plan: Plan, factor: Decimal) -> Result<Plan, Error> {
     let qty = plan.qty * factor;
+    if qty.abs() >= Decimal::from(MAX_QTY) {
+        return Err(Error::unprocessable(format!(
+            "{} × {} is {} stock units, {MAX_QTY} or more",
+            plan.qty.normalize(),
+            factor.normalize(),
+            qty.normalize()
+        ))
+        .with_code("invalid_move")
+        .with_field("qty", "too large in the stock unit"));
+    }
     if round(qty, QTY_SCALE) != qty {
         return Err(Error::unprocessable(format!(
             "{} × {} stock units is {}, more decimals than a quantity holds (6)",
@@ -165,5 +175,16 @@ mod tests {
         };
         assert!(converted(plan.clone(), d("0.5")).is_err());
         assert_eq!(converted(plan, d("2")).unwrap().qty, d("0.000002"));
+        let many = Plan {
+            kind: Kind::Issue,
+            qty: d("1000000"),
+            rate: None,
+            value: None,
+        };
+        let err = converted(many, d("999999999")).unwrap_err();
+        assert_eq!(
+            err.body.errors[0].field, "qty",
+            "beyond what a quantity holds"
+        );
     }
 }
