@@ -242,7 +242,10 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     items.dedup();
     let mut locked = BTreeMap::new();
     for item in &items {
-        locked.insert(item.clone(), moves::lock_item(ctx, item)?);
+        let (row, end) = moves::lock_item(ctx, item)?;
+        // Numbers an older Inventory's lines, if this is the item's first change.
+        end.resolve(ctx, item)?;
+        locked.insert(item.clone(), row);
     }
     let receipts = new
         .receipts
@@ -381,7 +384,6 @@ fn too_large(field: &str) -> Error {
 
 /// Values `cause`'s receipts of `item` and every line after the first of them again.
 fn apply(ctx: &mut Ctx, item: &Row<Item>, cause: &Cause) -> Result<(), Error> {
-    history::ensure_numbered(ctx, &item.id)?;
     let mut first = i64::MAX;
     for move_id in cause.adjusted.keys() {
         let lines = LEDGER.list(

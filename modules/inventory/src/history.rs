@@ -22,8 +22,9 @@ use std::collections::BTreeMap;
 
 use eerp_sdk::decimal::fixed;
 use eerp_sdk::{
-    Ctx, Decimal, Error, Filter, FilterOp, ListQuery, Order, Page, Row, abi::data::MAX_PAGE,
+    Ctx, Decimal, Error, Filter, FilterOp, ListQuery, Order, Page, Row, Table, abi::data::MAX_PAGE,
 };
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::moves::{LEDGER, LedgerLine, MOVES, Move, StoredLayer};
@@ -204,18 +205,88 @@ fn last_line(ctx: &mut Ctx, filter: Vec<Filter>) -> Result<Option<Row<LedgerLine
     Ok(page.data.into_iter().next())
 }
 
-/// Finds the slot of a move of `item_id` dated `date`. The caller holds the item's lock.
+/// Where an item's ledger ends, kept on the item row (which every move locks), so a
+/// move dated on or after it finds its place without reading the ledger.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct End {
+    /// The item's last `seq`; `None` until its first move under this version.
+    pub last_seq: Option<i64>,
+    /// The latest date on its ledger.
+    pub last_date: Option<String>,
+}
+
+/// The items table, as the ends of their ledgers.
+const ENDS: Table<Row<End>> = Table::new("items");
+
+impl End {
+    /// Its last `seq` and date; the first time, read from the ledger (numbering the lines
+    /// of an older Inventory) and kept on the item.
+    ///
+    /// # Errors
+    /// When the data API fails.
+    pub fn resolve(self, ctx: &mut Ctx, item_id: &str) -> Result<Known, Error> {
+        if let Some(seq) = self.last_seq {
+            return Ok(Known {
+                seq,
+                date: self.last_date,
+            });
+        }
+        let last = ensure_numbered(ctx, item_id)?;
+        let known = Known {
+            seq: last.as_ref().map_or(0, seq_of),
+            date: last.map(|l| l.record.date),
+        };
+        known.keep(ctx, item_id)?;
+        Ok(known)
+    }
+}
+
+/// An item's last `seq` and date, as read or as a move leaves them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Known {
+    /// The last `seq` (0: no line).
+    pub seq: i64,
+    /// The latest date.
+    pub date: Option<String>,
+}
+
+impl Known {
+    /// After `lines` more lines, the latest dated `date`.
+    pub fn after(&self, lines: usize, date: &str) -> Known {
+        let latest = match &self.date {
+            Some(last) if last.as_str() > date => last.clone(),
+            _ => date.to_string(),
+        };
+        Known {
+            seq: self.seq + i64::try_from(lines).unwrap_or(i64::MAX),
+            date: Some(latest),
+        }
+    }
+
+    /// Writes it to the item row.
+    ///
+    /// # Errors
+    /// When the data API fails.
+    pub fn keep(&self, ctx: &mut Ctx, item_id: &str) -> Result<(), Error> {
+        ENDS.update(
+            ctx,
+            item_id,
+            &json!({"last_seq": self.seq, "last_date": self.date}),
+        )?;
+        Ok(())
+    }
+}
+
+/// Finds the slot of a move of `item_id` dated `date`, its ledger ending at `end`. The
+/// caller holds the item's lock.
 ///
 /// # Errors
 /// When the data API fails, or more than [`MAX_REPOST`] lines would move.
-pub fn slot(ctx: &mut Ctx, item_id: &str, date: &str) -> Result<Slot, Error> {
+pub fn slot(ctx: &mut Ctx, item_id: &str, date: &str, end: &Known) -> Result<Slot, Error> {
     let item = || Filter::eq("item_id", item_id);
-    let Some(last) = ensure_numbered(ctx, item_id)? else {
-        return Ok(Slot::default());
-    };
-    if last.record.date.as_str() <= date {
+    if end.date.as_deref().is_none_or(|last| last <= date) {
         return Ok(Slot {
-            after_seq: seq_of(&last),
+            after_seq: end.seq,
             later: Vec::new(),
         });
     }
@@ -274,7 +345,7 @@ pub fn lines_after(
 ///
 /// # Errors
 /// When the data API fails.
-pub fn ensure_numbered(ctx: &mut Ctx, item_id: &str) -> Result<Option<Row<LedgerLine>>, Error> {
+fn ensure_numbered(ctx: &mut Ctx, item_id: &str) -> Result<Option<Row<LedgerLine>>, Error> {
     let item = || vec![Filter::eq("item_id", item_id)];
     let last = last_line(ctx, item())?;
     // Descending order puts lines without a `seq` last: when the newest has none, none

@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::catalog::{ITEMS, Item, LOCATIONS, hold};
+use crate::catalog::{Item, LOCATIONS, hold};
 use crate::history;
 use crate::reservations::RESERVATIONS;
 use crate::schema::MOVE_KINDS;
@@ -628,15 +628,38 @@ fn sides(
 
 /// Locks the item for the whole move: every move of an item waits for the one before
 /// it, whatever its locations, so the item's ledger has one posting order (`seq`).
-pub(crate) fn lock_item(ctx: &mut Ctx, id: &str) -> Result<Row<Item>, Error> {
-    ITEMS
+pub(crate) fn lock_item(ctx: &mut Ctx, id: &str) -> Result<(Row<Item>, history::End), Error> {
+    /// The item row as a move reads it: the item and where its ledger ends.
+    #[derive(Deserialize)]
+    struct Locked {
+        #[serde(flatten)]
+        item: Item,
+        #[serde(flatten)]
+        end: history::End,
+    }
+    let row: Row<Locked> = Table::new("items")
         .lock_by(ctx, &json!({ "id": id }), LockMode::Update)
         .map_err(|e| match e.kind {
             eerp_sdk::DataErrorKind::NotFound | eerp_sdk::DataErrorKind::Invalid => {
                 Error::unknown_reference("item_id", "item")
             }
             _ => e.into(),
-        })
+        })?;
+    let Row {
+        id,
+        record: Locked { item, end },
+        created_at,
+        updated_at,
+        deleted_at,
+    } = row;
+    let item = Row {
+        id,
+        record: item,
+        created_at,
+        updated_at,
+        deleted_at,
+    };
+    Ok((item, end))
 }
 
 fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
@@ -651,7 +674,7 @@ fn create(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
 /// Unknown references (422), a shortage at its date or on a later line (409), and
 /// whatever a subscriber to `inventory.stock_moved` refuses (a closed period).
 pub fn post(ctx: &mut Ctx, new: &NewMove, plan: &Plan) -> Result<Reply, Error> {
-    let item = lock_item(ctx, &new.item_id)?;
+    let (item, end) = lock_item(ctx, &new.item_id)?;
     let plan = &match &new.uom {
         Some(uom) => units::convert(ctx, &item, uom, plan.clone())?,
         None => plan.clone(),
@@ -700,7 +723,8 @@ pub fn post(ctx: &mut Ctx, new: &NewMove, plan: &Plan) -> Result<Reply, Error> {
     }
     let stored = MOVES.insert(ctx, &values)?;
     let date = stored.record.date.clone();
-    let slot = history::slot(ctx, &new.item_id, &date)?;
+    let end = end.resolve(ctx, &item.id)?;
+    let slot = history::slot(ctx, &item.id, &date, &end)?;
     let mut before = BTreeMap::new();
     for (location, (_, now)) in &balances {
         let position = if slot.is_back_dated() {
@@ -755,6 +779,7 @@ pub fn post(ctx: &mut Ctx, new: &NewMove, plan: &Plan) -> Result<Reply, Error> {
             &mut balances,
         )?);
     }
+    end.after(sides.len(), &date).keep(ctx, &item.id)?;
     let first = sides[0].change;
     let (qty, value) = match plan.kind {
         Kind::Adjustment | Kind::Count => (first.qty, first.value),
@@ -998,7 +1023,7 @@ fn revalue(
 fn cancel(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     let id = req.path("id")?;
     let found = MOVES.get(ctx, id).map_err(|e| not_found(e, "move"))?;
-    let item = lock_item(ctx, &found.record.item_id)?;
+    let (item, end) = lock_item(ctx, &found.record.item_id)?;
     let m = MOVES
         .get_for_update(ctx, id)
         .map_err(|e| not_found(e, "move"))?;
@@ -1014,7 +1039,7 @@ fn cancel(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         )
         .with_code("is_cancellation"));
     }
-    history::ensure_numbered(ctx, &item.id)?;
+    let end = end.resolve(ctx, &item.id)?;
     let lines = LEDGER.list(
         ctx,
         eerp_sdk::ListQuery {
@@ -1080,6 +1105,8 @@ fn cancel(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
         later,
     };
     repost(ctx, &item, &cause, &slot, lines.data.len(), &mut positions)?;
+    end.after(lines.data.len(), &m.record.date)
+        .keep(ctx, &item.id)?;
     let mut balances = BTreeMap::new();
     let mut left = Vec::new();
     for (location, after) in &positions {

@@ -216,6 +216,8 @@ fn v2_posting_order_and_fifo() -> Migration {
             column("ledger", "cancelled", "boolean", false),
             column("balances", "layers", "jsonb", false),
             column("items", "valuation", "varchar(16)", false),
+            column("items", "last_seq", "bigint", false),
+            column("items", "last_date", "date", false),
             column("moves", "counted", QTY, false),
             column("moves", "count_rate", RATE, false),
             column("moves", "uom", "varchar(16)", false),
