@@ -416,7 +416,7 @@ fn number_unnumbered(ctx: &mut Ctx, item_id: &str) -> Result<(), Error> {
 }
 
 /// The position `line` left its location in; `fifo` says whether its item is FIFO.
-pub fn position_after(line: &LedgerLine, fifo: bool) -> Result<Position, Error> {
+fn position_after(line: &LedgerLine, fifo: bool) -> Result<Position, Error> {
     Ok(Position {
         on_hand: read("qty_after", &line.qty_after)?,
         reserved: Decimal::ZERO,
