@@ -699,29 +699,7 @@ pub fn post(ctx: &mut Ctx, new: &NewMove, plan: &Plan) -> Result<Reply, Error> {
     }
     // Stored first for its date (the database's today when the request names none);
     // its rate and value follow once they are known.
-    let mut values = json!({
-        "kind": new.kind,
-        "item_id": new.item_id,
-        "location_id": new.location_id,
-        "to_location_id": new.to_location_id,
-        "qty": fixed(plan.qty, QTY_SCALE),
-        "rate": "0",
-        "value": "0",
-        "reservation_id": new.reservation_id,
-        "reference": new.reference,
-    });
-    if plan.value.is_some() || new.uom.is_some() {
-        values["uom"] = json!(new.uom);
-        values["uom_qty"] = json!(new.qty);
-    }
-    if plan.kind == Kind::Count {
-        values["counted"] = json!(fixed(plan.qty, QTY_SCALE));
-        values["count_rate"] = json!(plan.rate.map(|r| fixed(r, RATE_SCALE)));
-    }
-    if let Some(date) = &new.date {
-        values["date"] = json!(date);
-    }
-    let stored = MOVES.insert(ctx, &values)?;
+    let stored = MOVES.insert(ctx, &move_values(new, plan))?;
     let date = stored.record.date.clone();
     let end = end.resolve(ctx, &item.id)?;
     let slot = history::slot(ctx, &item.id, &date, &end)?;
@@ -743,18 +721,7 @@ pub fn post(ctx: &mut Ctx, new: &NewMove, plan: &Plan) -> Result<Reply, Error> {
     };
     let sides = sides(plan, new, &before, at_date).map_err(|e| at(e, &slot, &date))?;
     refuse_too_large(&sides)?;
-    let mut seq = slot.after_seq;
-    let mut positions = BTreeMap::new();
-    for side in &sides {
-        seq += 1;
-        let mut line = history::line_values(seq, &side.change, &side.after);
-        line["move_id"] = json!(stored.id);
-        line["item_id"] = json!(new.item_id);
-        line["location_id"] = json!(side.location);
-        line["date"] = json!(date);
-        LEDGER.insert(ctx, &line)?;
-        positions.insert(side.location.clone(), side.after.clone());
-    }
+    let mut positions = write_lines(ctx, &stored, &sides, slot.after_seq)?;
     if slot.is_back_dated() {
         let cause = Cause {
             id: &stored.id,
@@ -816,6 +783,53 @@ pub fn post(ctx: &mut Ctx, new: &NewMove, plan: &Plan) -> Result<Reply, Error> {
         })
         .collect();
     Ok(Reply::created(PostedMove { stored, balances }))
+}
+
+/// The move row of `new` as first stored: its rate and value are written once known.
+fn move_values(new: &NewMove, plan: &Plan) -> serde_json::Value {
+    let mut values = json!({
+        "kind": new.kind,
+        "item_id": new.item_id,
+        "location_id": new.location_id,
+        "to_location_id": new.to_location_id,
+        "qty": fixed(plan.qty, QTY_SCALE),
+        "rate": "0",
+        "value": "0",
+        "reservation_id": new.reservation_id,
+        "reference": new.reference,
+        "date": new.date,
+    });
+    if plan.value.is_some() || new.uom.is_some() {
+        values["uom"] = json!(new.uom);
+        values["uom_qty"] = json!(new.qty);
+    }
+    if plan.kind == Kind::Count {
+        values["counted"] = json!(fixed(plan.qty, QTY_SCALE));
+        values["count_rate"] = json!(plan.rate.map(|r| fixed(r, RATE_SCALE)));
+    }
+    values
+}
+
+/// Writes the ledger lines of `stored`'s `sides` from `seq + 1` on; returns each
+/// location's position after them.
+fn write_lines(
+    ctx: &mut Ctx,
+    stored: &Row<Move>,
+    sides: &[Side],
+    mut seq: i64,
+) -> Result<BTreeMap<String, Position>, Error> {
+    let mut positions = BTreeMap::new();
+    for side in sides {
+        seq += 1;
+        let mut line = history::line_values(seq, &side.change, &side.after);
+        line["move_id"] = json!(stored.id);
+        line["item_id"] = json!(stored.record.item_id);
+        line["location_id"] = json!(side.location);
+        line["date"] = json!(stored.record.date);
+        LEDGER.insert(ctx, &line)?;
+        positions.insert(side.location.clone(), side.after.clone());
+    }
+    Ok(positions)
 }
 
 /// A shortage at a back-dated move's own date says so.
