@@ -286,6 +286,21 @@ async fn a_transfer_moves_value_exactly_and_the_last_issue_leaves_zero() {
         (to["on_hand"].as_str(), to["value"].as_str()),
         (Some("15.000000"), Some("110.00"))
     );
+    // Counted in boxes: 5 boxes found where 72 units (6 boxes) were: 12 out, 10.00.
+    let counted = t
+        .create(
+            "/inventory/counts",
+            json!({"item_id": s.item, "location_id": s.location, "qty": "5", "uom": "box"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            counted["counted"].as_str(),
+            counted["qty"].as_str(),
+            counted["value"].as_str()
+        ),
+        (Some("60.000000"), Some("-12.000000"), Some("-10.00"))
+    );
     let mut crate_of = one_box;
     crate_of["uom"] = json!("crate");
     let (status, problem) = t

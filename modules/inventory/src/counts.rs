@@ -33,6 +33,9 @@ pub struct NewCount {
     /// The day counted, `YYYY-MM-DD`; default today.
     #[schemars(extend("format" = "date"))]
     pub date: Option<String>,
+    /// The unit `qty` and `rate` are in: the item's stock unit (the default) or one of
+    /// its units.
+    pub uom: Option<String>,
 }
 
 /// Adds the count route to `module`.
@@ -64,6 +67,9 @@ pub fn plan(count: NewCount) -> Result<(NewMove, Plan), Error> {
     let rate = check_rate(&mut checks, count.rate.as_deref());
     checks.max_len("reference", count.reference.as_deref(), 200);
     checks.date("date", count.date.as_deref());
+    if let Some(uom) = &count.uom {
+        checks.text("uom", uom, 1, 16);
+    }
     checks.finish("count", "invalid_count")?;
     let plan = Plan {
         kind: Kind::Count,
@@ -79,6 +85,7 @@ pub fn plan(count: NewCount) -> Result<(NewMove, Plan), Error> {
         rate: count.rate,
         reference: count.reference,
         date: count.date,
+        uom: count.uom,
         ..NewMove::default()
     };
     Ok((new, plan))
