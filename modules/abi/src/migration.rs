@@ -339,6 +339,20 @@ fn parse_sized(text: &str) -> Option<SqlType> {
 }
 
 /// Builders, so modules can declare schemas in Rust without struct literals.
+impl AddColumn {
+    /// A nullable column `column` of `sql_type` added to `table`, without an index.
+    pub fn nullable(table: &str, column: &str, sql_type: &str) -> Self {
+        Self {
+            table: table.to_string(),
+            column: column.to_string(),
+            sql_type: sql_type.to_string(),
+            nullable: Some(true),
+            index: false,
+            index_type: None,
+        }
+    }
+}
+
 impl Column {
     /// A nullable column without default or constraints.
     pub fn new(name: &str, sql_type: &str) -> Self {

@@ -25,22 +25,12 @@ fn v2_closing_lines() -> Migration {
         entity: "ledger".into(),
         version: 2,
         operations: vec![
-            Operation::AddColumn(AddColumn {
-                table: "lines".into(),
-                column: "closing".into(),
-                sql_type: "boolean".into(),
-                nullable: Some(true),
-                index: false,
-                index_type: None,
-            }),
-            Operation::AddColumn(AddColumn {
-                table: "books".into(),
-                column: "round_off_tolerance".into(),
-                sql_type: "numeric(18,2)".into(),
-                nullable: Some(true),
-                index: false,
-                index_type: None,
-            }),
+            Operation::AddColumn(AddColumn::nullable("lines", "closing", "boolean")),
+            Operation::AddColumn(AddColumn::nullable(
+                "books",
+                "round_off_tolerance",
+                "numeric(18,2)",
+            )),
         ],
         data: None,
     }

@@ -68,14 +68,7 @@ fn v2_website_and_company_index() -> Migration {
         entity: "contacts".into(),
         version: 2,
         operations: vec![
-            Operation::AddColumn(AddColumn {
-                table: "contacts".into(),
-                column: "website".into(),
-                sql_type: "TEXT".into(),
-                nullable: Some(true),
-                index: false,
-                index_type: None,
-            }),
+            Operation::AddColumn(AddColumn::nullable("contacts", "website", "TEXT")),
             Operation::CreateIndex(CreateIndex {
                 table: "contacts".into(),
                 column: "company".into(),

@@ -24,14 +24,7 @@ fn v2_holidays() -> Migration {
         ],
     );
     let column = |table: &str, column: &str, sql_type: &str| {
-        Operation::AddColumn(AddColumn {
-            table: table.into(),
-            column: column.into(),
-            sql_type: sql_type.into(),
-            nullable: Some(true),
-            index: false,
-            index_type: None,
-        })
+        Operation::AddColumn(AddColumn::nullable(table, column, sql_type))
     };
     Migration {
         entity: "holidays".into(),

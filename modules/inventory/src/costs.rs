@@ -334,33 +334,24 @@ fn receipt(ctx: &mut Ctx, id: &str) -> Result<Row<Move>, Error> {
 
 /// What each receipt's value changes by.
 fn deltas(change: &Change, receipts: &[Row<Move>]) -> Result<Vec<Decimal>, Error> {
-    let figure = |r: &Row<Move>, field: &str| -> Result<Decimal, Error> {
-        let text = match field {
-            "qty" => &r.record.qty,
-            _ => &r.record.value,
-        };
-        history::read(field, text)
-    };
+    let qty = |r: &Row<Move>| history::read("qty", &r.record.qty);
+    let value = |r: &Row<Move>| history::read("value", &r.record.value);
     match change {
         Change::Reprice { rate } => {
             let r = &receipts[0];
-            let landed = r
-                .record
-                .landed
-                .as_deref()
-                .map_or(Ok(Decimal::ZERO), |l| history::read("landed", l))?;
-            let value = figure(r, "qty")?
+            let landed = r.record.landed()?;
+            let repriced = qty(r)?
                 .checked_mul(*rate)
                 .map(|v| round(v, VALUE_SCALE) + landed)
                 .filter(|v| *v < Decimal::from(MAX_VALUE))
                 .ok_or_else(|| too_large("rate"))?;
-            Ok(vec![value - figure(r, "value")?])
+            Ok(vec![repriced - value(r)?])
         }
         Change::Landed { amount, by_value } => {
             let field = if *by_value { "value" } else { "qty" };
             let bases = receipts
                 .iter()
-                .map(|r| figure(r, field))
+                .map(|r| if *by_value { value(r) } else { qty(r) })
                 .collect::<Result<Vec<_>, Error>>()?;
             allocate(*amount, &bases).ok_or_else(|| {
                 Error::unprocessable(format!(
@@ -428,11 +419,7 @@ fn book(
             json!({"kind": "revaluation", "of_kind": "receipt"})
         }
         Change::Landed { .. } => {
-            let landed = r
-                .record
-                .landed
-                .as_deref()
-                .map_or(Ok(Decimal::ZERO), |l| history::read("landed", l))?;
+            let landed = r.record.landed()?;
             values["landed"] = json!(fixed(landed + delta, VALUE_SCALE));
             json!({"kind": "landed_cost"})
         }

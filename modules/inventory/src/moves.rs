@@ -215,6 +215,18 @@ pub struct LedgerLine {
     pub cancelled: Option<bool>,
 }
 
+impl Move {
+    /// What landed costs added to this receipt's value (0 for none).
+    ///
+    /// # Errors
+    /// When the stored figure is not a decimal.
+    pub fn landed(&self) -> Result<Decimal, Error> {
+        self.landed
+            .as_deref()
+            .map_or(Ok(Decimal::ZERO), |l| history::read("landed", l))
+    }
+}
+
 /// The body of `POST /moves`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -1135,10 +1147,7 @@ fn cancel(ctx: &mut Ctx, req: &Request) -> Result<Reply, Error> {
     }
     MOVES.update(ctx, &m.id, &json!({"cancelled_by": stored.id}))?;
     // A receipt's landed costs go back where they came from, the rest as it was posted.
-    let landed = match &m.record.landed {
-        Some(landed) => history::read("landed", landed)?,
-        None => Decimal::ZERO,
-    };
+    let landed = m.record.landed()?;
     let value = history::read("value", &m.record.value)? - landed;
     let event = |kind: &str, value: Decimal| {
         json!({

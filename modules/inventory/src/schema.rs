@@ -198,12 +198,8 @@ fn v2_posting_order_and_fifo() -> Migration {
     .check("kind", CheckOp::In, vec!["landed_cost", "reprice"]);
     let column = |table: &str, column: &str, sql_type: &str, index: bool| {
         Operation::AddColumn(AddColumn {
-            table: table.into(),
-            column: column.into(),
-            sql_type: sql_type.into(),
-            nullable: Some(true),
             index,
-            index_type: None,
+            ..AddColumn::nullable(table, column, sql_type)
         })
     };
     Migration {
